@@ -1,0 +1,112 @@
+"""`rankstudy` command line: parse, call one library function, print."""
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from .config import INPUT_DISTS, StudyConfig
+from .errors import StudyError
+
+DEFAULT_OUT = "results/study"
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def friendly_errors(fn):
+    """Turns StudyError (and a few OS errors) into one line on stderr and exit code 2."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StudyError as e:
+            _fail(str(e))
+        except PermissionError as e:
+            _fail(f"permission denied: {e.filename}; choose a writable location")
+        except KeyboardInterrupt:
+            _fail("interrupted; finished chunks are kept, rerun the same command to resume")
+    return wrapper
+
+
+def _names(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not names:
+        raise click.BadParameter("give at least one name, comma-separated")
+    return names
+
+
+def _numbers(value: str | None, kind=float) -> tuple | None:
+    if value is None:
+        return None
+    try:
+        return tuple(kind(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated {kind.__name__}s, got {value!r}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rankstudy-rexnet")
+def main():
+    """Rank study of random networks (ReXNet, arXiv 2007.00992): sample, merge, plot, principles."""
+
+
+@main.command()
+@click.option("--n", "n", type=int, default=StudyConfig.n, show_default=True, help="Number of random networks.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Study seed; same seed → identical table.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:i].")
+@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True,
+              help="Output directory (resumes if it holds this study's chunks).")
+@click.option("--kinds", help="Comma-separated subset of linear,depthwise,block,stack.")
+@click.option("--nonlinearities", help="Comma-separated names (see `rankstudy nonlinearities`).")
+@click.option("--d-in", "d_in", help="Comma-separated input widths, e.g. 8,16,32.")
+@click.option("--ratio-min", type=float, help="Smallest expansion ratio d_out/d_in.")
+@click.option("--ratio-max", type=float, help="Largest expansion ratio d_out/d_in.")
+@click.option("--n-over-d", "n_over_d", help="Comma-separated N/d_out values (samples per output channel).")
+@click.option("--inits", help="Comma-separated weight inits: kaiming,unit.")
+@click.option("--norms", help="Comma-separated: none,bn.")
+@click.option("--input-dist", type=click.Choice(INPUT_DISTS), help="Input distribution.")
+@click.option("--workers", type=int, default=1, show_default=True, help="CPU worker processes (joblib).")
+@click.option("--shard", help="Run only shard i of k, as i/k; combine with `rankstudy merge`.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Max networks per batched call.")
+@click.option("--chunk-rows", type=int, default=250, show_default=True, help="Rows per stored (resumable) chunk.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def sample(n, seed, device, out, kinds, nonlinearities, d_in, ratio_min, ratio_max, n_over_d, inits, norms,
+           input_dist, workers, shard, batch_size, chunk_rows, quiet):
+    """Sample random networks, measure the rank of their features, write the results table."""
+    from .study import run_study
+
+    overrides = {"kinds": _names(kinds), "nonlinearities": _names(nonlinearities), "d_in": _numbers(d_in, int),
+                 "ratio_min": ratio_min, "ratio_max": ratio_max, "n_over_d": _numbers(n_over_d),
+                 "inits": _names(inits), "norms": _names(norms), "input_dist": input_dist}
+    config = StudyConfig(n=n, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
+    table = run_study(config, device=device, out=out, workers=workers, shard=shard, batch_size=batch_size,
+                      chunk_rows=chunk_rows, progress=not quiet)
+    final = Path(out) / "results.parquet"
+    where = final if final.exists() and shard is None else f"{out}/chunks (shard {shard}; `rankstudy merge` when all are done)"
+    click.echo(f"{len(table)} networks → {where}")
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for the merged table.")
+@friendly_errors
+def merge(dirs, out):
+    """Merge the chunks of shards (run with --shard) into one results table."""
+    from .study import merge as merge_dirs
+
+    table = merge_dirs(list(dirs), out)
+    click.echo(f"{len(table)} networks → {Path(out) / 'results.parquet'}")
+
+
+@main.command("nonlinearities")
+def list_nonlinearities_cmd():
+    """List the registered nonlinearities."""
+    from .nonlinearities import list_nonlinearities
+
+    click.echo("\n".join(list_nonlinearities()))

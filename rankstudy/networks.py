@@ -1,0 +1,155 @@
+"""Builds random networks and returns their features F (d_out × N), batched over rows of equal shape.
+
+Each row's input and weights are drawn on the CPU from a generator seeded with the row's own seed, in a
+fixed order (input, then each layer's weights), so a row's features never depend on which rows share its
+batch; the forward pass then runs on any device.
+"""
+import contextlib
+import math
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .nonlinearities import get_nonlinearity
+from .sampling import SHAPE_COLUMNS, stack_widths
+
+BN_EPS = 1e-5
+
+
+def _draw(gen: torch.Generator, shape: tuple[int, ...], dist: str) -> torch.Tensor:
+    if dist == "gaussian":
+        return torch.randn(shape, generator=gen)
+    if dist == "uniform":  # unit variance
+        return (torch.rand(shape, generator=gen) * 2 - 1) * math.sqrt(3)
+    if dist == "halfnormal":  # non-negative, like post-ReLU features
+        return torch.randn(shape, generator=gen).abs()
+    raise ValueError(dist)
+
+
+def _weight(gen: torch.Generator, shape: tuple[int, ...], fan_in: int, init: str) -> torch.Tensor:
+    std = math.sqrt(2.0 / fan_in) if init == "kaiming" else 1.0
+    return torch.randn(shape, generator=gen) * std
+
+
+def _layer_shapes(row) -> list[tuple[str, tuple[int, ...], int]]:
+    """Returns (op, weight shape, fan_in) for each layer of the row's network, in drawing order."""
+    if row.kind == "linear":
+        return [("pw", (row.d_out, row.d_in), row.d_in)]
+    if row.kind == "depthwise":
+        return [("pw", (row.d_out, row.d_in), row.d_in), ("dw", (row.d_out, 9), 9)]
+    widths = stack_widths(row.d_in, row.d_out, row.depth) if row.kind == "stack" else [row.d_in, row.d_out]
+    layers = []
+    for c_in, c_out in zip(widths[:-1], widths[1:]):
+        hidden = row.block_expansion * c_in
+        layers += [("pw", (hidden, c_in), c_in), ("dw", (hidden, 9), 9), ("pw", (c_out, hidden), hidden)]
+    return layers
+
+
+def _input_shape(row) -> tuple[int, int]:
+    """Returns (d_in, N) of the row's input matrix; conv inputs are N/spatial² images of spatial² positions."""
+    return row.d_in, row.n_samples
+
+
+def _draw_row(row) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    gen = torch.Generator().manual_seed(int(row.seed))
+    x = _draw(gen, _input_shape(row), row.input_dist)
+    return x, [_weight(gen, shape, fan_in, row.init) for _, shape, fan_in in _layer_shapes(row)]
+
+
+def _pointwise(w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    return torch.bmm(w, z)
+
+
+def _depthwise(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
+    """3×3 depthwise conv (zero padding) of (B, C, n_img·S·S) features with (B, C, 9) weights.
+
+    Written as nine shifted multiply-adds in a fixed order (exact IEEE ops, no library kernel choice),
+    so a row's result is the same whatever else is in its batch.
+    """
+    b, c, n = z.shape
+    maps = F.pad(z.view(b, c, n // (spatial * spatial), spatial, spatial), (1, 1, 1, 1))
+    out = torch.zeros_like(z).view(b, c, -1, spatial, spatial)
+    for k in range(9):
+        dy, dx = divmod(k, 3)
+        out = out + w[:, :, k, None, None, None] * maps[..., dy:dy + spatial, dx:dx + spatial]
+    return out.reshape(b, c, n)
+
+
+def _batch_norm(z: torch.Tensor) -> torch.Tensor:
+    """Returns batch norm (no affine) of one network's (C, N) pre-activations over its N samples."""
+    # Scaled first so that the variance of huge pre-activations (unit-variance weights, deep stacks)
+    # cannot overflow float32; batch norm is invariant to this per-channel scale.
+    scale = z.abs().amax(dim=-1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
+    z = z / scale
+    mean = z.mean(dim=-1, keepdim=True)
+    var = z.var(dim=-1, unbiased=False, keepdim=True)
+    return (z - mean) / torch.sqrt(var + BN_EPS / scale**2)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    # Multi-threaded elementwise kernels split tensors at thread-count-dependent offsets, and the
+    # vectorised body and scalar tail of exp-based functions differ in the last bit: one thread and one
+    # call per network make each row's values independent of batch size and worker count.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+class _RowOps:
+    """Per-row nonlinearity and normalisation for a batch whose rows may differ in both."""
+
+    def __init__(self, rows: pd.DataFrame):
+        self.fns = [get_nonlinearity(name) for name in rows.nonlinearity]
+        self.bn = (rows.norm == "bn").tolist()
+
+    def _per_row(self, z: torch.Tensor, fns) -> torch.Tensor:
+        with _one_thread():
+            return torch.stack([fn(z[i]) if fn is not None else z[i] for i, fn in enumerate(fns)])
+
+    def norm(self, z: torch.Tensor) -> torch.Tensor:
+        if not any(self.bn):
+            return z
+        return self._per_row(z, [_batch_norm if bn else None for bn in self.bn])
+
+    def act(self, z: torch.Tensor) -> torch.Tensor:
+        return self._per_row(z, self.fns)
+
+
+def build_features(rows: pd.DataFrame, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Returns the float32 features (B, d_out, N) of rows that share all SHAPE_COLUMNS, on `device`."""
+    first = rows.iloc[0]
+    assert all((rows[c] == first[c]).all() for c in SHAPE_COLUMNS), "rows must share one shape"
+    device = torch.device(device)
+    drawn = [_draw_row(r) for r in rows.itertuples(index=False)]
+    x = torch.stack([d[0] for d in drawn]).to(device)
+    weights = [torch.stack([d[1][i] for d in drawn]).to(device) for i in range(len(drawn[0][1]))]
+    ops, layers, spatial = _RowOps(rows), _layer_shapes(first), int(first.spatial)
+
+    if first.kind in ("linear", "depthwise"):
+        z = _pointwise(weights[0], x)
+        if first.kind == "depthwise":
+            z = _depthwise(weights[1], z, spatial)
+        return ops.act(ops.norm(z))
+
+    z = x
+    for i in range(0, len(layers), 3):  # one inverted bottleneck per three layers
+        expand, dw, project = weights[i:i + 3]
+        h = ops.act(ops.norm(_pointwise(expand, z)))
+        h = ops.act(ops.norm(_depthwise(dw, h, spatial)))
+        out = ops.norm(_pointwise(project, h))
+        c_in = z.shape[1]
+        if out.shape[1] >= c_in:  # ReXNet's partial residual: input added to the first c_in channels
+            out = torch.cat([out[:, :c_in] + z, out[:, c_in:]], dim=1)
+        z = out
+    return z
+
+
+def rebuild_features(row) -> torch.Tensor:
+    """Returns the exact float32 feature matrix (d_out × N) of one results-table row, on the CPU."""
+    frame = pd.DataFrame([dict(row)]) if not isinstance(row, pd.DataFrame) else row
+    return build_features(frame, "cpu")[0]
