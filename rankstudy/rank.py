@@ -71,13 +71,13 @@ def metrics_from_singular_values(sigma: torch.Tensor, shape: tuple[int, int],
     entropy = -(torch.where(p > 0, p * torch.log(p), 0.0)).sum(dim=1)
     effective = torch.where(nonzero, torch.exp(entropy), 0.0)
     stable = torch.where(nonzero, (sigma**2).sum(dim=1) / torch.where(nonzero, smax**2, 1.0), 0.0)
-    out = {"rank": rank, "normalized_rank": rank / m,
+    out = {"rank": rank, "normalized_rank": rank.double() / m,
            "effective_rank": effective, "normalized_effective_rank": effective / m,
            "stable_rank": stable, "normalized_stable_rank": stable / m}
     for rtol in rtols:
         r = (sigma > (smax * rtol)[:, None]).sum(dim=1)
         out[rtol_column(rtol)] = r
-        out["normalized_" + rtol_column(rtol)] = r / m
+        out["normalized_" + rtol_column(rtol)] = r.double() / m
     out["nuclear_norm"] = total
     out["sigma_max"] = smax
     return out
