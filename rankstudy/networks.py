@@ -4,13 +4,13 @@ Each row's input and weights are drawn on the CPU from a generator seeded with t
 fixed order (input, then each layer's weights), so a row's features never depend on which rows share its
 batch; the forward pass then runs on any device.
 """
-import contextlib
 import math
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .batched import bmm, single_thread
 from .nonlinearities import get_nonlinearity
 from .sampling import SHAPE_COLUMNS, stack_widths
 
@@ -58,7 +58,7 @@ def _draw_row(row) -> tuple[torch.Tensor, list[torch.Tensor]]:
 
 
 def _pointwise(w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    return torch.bmm(w, z)
+    return bmm(w, z)
 
 
 def _depthwise(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
@@ -87,19 +87,6 @@ def _batch_norm(z: torch.Tensor) -> torch.Tensor:
     return (z - mean) / torch.sqrt(var + BN_EPS / scale**2)
 
 
-@contextlib.contextmanager
-def _one_thread():
-    # Multi-threaded elementwise kernels split tensors at thread-count-dependent offsets, and the
-    # vectorised body and scalar tail of exp-based functions differ in the last bit: one thread and one
-    # call per network make each row's values independent of batch size and worker count.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 class _RowOps:
     """Per-row nonlinearity and normalisation for a batch whose rows may differ in both."""
 
@@ -108,8 +95,9 @@ class _RowOps:
         self.bn = (rows.norm == "bn").tolist()
 
     def _per_row(self, z: torch.Tensor, fns) -> torch.Tensor:
-        with _one_thread():
-            return torch.stack([fn(z[i]) if fn is not None else z[i] for i, fn in enumerate(fns)])
+        # One call per network: an elementwise kernel's vectorised body and scalar tail differ in the last
+        # bit for exp-based functions, and where a row's values fall relative to the tail depends on the batch.
+        return torch.stack([fn(z[i]) if fn is not None else z[i] for i, fn in enumerate(fns)])
 
     def norm(self, z: torch.Tensor) -> torch.Tensor:
         if not any(self.bn):
@@ -121,7 +109,15 @@ class _RowOps:
 
 
 def build_features(rows: pd.DataFrame, device: str | torch.device = "cpu") -> torch.Tensor:
-    """Returns the float32 features (B, d_out, N) of rows that share all SHAPE_COLUMNS, on `device`."""
+    """Returns the float32 features (B, d_out, N) of rows that share all SHAPE_COLUMNS, on `device`.
+
+    On the CPU it runs on one thread so that the features do not depend on the thread count.
+    """
+    with single_thread():
+        return _build_features(rows, device)
+
+
+def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Tensor:
     first = rows.iloc[0]
     assert all((rows[c] == first[c]).all() for c in SHAPE_COLUMNS), "rows must share one shape"
     device = torch.device(device)

@@ -8,8 +8,10 @@ resolves singular values down to ~1e-8 σ_max, well under that tolerance (≥ 1.
 """
 import math
 
+import numpy as np
 import torch
 
+from .batched import bmm, eigvalsh, single_thread
 from .errors import StudyError
 
 EPS_FLOAT32 = torch.finfo(torch.float32).eps
@@ -45,14 +47,36 @@ def singular_values(features: torch.Tensor) -> torch.Tensor:
         bad = torch.nonzero(~finite).flatten().tolist()
         raise StudyError(f"feature matrix {bad[:5]} of the batch contains NaN or inf; "
                          "check the network's scale (init, depth) or drop those rows")
-    f = f.to(torch.float64)
+    with single_thread():
+        return _singular_values(f.to(torch.float64))
+
+
+def _singular_values(f: torch.Tensor) -> torch.Tensor:
     # Scale each matrix by a power of two (exact) so that the Gram matrix neither overflows nor underflows.
     amax = f.abs().flatten(1).amax(dim=1)
     scale = torch.where(amax > 0, torch.exp2(torch.floor(torch.log2(amax.clamp_min(1e-300)))), torch.ones_like(amax))
     f = f / scale[:, None, None]
-    gram = f @ f.mT if f.shape[1] <= f.shape[2] else f.mT @ f
-    eig = torch.linalg.eigvalsh(gram).flip(-1).clamp_min(0)
+    gram = bmm(f, f.mT) if f.shape[1] <= f.shape[2] else bmm(f.mT, f)
+    eig = eigvalsh(gram).flip(-1).clamp_min(0)
     return eig.sqrt() * scale[:, None]
+
+
+def _row_metrics(s: np.ndarray, m: int, n: int, rtols: tuple[float, ...]) -> list[float]:
+    """Returns one matrix's metrics, in `metric_columns` order, from its descending singular values."""
+    smax = float(s[0]) if s.size else 0.0
+    if smax == 0.0:  # all-zero matrix: every rank is 0, the entropy is undefined
+        return [0, 0.0, 0.0, 0.0, 0.0, 0.0] + [0, 0.0] * len(rtols) + [0.0, 0.0]
+    rank = int((s > smax * max(m, n) * EPS_FLOAT32).sum())
+    # math.fsum is exactly rounded, so these sums do not depend on how rows were batched.
+    total = math.fsum(s)
+    p = s[s > 0] / total
+    effective = math.exp(-math.fsum(p * np.log(p)))
+    stable = math.fsum(s * s) / (smax * smax)
+    row = [rank, rank / m, effective, effective / m, stable, stable / m]
+    for rtol in rtols:
+        r = int((s > rtol * smax).sum())
+        row += [r, r / m]
+    return row + [total, smax]
 
 
 def metrics_from_singular_values(sigma: torch.Tensor, shape: tuple[int, int],
@@ -63,24 +87,10 @@ def metrics_from_singular_values(sigma: torch.Tensor, shape: tuple[int, int],
     matrix every rank is 0 (effective rank included, where the entropy is undefined).
     """
     m, n = shape
-    smax = sigma[:, 0]
-    nonzero = smax > 0
-    rank = (sigma > (smax * max(m, n) * EPS_FLOAT32)[:, None]).sum(dim=1)
-    total = sigma.sum(dim=1)
-    p = sigma / torch.where(nonzero, total, 1.0)[:, None]
-    entropy = -(torch.where(p > 0, p * torch.log(p), 0.0)).sum(dim=1)
-    effective = torch.where(nonzero, torch.exp(entropy), 0.0)
-    stable = torch.where(nonzero, (sigma**2).sum(dim=1) / torch.where(nonzero, smax**2, 1.0), 0.0)
-    out = {"rank": rank, "normalized_rank": rank.double() / m,
-           "effective_rank": effective, "normalized_effective_rank": effective / m,
-           "stable_rank": stable, "normalized_stable_rank": stable / m}
-    for rtol in rtols:
-        r = (sigma > (smax * rtol)[:, None]).sum(dim=1)
-        out[rtol_column(rtol)] = r
-        out["normalized_" + rtol_column(rtol)] = r.double() / m
-    out["nuclear_norm"] = total
-    out["sigma_max"] = smax
-    return out
+    rows = [_row_metrics(s, m, n, rtols) for s in sigma.detach().cpu().to(torch.float64).numpy()]
+    columns = list(zip(*rows))
+    return {name: torch.tensor(col, dtype=torch.int64 if name.startswith("rank") else torch.float64)
+            for name, col in zip(metric_columns(rtols), columns)}
 
 
 def rank_metrics(features: torch.Tensor, rtols: tuple[float, ...] = DEFAULT_RTOLS) -> dict[str, torch.Tensor]:

@@ -171,6 +171,9 @@ def run_study(config: StudyConfig, device: str = "auto", out: str | os.PathLike 
     out_dir = store.prepare_out_dir(Path(out)) if out is not None else None
     if out_dir is not None:
         _check_manifest(out_dir, _manifest(config, chunk_rows, len(chunks)))
+    if out_dir is not None:
+        for stale in (out_dir / store.CHUNKS).glob(".chunk-*.tmp"):  # left by a killed run
+            stale.unlink(missing_ok=True)
     done = {i for i in mine if out_dir is not None and store.chunk_path(out_dir, i).exists()}
     todo = [i for i in mine if i not in done]
 
