@@ -42,18 +42,18 @@ def singular_values(features: torch.Tensor) -> torch.Tensor:
     f = features.unsqueeze(0) if features.dim() == 2 else features
     if f.dim() != 3:
         raise StudyError(f"features must be a matrix or a batch of matrices, got shape {tuple(features.shape)}")
-    finite = torch.isfinite(f).flatten(1).all(dim=1)
-    if not bool(finite.all()):
-        bad = torch.nonzero(~finite).flatten().tolist()
-        raise StudyError(f"feature matrix {bad[:5]} of the batch contains NaN or inf; "
-                         "check the network's scale (init, depth) or drop those rows")
     with single_thread():
         return _singular_values(f.to(torch.float64))
 
 
 def _singular_values(f: torch.Tensor) -> torch.Tensor:
+    amax = f.abs().flatten(1).amax(dim=1)  # NaN and inf propagate: one pass checks finiteness too
+    finite = torch.isfinite(amax)
+    if not bool(finite.all()):
+        bad = torch.nonzero(~finite).flatten().tolist()
+        raise StudyError(f"feature matrix {bad[:5]} of the batch contains NaN or inf; "
+                         "check the network's scale (init, depth) or drop those rows")
     # Scale each matrix by a power of two (exact) so that the Gram matrix neither overflows nor underflows.
-    amax = f.abs().flatten(1).amax(dim=1)
     scale = torch.where(amax > 0, torch.exp2(torch.floor(torch.log2(amax.clamp_min(1e-300)))), torch.ones_like(amax))
     f = f / scale[:, None, None]
     gram = bmm(f, f.mT) if f.shape[1] <= f.shape[2] else bmm(f.mT, f)
