@@ -64,16 +64,17 @@ def _pointwise(w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 def _depthwise(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
     """3×3 depthwise conv (zero padding) of (B, C, n_img·S·S) features with (B, C, 9) weights.
 
-    Written as nine shifted multiply-adds in a fixed order (exact IEEE ops, no library kernel choice),
-    so a row's result is the same whatever else is in its batch.
+    One conv call per network (its own allocation), so that a row's result never depends on its batch.
     """
     b, c, n = z.shape
-    maps = F.pad(z.view(b, c, n // (spatial * spatial), spatial, spatial), (1, 1, 1, 1))
-    out = torch.zeros_like(z).view(b, c, -1, spatial, spatial)
-    for k in range(9):
-        dy, dx = divmod(k, 3)
-        out = out + w[:, :, k, None, None, None] * maps[..., dy:dy + spatial, dx:dx + spatial]
-    return out.reshape(b, c, n)
+    if z.device.type != "cpu":
+        maps = z.view(b * c, -1, spatial, spatial).transpose(0, 1)
+        out = F.conv2d(maps, w.reshape(b * c, 1, 3, 3), padding=1, groups=b * c)
+        return out.transpose(0, 1).reshape(b, c, n)
+    return torch.stack([
+        F.conv2d(zi.view(c, -1, spatial, spatial).transpose(0, 1).contiguous(), wi.reshape(c, 1, 3, 3).clone(),
+                 padding=1, groups=c).transpose(0, 1).reshape(c, n)
+        for zi, wi in zip(z, w)])
 
 
 def _batch_norm(z: torch.Tensor) -> torch.Tensor:
@@ -82,8 +83,7 @@ def _batch_norm(z: torch.Tensor) -> torch.Tensor:
     # cannot overflow float32; batch norm is invariant to this per-channel scale.
     scale = z.abs().amax(dim=-1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
     z = z / scale
-    mean = z.mean(dim=-1, keepdim=True)
-    var = z.var(dim=-1, unbiased=False, keepdim=True)
+    var, mean = torch.var_mean(z, dim=-1, unbiased=False, keepdim=True)
     return (z - mean) / torch.sqrt(var + BN_EPS / scale**2)
 
 
