@@ -70,7 +70,7 @@ def main():
 @click.option("--inits", help="Comma-separated weight inits: kaiming,unit.")
 @click.option("--norms", help="Comma-separated: none,bn.")
 @click.option("--input-dist", type=click.Choice(INPUT_DISTS), help="Input distribution.")
-@click.option("--workers", type=int, default=1, show_default=True, help="CPU worker processes (joblib).")
+@click.option("--workers", type=int, default=None, help="CPU worker processes (joblib); default: one per core.")
 @click.option("--shard", help="Run only shard i of k, as i/k; combine with `rankstudy merge`.")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Max networks per batched call.")
 @click.option("--chunk-rows", type=int, default=250, show_default=True, help="Rows per stored (resumable) chunk.")
@@ -110,3 +110,57 @@ def list_nonlinearities_cmd():
     from .nonlinearities import list_nonlinearities
 
     click.echo("\n".join(list_nonlinearities()))
+
+
+@main.command()
+@click.option("--in", "in_path", type=click.Path(), default=DEFAULT_OUT, show_default=True,
+              help="Study directory (or its results.parquet).")
+@click.option("--out", type=click.Path(file_okay=False), default="results/figures", show_default=True,
+              help="Directory for the figures (PNG and PDF).")
+@click.option("--metric", default="normalized_rank", show_default=True,
+              help="normalized_rank | rank_rtol_1e-3 | rank_rtol_1e-2 | effective_rank | stable_rank (all / d_out).")
+@click.option("--facet", type=click.Choice(["n_over_d", "init", "norm", "d_in", "input_dist"]),
+              help="Draw the paper's figure with one row of panels per level of this factor.")
+@click.option("--kinds", help="Comma-separated subset of kinds to draw.")
+@click.option("--nonlinearities", help="Comma-separated subset of nonlinearities to draw.")
+@friendly_errors
+def plot(in_path, out, metric, facet, kinds, nonlinearities):
+    """Draw the rank study's figures from a results table."""
+    from .plots import plot_all
+    from .store import load_results
+
+    table, meta = load_results(in_path)
+    paths = plot_all(table, meta, out, metric=metric, facet=facet, kinds=_names(kinds),
+                     nonlinearities=_names(nonlinearities))
+    click.echo(f"{len(paths)} files → {out}")
+    for p in paths:
+        click.echo(f"  {p}")
+
+
+@main.command()
+@click.option("--in", "in_path", type=click.Path(), default=DEFAULT_OUT, show_default=True,
+              help="Study directory (or its results.parquet).")
+@click.option("--out", type=click.Path(dir_okay=False), default="results/findings.json", show_default=True,
+              help="findings.json to write; FINDINGS.md is written beside it unless --md is given.")
+@click.option("--md", type=click.Path(dir_okay=False), help="Where to write the Markdown rendering.")
+@click.option("--taus", default="0.9,0.95", show_default=True, help="Comma-separated rank thresholds τ.")
+@click.option("--design-measure", default="rank_rtol_1e-2", show_default=True,
+              help="Measure the design rules are read from.")
+@friendly_errors
+def principles(in_path, out, md, taus, design_measure):
+    """Turn a results table into findings.json and FINDINGS.md: rankings, fits, thresholds, verdicts."""
+    from .principles import Settings, write_findings
+    from .store import load_results
+
+    table, meta = load_results(in_path)
+    settings = Settings(taus=_numbers(taus), design_measure=design_measure)
+    command = " ".join(["rankstudy", *sys.argv[1:]])
+    findings = write_findings(table, meta, out, md, settings=settings, command=command)
+    rec = findings["recommendations"]
+    md_path = md or str(Path(out).parent / "FINDINGS.md")
+    click.echo(f"findings → {out}, {md_path}")
+    click.echo(f"  recommended nonlinearity: {rec['recommended_nonlinearity']}; max expansion per layer: "
+               + ", ".join(f"τ={k}: {'–' if v is None else f'{v:.3g}'}" for k, v in rec["max_expansion_per_layer"].items())
+               + f"; gradual beats single: {rec['gradual_expansion_beats_single']}")
+    for key, item in findings["paper_findings"].items():
+        click.echo(f"  ({key}) {item['verdict']}: {item['claim']}")

@@ -79,10 +79,8 @@ def analyze(rows: pd.DataFrame, device: torch.device, batch_size: int = DEFAULT_
     return result[list(CONFIG_COLUMNS) + metric_columns(rtols)]
 
 
-def _run_chunk(rows: pd.DataFrame, device: str, batch_size: int, out: str | None, index: int,
-               threads: int | None) -> tuple[int, pd.DataFrame | None]:
-    if threads:
-        torch.set_num_threads(threads)
+def _run_chunk(rows: pd.DataFrame, device: str, batch_size: int, out: str | None,
+               index: int) -> tuple[int, pd.DataFrame | None]:
     table = analyze(rows, torch.device(device), batch_size)
     if out is None:
         return index, table
@@ -146,11 +144,13 @@ def _parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
 
 
 def run_study(config: StudyConfig, device: str = "auto", out: str | os.PathLike | None = None, *,
-              workers: int = 1, shard: str | tuple[int, int] | None = None,
+              workers: int | None = None, shard: str | tuple[int, int] | None = None,
               batch_size: int = DEFAULT_BATCH_SIZE, chunk_rows: int = DEFAULT_CHUNK_ROWS,
               progress: bool = True, command: str | None = None) -> pd.DataFrame:
     """Returns the study's results table (one row per network, by id; a shard's rows only with `shard`).
 
+    `workers=None` picks one worker process per CPU core on the CPU (the numerics run on one thread per
+    process, see `rankstudy.batched`), and 1 on CUDA or for small studies.
     With `out`, finished chunks are stored as they complete and a rerun resumes from them; once every
     chunk exists, results.parquet, results.csv and metadata.json are written there.
     """
@@ -158,9 +158,9 @@ def run_study(config: StudyConfig, device: str = "auto", out: str | os.PathLike 
     config.validate()
     dev = resolve_device(device)
     shard_ik = _parse_shard(shard)
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise StudyError(f"--workers must be >= 1, got {workers}")
-    if workers > 1 and dev.type == "cuda":
+    if workers is not None and workers > 1 and dev.type == "cuda":
         raise StudyError("--workers runs CPU processes; use --workers 1 with --device cuda")
     if batch_size < 1:
         raise StudyError(f"--batch-size must be >= 1, got {batch_size}")
@@ -177,11 +177,12 @@ def run_study(config: StudyConfig, device: str = "auto", out: str | os.PathLike 
     done = {i for i in mine if out_dir is not None and store.chunk_path(out_dir, i).exists()}
     todo = [i for i in mine if i not in done]
 
+    if workers is None:
+        workers = 1 if dev.type == "cuda" or len(todo) < 8 else min(os.cpu_count() or 1, len(todo))
     by_id = table.set_index("id", drop=False)
     in_memory: dict[int, pd.DataFrame] = {}
-    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
     jobs = (delayed(_run_chunk)(by_id.loc[chunks[i]].reset_index(drop=True), str(dev), batch_size,
-                                None if out_dir is None else str(out_dir), i, threads) for i in todo)
+                                None if out_dir is None else str(out_dir), i) for i in todo)
     bar = tqdm(total=sum(len(chunks[i]) for i in mine), initial=sum(len(chunks[i]) for i in done),
                unit="net", desc="rank study", disable=not progress, dynamic_ncols=True)
     with bar:

@@ -36,7 +36,7 @@ def test_table_has_every_row_and_metric(reference):
 @pytest.mark.parametrize("batch_size,chunk_rows", [(1, 7), (3, 1000), (1000, 50)])
 def test_same_table_whatever_batch_size_and_chunking(reference, batch_size, chunk_rows):
     cfg, table = reference
-    other = run_study(cfg, device="cpu", batch_size=batch_size, chunk_rows=chunk_rows, progress=False)
+    other = run_study(cfg, device="cpu", batch_size=batch_size, chunk_rows=chunk_rows, workers=1, progress=False)
     pd.testing.assert_frame_equal(table, other, check_exact=True)
 
 
@@ -72,7 +72,8 @@ def test_shards_merge_to_the_single_table(reference, tmp_path):
     pd.testing.assert_frame_equal(table, load_results(tmp_path / "merged")[0], check_exact=True)
 
 
-CLI_ARGS = ["--n", "400", "--seed", "5", "--d-in", "4,8", "--ratio-max", "8", "--chunk-rows", "10", "--quiet"]
+CLI_ARGS = ["--n", "400", "--seed", "5", "--d-in", "4,8", "--ratio-max", "8", "--chunk-rows", "10", "--quiet",
+            "--workers", "1"]
 
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
