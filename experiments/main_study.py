@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from rankstudy import StudyConfig, load_results, run_study
+from plots_and_principles import figures_and_findings
+from rankstudy import StudyConfig, run_study
 from rankstudy.store import write_json
 
 
@@ -42,14 +43,14 @@ def main() -> None:
                                               "workers": args.workers, "cpu_count": os.cpu_count()})
     print(f"study: {args.n} networks in {wall:.1f} s, peak RSS {peak_rss_mib()} MiB → {study_dir}")
 
-    table, meta = load_results(study_dir)
-    from rankstudy.plots import plot_all
-    from rankstudy.principles import write_findings
-
-    figures = plot_all(table, meta, args.out / "figures")
-    print(f"figures: {len(figures)} files → {args.out / 'figures'}")
-    write_findings(table, meta, args.out / "findings.json", args.out / "FINDINGS.md")
-    print(f"findings → {args.out / 'findings.json'}, {args.out / 'FINDINGS.md'}")
+    findings = figures_and_findings(study_dir, args.out,
+                                    command=f"python experiments/main_study.py {' '.join(sys.argv[1:])}".rstrip())
+    rec = findings["recommendations"]
+    print(f"figures → {args.out / 'figures'}; findings → {args.out / 'findings.json'}, {args.out / 'FINDINGS.md'}")
+    print(f"recommended nonlinearity {rec['recommended_nonlinearity']}, max expansion per layer "
+          f"{rec['max_expansion_per_layer']}, gradual beats single: {rec['gradual_expansion_beats_single']}")
+    for key, item in findings["paper_findings"].items():
+        print(f"  ({key}) {item['verdict']}: {item['claim']}")
 
 
 if __name__ == "__main__":

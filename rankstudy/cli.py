@@ -159,8 +159,8 @@ def principles(in_path, out, md, taus, design_measure):
     rec = findings["recommendations"]
     md_path = md or str(Path(out).parent / "FINDINGS.md")
     click.echo(f"findings → {out}, {md_path}")
-    click.echo(f"  recommended nonlinearity: {rec['recommended_nonlinearity']}; max expansion per layer: "
-               + ", ".join(f"τ={k}: {'–' if v is None else f'{v:.3g}'}" for k, v in rec["max_expansion_per_layer"].items())
-               + f"; gradual beats single: {rec['gradual_expansion_beats_single']}")
+    limits = ", ".join(f"τ={k}: {'–' if v is None else f'{v:.3g}'}" for k, v in rec["max_expansion_per_layer"].items())
+    click.echo(f"  recommended nonlinearity: {rec['recommended_nonlinearity']}; max expansion per layer: {limits}; "
+               f"gradual beats single: {rec['gradual_expansion_beats_single']}")
     for key, item in findings["paper_findings"].items():
         click.echo(f"  ({key}) {item['verdict']}: {item['claim']}")

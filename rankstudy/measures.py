@@ -77,6 +77,7 @@ def nonlinearities_in(table: pd.DataFrame) -> list[str]:
 def select_rows(table: pd.DataFrame, kinds=None, nonlinearities=None) -> pd.DataFrame:
     """Returns the rows of the given kinds and nonlinearities (None = all); StudyError if none is left."""
     check_table(table)
+    keep = np.ones(len(table), dtype=bool)
     for column, wanted in (("kind", kinds), ("nonlinearity", nonlinearities)):
         if wanted is None:
             continue
@@ -84,7 +85,8 @@ def select_rows(table: pd.DataFrame, kinds=None, nonlinearities=None) -> pd.Data
         unknown = [w for w in wanted if w not in present]
         if unknown:
             raise StudyError(f"{column} {unknown} not in the table; it holds {', '.join(sorted(present))}")
-        table = table[table[column].isin(list(wanted))]
+        keep &= table[column].isin(list(wanted)).to_numpy()
+    table = table[keep]
     if table.empty:
         raise StudyError("the selection is empty; widen --kinds / --nonlinearities")
     return table

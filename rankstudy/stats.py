@@ -145,10 +145,13 @@ def welch_p(x, y) -> float:
     x, y = _finite(x), _finite(y)
     if x.size < 2 or y.size < 2:
         return math.nan
-    vx, vy = x.var(ddof=1), y.var(ddof=1)
-    if vx == 0 and vy == 0:
-        return 1.0 if x.mean() == y.mean() else 0.0
-    return float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+    if np.ptp(x) == 0 and np.ptp(y) == 0:     # exact test: rounding in var() must not decide it
+        return 1.0 if x[0] == y[0] else 0.0
+    a, b = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    diff = x.mean() - y.mean()
+    t = diff / math.sqrt(a + b)
+    df = (a + b) ** 2 / (a**2 / (x.size - 1) + b**2 / (y.size - 1))   # Welch–Satterthwaite
+    return float(min(1.0, 2.0 * stats.t.sf(abs(t), df)))
 
 
 def holm(pvalues) -> np.ndarray:
@@ -253,28 +256,51 @@ def fit_curve(ratios, values) -> CurveFit:
         z = np.clip(sharp * (lr - log_rb), -700, 700)
         return top * np.exp(-(tail / sharp) * np.logaddexp(0.0, z))
 
+    def jacobian(lr, top, log_rb, tail, sharp):
+        z = np.clip(sharp * (lr - log_rb), -700, 700)
+        softplus, sig = np.logaddexp(0.0, z), 0.5 * (1.0 + np.tanh(0.5 * z))
+        shape = np.exp(-(tail / sharp) * softplus)
+        y = top * shape
+        return np.stack([shape, y * tail * sig, -y * softplus / sharp,
+                         y * tail * (softplus / sharp**2 - sig * (lr - log_rb) / sharp)], axis=1)
+
     lo = [b[0] for b in _BOUNDS.values()]
     hi = [b[1] for b in _BOUNDS.values()]
-    top0 = float(np.clip(means[: max(1, len(means) // 4)].mean(), 0.01, 1.19))
-    starts = [(top0, float(np.median(log_r)), 1.0, 2.0), (top0, float(log_r[-1]), 1.0, 8.0),
-              (top0, float(log_r[0]), 0.5, 1.0)]
+    p0 = _grid_start(log_r, means, counts)
     best = None
-    for p0 in starts:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                params, _ = optimize.curve_fit(model, log_r, means, p0=p0, sigma=sigma, method="trf",
-                                               bounds=(lo, hi), maxfev=2000)
-        except (RuntimeError, ValueError):
-            continue
-        sse = float(np.sum(counts * (model(log_r, *params) - means) ** 2))
-        if best is None or sse < best[1]:
-            best = (params, sse)
-    if best is None:
-        return CurveFit(nan, nan, nan, nan, False, nan, int(r.size), *_range(r))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            params, _ = optimize.curve_fit(model, log_r, means, p0=p0, sigma=sigma, method="trf",
+                                           bounds=(lo, hi), jac=jacobian, max_nfev=300)
+        best = (params, float(np.sum(counts * (model(log_r, *params) - means) ** 2)))
+    except (RuntimeError, ValueError):
+        pass
+    start_sse = float(np.sum(counts * (model(log_r, *p0) - means) ** 2))
+    if best is None or start_sse < best[1]:
+        best = (np.asarray(p0), start_sse)
     (top, log_rb, tail, sharp), sse = best
     return CurveFit(float(top), float(math.exp(log_rb)), float(tail), float(sharp), True,
                     math.sqrt((sse + sse_within) / r.size), int(r.size), *_range(r))
+
+
+def _grid_start(log_r: np.ndarray, means: np.ndarray, counts: np.ndarray) -> tuple[float, ...]:
+    """Returns the best (top, log r_break, tail, sharpness) on a coarse grid, `top` solved in closed form.
+
+    For fixed (r_break, tail, sharpness) the curve is linear in `top`, so a grid over the other three
+    finds the global basin cheaply; least squares then only refines it.
+    """
+    log_rb = np.linspace(math.log(1e-2), math.log(1e3), 40)
+    tail = np.array([0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0])
+    sharp = np.geomspace(_BOUNDS["sharpness"][0], _BOUNDS["sharpness"][1], 10)
+    rb, ta, sh = (a.ravel() for a in np.meshgrid(log_rb, tail, sharp, indexing="ij"))
+    z = np.clip(sh[:, None] * (log_r[None, :] - rb[:, None]), -700, 700)
+    shape = np.exp(-(ta / sh)[:, None] * np.logaddexp(0.0, z))
+    top = np.clip((shape * counts * means).sum(1) / np.maximum((shape**2 * counts).sum(1), 1e-300),
+                  *_BOUNDS["top"])
+    sse = ((top[:, None] * shape - means) ** 2 * counts).sum(1)
+    i = int(np.argmin(sse))
+    return float(top[i]), float(rb[i]), float(ta[i]), float(sh[i])
 
 
 def _range(r: np.ndarray) -> tuple[float, float]:
@@ -283,34 +309,35 @@ def _range(r: np.ndarray) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Threshold:
-    """The largest expansion ratio keeping a measure ≥ τ, and how it was bounded.
+    """The largest expansion ratio r ≥ r_floor (default 1: no expansion) keeping a measure ≥ τ.
 
     status: "crossed" (ratio is where the measure falls to τ inside the sampled range), "above_range"
     (it stays ≥ τ up to the largest sampled ratio, which `ratio` then holds: a lower bound), "below_range"
-    (it is < τ already at the smallest sampled ratio; `ratio` is None), "no_fit" (no estimate).
+    (it is < τ already at r_floor or the smallest sampled ratio above it; `ratio` is None), "no_fit"
+    (no estimate).
     """
     ratio: float | None
     status: str
 
 
-def fit_threshold(fit: CurveFit, tau: float) -> Threshold:
-    """Returns the fitted curve's largest ratio with value ≥ τ, clipped to the sampled ratio range."""
+def fit_threshold(fit: CurveFit, tau: float, r_floor: float = 1.0) -> Threshold:
+    """Returns the fitted curve's largest ratio ≥ r_floor with value ≥ τ, within the sampled ratio range."""
     r = fit.crossing(tau)
-    if math.isnan(r):
+    if math.isnan(r) or fit.r_max < r_floor:
         return Threshold(None, "no_fit")
-    if r < fit.r_min:
+    if r < max(fit.r_min, r_floor):
         return Threshold(None, "below_range")
     if r >= fit.r_max:
         return Threshold(fit.r_max, "above_range")
     return Threshold(r, "crossed")
 
 
-def empirical_threshold(grid_ratios, means, tau: float) -> Threshold:
-    """Returns the largest grid ratio up to which every grid point's mean is ≥ τ (ratios ascending)."""
+def empirical_threshold(grid_ratios, means, tau: float, r_floor: float = 1.0) -> Threshold:
+    """Returns the largest grid ratio ≥ r_floor up to which every grid point's (≥ r_floor) mean is ≥ τ."""
     g, m = np.asarray(grid_ratios, dtype=float), np.asarray(means, dtype=float)
     order = np.argsort(g)
     g, m = g[order], m[order]
-    keep = np.isfinite(m)
+    keep = np.isfinite(m) & (g >= r_floor * (1 - 1e-9))
     g, m = g[keep], m[keep]
     if g.size == 0:
         return Threshold(None, "no_fit")

@@ -17,6 +17,8 @@ import pyarrow.parquet as pq
 from .errors import StudyError
 
 SCHEMA_VERSION = 1
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 MANIFEST, METADATA, TABLE, CSV, CHUNKS = "manifest.json", "metadata.json", "results.parquet", "results.csv", "chunks"
 
 
@@ -28,6 +30,7 @@ def atomic_path(path: Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
