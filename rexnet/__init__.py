@@ -1,0 +1,45 @@
+"""ReXNet (Han et al., "Rethinking Channel Dimensions for Efficient Model Design", CVPR 2021) as a model package.
+
+The official V1 and lite models with the release's module names, their block tables as data, a registry,
+checkpoint interop (official, timm, own training files), summaries (params, MACs) and ONNX export.
+"""
+
+from .arch import (
+    ArchSpec,
+    BlockSpec,
+    arch_from_dict,
+    arch_to_dict,
+    format_block_table,
+    load_arch,
+    rexnet_lite_arch,
+    rexnet_v1_arch,
+    save_arch,
+)
+from .checkpoint import (
+    Checkpoint,
+    convert_checkpoint,
+    load_checkpoint,
+    official_to_timm,
+    read_checkpoint,
+    save_checkpoint,
+    timm_to_official,
+)
+from .errors import RexnetError
+from .export import export_onnx
+from .model import FeatureInfo, ReXNet, ReXNetFeatures, ReXNetV1, ReXNetV1Lite
+from .registry import create_model, list_models, model_arch
+from .summary import ModelSummary, count_flops, count_params, summarize
+
+# The block table of the official models, by width: `block_table(1.0)` or `block_table(1.0, lite=True)`.
+def block_table(width: float = 1.0, depth_mult: float = 1.0, *, lite: bool = False) -> tuple[BlockSpec, ...]:
+    """Returns the per-block specs of ReXNet-V1 (or lite) at a width (and, for V1, a depth multiplier)."""
+    return (rexnet_lite_arch(width) if lite else rexnet_v1_arch(width, depth_mult)).blocks
+
+
+__all__ = [
+    "ArchSpec", "BlockSpec", "Checkpoint", "FeatureInfo", "ModelSummary", "ReXNet", "ReXNetFeatures", "ReXNetV1",
+    "ReXNetV1Lite", "RexnetError", "arch_from_dict", "arch_to_dict", "block_table", "convert_checkpoint",
+    "count_flops", "count_params", "create_model", "export_onnx", "format_block_table", "list_models",
+    "load_arch", "load_checkpoint", "model_arch", "official_to_timm", "read_checkpoint", "rexnet_lite_arch",
+    "rexnet_v1_arch", "save_arch", "save_checkpoint", "summarize", "timm_to_official",
+]

@@ -1,0 +1,205 @@
+"""ReXNet's building blocks: conv-BN-act, squeeze-excitation and the linear (inverted) bottleneck.
+
+Module order and attribute names follow the official release (a block's layers live in `out`, SE's in
+`fc`) so that its state_dict keys are reproduced exactly; see `tests/rexnet/official_reference.py`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from .arch import BlockSpec
+
+
+class _ReLU6SavingOutput(torch.autograd.Function):
+    """ReLU6 whose backward reads its output, not its input: the output is kept anyway by the conv that
+    consumes it, so the input (a full-size tensor) can be freed. 0 < out < 6 exactly where 0 < in < 6."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out = x.clamp(0, 6)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (out,) = ctx.saved_tensors
+        return torch.ops.aten.hardtanh_backward(grad, out, 0.0, 6.0)
+
+
+def _autograd_on(x: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and x.requires_grad and not torch.jit.is_tracing()
+
+
+class MemoryEfficientReLU6(nn.ReLU6):
+    """nn.ReLU6 that keeps no extra tensor for backward (see _ReLU6SavingOutput); same values and gradients.
+
+    In-place ReLU6 does not achieve this: autograd saves a clone of an in-place op's input. Without
+    autograd (inference, export) it runs in place, sparing a fresh allocation; in ReXNet its input is
+    always a BN or SE output nothing else reads. As a subclass it prints and pickles as ReLU6.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _autograd_on(x):
+            return _ReLU6SavingOutput.apply(x)
+        return F.hardtanh(x, 0.0, 6.0, inplace=True)
+
+
+class InferenceInplaceSiLU(nn.SiLU):
+    """nn.SiLU that runs in place when autograd is off (≈2× faster on CPU: no fresh tensor to fault in).
+
+    Under autograd it is out of place: in-place SiLU saves a clone of its input, so it would only add a copy.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x, inplace=not _autograd_on(x))
+
+
+class _PartialResidual(torch.autograd.Function):
+    """out[:, :C] += x in place; backward passes the gradient through without the copy autograd makes for
+    in-place writes into a slice (CopySlices clones the whole gradient)."""
+
+    @staticmethod
+    def forward(ctx, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.channels = x.shape[1]
+        out[:, : ctx.channels] += x
+        ctx.mark_dirty(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return grad, grad[:, : ctx.channels]
+
+
+def partial_residual(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Returns `out` with `x` added to its first x.shape[1] channels (in place: `out` is a fresh BN output)."""
+    if _autograd_on(out) or _autograd_on(x):
+        return _PartialResidual.apply(out, x)
+    out[:, : x.shape[1]] += x
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _dense_taps(height: int, width: int, stride: int, kernel: int) -> tuple[torch.Tensor, int, int]:
+    """Returns (index, out_h, out_w): index[o, p] is the kernel tap linking input pixel p to output pixel o
+    of a 'same'-padded k×k conv, or k·k (a zero tap) where the window does not reach."""
+    pad = kernel // 2
+    out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
+    index = torch.full((out_h * out_w, height * width), kernel * kernel, dtype=torch.long)
+    for oi in range(out_h):
+        for oj in range(out_w):
+            for pi in range(height):
+                for pj in range(width):
+                    ki, kj = pi - oi * stride + pad, pj - oj * stride + pad
+                    if 0 <= ki < kernel and 0 <= kj < kernel:
+                        index[oi * out_w + oj, pi * width + pj] = ki * kernel + kj
+    return index, out_h, out_w
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """A depthwise k×k conv (groups = channels, 'same' padding, no bias), an nn.Conv2d with the same weight.
+
+    On tiny maps (≤ 16 pixels: the last stages at 32×32 input) PyTorch's CPU depthwise backward is
+    10–50× slower than the arithmetic warrants; while training on CPU such maps go through an exact
+    equivalent instead — each channel's conv as a dense (out pixels × in pixels) matrix built from its
+    taps, applied with one batched matmul. Elsewhere (GPU, inference, export) it is the plain conv.
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3, stride: int = 1):
+        super().__init__(channels, channels, kernel_size, stride, kernel_size // 2, groups=channels, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Autograd first: it is off while tracing for export, where shapes must not become Python branches.
+        training = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        if not training or torch.jit.is_tracing() or torch.compiler.is_compiling() or not x.is_cpu \
+                or x.shape[-2] * x.shape[-1] > 16:
+            return super().forward(x)
+        n, c, h, w = x.shape
+        index, out_h, out_w = _dense_taps(h, w, self.stride[0], self.kernel_size[0])
+        taps = torch.cat([self.weight.view(c, -1), self.weight.new_zeros(c, 1)], dim=1)
+        dense = taps[:, index]  # (c, out pixels, in pixels)
+        y = torch.bmm(x.reshape(n, c, h * w).transpose(0, 1), dense.transpose(1, 2))  # (c, n, out pixels)
+        return y.transpose(0, 1).reshape(n, c, out_h, out_w)
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "silu": InferenceInplaceSiLU,
+    "relu": nn.ReLU,
+    "relu6": MemoryEfficientReLU6,
+    "hardswish": nn.Hardswish,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "softplus": nn.Softplus,
+    "gelu": nn.GELU,
+    "identity": nn.Identity,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    """Returns a fresh activation module for a name of `ACTIVATIONS` (names are validated at the boundary)."""
+    return ACTIVATIONS[name]()
+
+
+def conv_bn(
+    in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, groups: int = 1, act: str | None = None
+) -> list[nn.Module]:
+    """Returns [conv (no bias), BN] plus the activation if `act` is given: three or two Sequential slots."""
+    if groups == in_channels == out_channels > 1:
+        conv: nn.Conv2d = DepthwiseConv2d(out_channels, kernel_size, stride)
+    else:
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False)
+    layers: list[nn.Module] = [conv, nn.BatchNorm2d(out_channels)]
+    if act is not None:
+        layers.append(make_activation(act))
+    return layers
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gating: x · sigmoid(W2 · ReLU(BN(W1 · avgpool(x)))), with a BN the usual SE block lacks."""
+
+    def __init__(self, channels: int, reduction: int = 12):
+        super().__init__()
+        hidden = channels // reduction
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.fc(self.avg_pool(x))
+
+
+class LinearBottleneck(nn.Module):
+    """The ReXNet block described by a `BlockSpec`; its output keeps no activation (a linear bottleneck)."""
+
+    def __init__(self, spec: BlockSpec, se_reduction: int = 12):
+        super().__init__()
+        self.in_channels = spec.in_channels
+        self.out_channels = spec.out_channels
+        self.use_shortcut = spec.shortcut
+        mid = spec.mid_channels
+        layers: list[nn.Module] = []
+        if spec.expansion != 1:
+            layers += conv_bn(spec.in_channels, mid, act=spec.act)
+        layers += conv_bn(mid, mid, spec.kernel_size, spec.stride, groups=mid)
+        if spec.se:
+            layers.append(SqueezeExcite(mid, se_reduction))
+        layers.append(make_activation(spec.dw_act))
+        layers += conv_bn(mid, spec.out_channels)
+        self.out = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.out(x)
+        # Partial residual, written in place into the projection's BN output (BN's backward does not need
+        # its output): no extra full-size tensor, unlike a torch.cat.
+        return partial_residual(out, x) if self.use_shortcut else out

@@ -1,0 +1,399 @@
+"""Checkpoints in three layouts — official (clovaai), timm's `rexnet_*`, and this package's training files.
+
+Everything is read with `torch.load(weights_only=True)` or safetensors, normalised to the official key
+layout (which `ReXNet` uses), and checked against the model before loading so that a wrong width, depth
+or class count gets a one-line explanation instead of a wall of size-mismatch messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .arch import arch_to_dict
+from .errors import RexnetError
+from .io import atomic_path
+from .model import STEM_LAYERS, ReXNet
+
+CHECKPOINT_FORMAT = "rexnet.checkpoint/1"
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
+_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile wrappers
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint read from disk: the state_dict in official layout plus whatever training state it carried."""
+
+    state_dict: dict[str, torch.Tensor]
+    layout: str  # "official", "timm" or "rexnet" (this package's training checkpoint)
+    arch: dict[str, Any] | None = None
+    num_classes: int | None = None
+    epoch: int | None = None
+    optimizer: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- timm <-> official key conversion -----------------------------------------------------------------
+
+_TIMM_BLOCK = re.compile(r"^features\.(\d+)\.(conv_exp|conv_dw|se|conv_pwl)\.(.+)$")
+_OFFICIAL_BLOCK = re.compile(r"^features\.(\d+)\.out\.(\d+)\.(.+)$")
+
+
+def _block_slots(has_exp: bool, has_se: bool) -> dict[str, str]:
+    """Returns timm sub-module name → official `out.N` slot for one bottleneck (activations take slots too)."""
+    slots, n = {}, 0
+    if has_exp:
+        slots.update({"conv_exp.conv": f"out.{n}", "conv_exp.bn": f"out.{n + 1}"})
+        n += 3
+    slots.update({"conv_dw.conv": f"out.{n}", "conv_dw.bn": f"out.{n + 1}"})
+    n += 2
+    if has_se:
+        slots.update({"se.fc1": f"out.{n}.fc.0", "se.bn": f"out.{n}.fc.1", "se.fc2": f"out.{n}.fc.3"})
+        n += 1
+    n += 1  # ReLU6 after the depthwise conv (and SE)
+    slots.update({"conv_pwl.conv": f"out.{n}", "conv_pwl.bn": f"out.{n + 1}"})
+    return slots
+
+
+def _split_sub(rest: str) -> tuple[str, str]:
+    """Returns ('conv_dw.bn', 'running_mean') from 'conv_dw.bn.running_mean' (the last part is the tensor)."""
+    head, _, tensor = rest.rpartition(".")
+    return head, tensor
+
+
+def _bad_keys(keys: list[str], layout: str) -> RexnetError:
+    shown = ", ".join(keys[:3])
+    return RexnetError(f"{len(keys)} key(s) do not fit the {layout} ReXNet layout (e.g. {shown}); "
+                       "is this a ReXNet-V1 checkpoint (timm's rexnetr_* and other models are not supported)?")
+
+
+def timm_to_official(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Returns timm `rexnet_*` weights renamed (and the classifier reshaped) to the official layout."""
+    blocks: dict[int, set[str]] = {}
+    for key in state_dict:
+        if m := _TIMM_BLOCK.match(key):
+            blocks.setdefault(int(m.group(1)), set()).add(m.group(2))
+    num_blocks = len(blocks)
+    if sorted(blocks) != list(range(num_blocks)):
+        raise _bad_keys([k for k in state_dict if k.startswith("features.")], "timm")
+    slots = {i: _block_slots("conv_exp" in parts, "se" in parts) for i, parts in blocks.items()}
+    out, unmapped = {}, []
+    for key, value in state_dict.items():
+        if key.startswith("stem.conv."):
+            out[f"features.0.{key[len('stem.conv.'):]}"] = value
+        elif key.startswith("stem.bn."):
+            out[f"features.1.{key[len('stem.bn.'):]}"] = value
+        elif m := _TIMM_BLOCK.match(key):
+            i = int(m.group(1))
+            sub, tensor = _split_sub(f"{m.group(2)}.{m.group(3)}")
+            if sub not in slots[i]:
+                unmapped.append(key)
+                continue
+            out[f"features.{i + STEM_LAYERS}.{slots[i][sub]}.{tensor}"] = value
+        elif key.startswith(f"features.{num_blocks}.conv."):  # penultimate 1×1 conv
+            out[f"features.{num_blocks + STEM_LAYERS}.{key.rpartition('.')[2]}"] = value
+        elif key.startswith(f"features.{num_blocks}.bn."):
+            out[f"features.{num_blocks + STEM_LAYERS + 1}.{key.rpartition('.')[2]}"] = value
+        elif key == "head.fc.weight":
+            out["output.1.weight"] = value.reshape(*value.shape, 1, 1)  # Linear → 1×1 conv
+        elif key == "head.fc.bias":
+            out["output.1.bias"] = value
+        else:
+            unmapped.append(key)
+    if unmapped:
+        raise _bad_keys(unmapped, "timm")
+    return out
+
+
+def official_to_timm(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Returns official-layout ReXNet-V1 weights renamed to timm's `rexnet_*` layout (inverse of timm_to_official)."""
+    if any(k.startswith("output.4.") for k in state_dict):
+        raise RexnetError("timm has no ReXNet-lite model; convert V1 checkpoints (rexnet_090 … rexnet_300) only")
+    blocks: dict[int, tuple[set[int], bool]] = {}
+    for key in state_dict:
+        if m := _OFFICIAL_BLOCK.match(key):
+            slots_seen, has_se = blocks.get(int(m.group(1)), (set(), False))
+            slots_seen.add(int(m.group(2)))
+            blocks[int(m.group(1))] = (slots_seen, has_se or m.group(3).startswith("fc."))
+    num_blocks = len(blocks)
+    if sorted(blocks) != list(range(STEM_LAYERS, STEM_LAYERS + num_blocks)):
+        raise _bad_keys([k for k in state_dict if ".out." in k], "official")
+    # The projection's BN is the last slot; with an expansion conv it sits 3 slots further on.
+    inverse = {}
+    for index, (seen, has_se) in blocks.items():
+        has_exp = max(seen) == (8 if has_se else 7)
+        inverse[index] = {v: k for k, v in _block_slots(has_exp, has_se).items()}
+    pen = STEM_LAYERS + num_blocks
+    out, unmapped = {}, []
+    for key, value in state_dict.items():
+        prefix, _, tensor = key.rpartition(".")
+        if prefix == "features.0":
+            out[f"stem.conv.{tensor}"] = value
+        elif prefix == "features.1":
+            out[f"stem.bn.{tensor}"] = value
+        elif m := _OFFICIAL_BLOCK.match(key):
+            index = int(m.group(1))
+            sub = f"out.{m.group(2)}.{m.group(3)}".rpartition(".")[0]
+            if sub not in inverse[index]:
+                unmapped.append(key)
+                continue
+            out[f"features.{index - STEM_LAYERS}.{inverse[index][sub]}.{tensor}"] = value
+        elif prefix == f"features.{pen}":
+            out[f"features.{num_blocks}.conv.{tensor}"] = value
+        elif prefix == f"features.{pen + 1}":
+            out[f"features.{num_blocks}.bn.{tensor}"] = value
+        elif key == "output.1.weight":
+            out["head.fc.weight"] = value.flatten(1)
+        elif key == "output.1.bias":
+            out["head.fc.bias"] = value
+        else:
+            unmapped.append(key)
+    if unmapped:
+        raise _bad_keys(unmapped, "official")
+    return out
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _read_file(path: Path) -> tuple[Any, dict[str, str]]:
+    """Returns (loaded object, safetensors metadata) of a checkpoint file, or raises RexnetError."""
+    if not path.exists():
+        raise RexnetError(f"checkpoint {path} does not exist; check the path")
+    if not path.is_file():
+        raise RexnetError(f"checkpoint {path} is not a file; pass the .pth/.pt/.safetensors file itself")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+        except Exception as exc:  # safetensors raises its own error types for every kind of bad file
+            raise RexnetError(f"checkpoint {path} is not a readable .safetensors file ({_first_line(exc)}); "
+                              "it may be truncated: re-download or re-save it") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. pickle-protocol notices: the outcome is reported below
+            return torch.load(path, map_location="cpu", weights_only=True), {}
+    except Exception as exc:  # truncated zip, random bytes, pickled code: all mean "not a usable checkpoint"
+        if "can still be loaded" in str(exc):  # torch's wording when only the weights_only check failed
+            reason = "it holds Python objects other than tensors, which weights_only loading refuses"
+        elif path.stat().st_size == 0:
+            reason = "the file is empty"
+        else:
+            reason = "not a PyTorch checkpoint, or truncated/corrupted"
+        raise RexnetError(f"cannot read checkpoint {path}: {reason}; pass a state_dict saved with torch.save "
+                          "or a .safetensors file") from None
+
+
+def _unwrap(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Returns (state_dict, wrapper) where wrapper is the surrounding dict of a training checkpoint (else {})."""
+    if not isinstance(obj, Mapping):
+        raise RexnetError(f"{source} holds a {type(obj).__name__}, not a state_dict; "
+                          "pass a checkpoint of a ReXNet model")
+    wrapper: dict[str, Any] = {}
+    for key in _WRAPPER_KEYS:
+        if isinstance(obj.get(key), Mapping):
+            wrapper, obj = dict(obj), obj[key]
+            break
+    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not tensors or len(tensors) != len(obj):
+        raise RexnetError(f"{source} is not a state_dict (its entries are not all named tensors); "
+                          "pass a checkpoint of a ReXNet model")
+    for prefix in _PREFIXES:
+        if all(k.startswith(prefix) for k in tensors):
+            tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+    return tensors, wrapper
+
+
+def _layout(state_dict: Mapping[str, torch.Tensor]) -> str:
+    if any(k.startswith(("stem.", "head.fc.")) or ".conv_dw." in k for k in state_dict):
+        return "timm"
+    if "features.0.weight" in state_dict:
+        return "official"
+    some = ", ".join(list(state_dict)[:3])
+    raise RexnetError(f"no ReXNet weights found (keys start {some}); "
+                      "pass a ReXNet checkpoint (official, timm or rexnet layout)")
+
+
+def read_checkpoint(src: str | os.PathLike | Mapping[str, Any]) -> Checkpoint:
+    """Returns the checkpoint at a path (or given as a dict), with its state_dict in the official layout."""
+    if isinstance(src, Mapping):
+        obj, meta, source = src, {}, "the given object"
+    else:
+        path = Path(src)
+        (obj, meta), source = _read_file(path), f"checkpoint {path}"
+    state_dict, wrapper = _unwrap(obj, source)
+    if meta.get("format") == CHECKPOINT_FORMAT:  # our safetensors: training info lives in string metadata
+        try:
+            wrapper = {"format": CHECKPOINT_FORMAT, **{k: json.loads(v) for k, v in meta.items() if k != "format"}}
+        except json.JSONDecodeError:
+            raise RexnetError(f"{source} has corrupt metadata; re-save it with rexnet.save_checkpoint") from None
+    layout = _layout(state_dict)
+    if layout == "timm":
+        state_dict = timm_to_official(state_dict)
+    own = wrapper.get("format") == CHECKPOINT_FORMAT
+    return Checkpoint(
+        state_dict=state_dict,
+        layout="rexnet" if own else layout,
+        arch=wrapper.get("arch"),
+        num_classes=wrapper.get("num_classes"),
+        epoch=wrapper.get("epoch"),
+        optimizer=wrapper.get("optimizer"),
+        metadata=dict(wrapper.get("metadata") or {}),
+        extra=dict(wrapper.get("extra") or {}),
+    )
+
+
+# --- loading into a model -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _known_shapes() -> dict[str, dict[str, tuple[int, ...]]]:
+    """Returns registered name → {key: shape} of its backbone (built on the meta device: no memory, no init)."""
+    from .registry import create_model, list_models
+
+    shapes = {}
+    with torch.device("meta"):
+        for name in list_models():
+            sd = create_model(name).state_dict()
+            shapes[name] = {k: tuple(v.shape) for k, v in sd.items() if not k.startswith(("output.",))}
+    return shapes
+
+
+def _guess_model(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """Returns the registered model whose backbone shapes the state_dict matches exactly, if any."""
+    for name, shapes in _known_shapes().items():
+        if all(k in state_dict and tuple(state_dict[k].shape) == s for k, s in shapes.items()):
+            return name
+    return None
+
+
+def _describe_mismatch(model: ReXNet, ckpt: Checkpoint, problem: str) -> RexnetError:
+    saved = (ckpt.arch or {}).get("name") or _guess_model(ckpt.state_dict)
+    ours = model.arch.name
+    if saved and saved != ours:
+        return RexnetError(f"{problem}: the checkpoint was saved from {saved}, the model is {ours}; "
+                           f"create the model as {saved} (rexnet.create_model('{saved}', ...))")
+    return RexnetError(f"{problem}: the checkpoint does not fit {ours}; check the model name or block table")
+
+
+def load_checkpoint(
+    model: ReXNet, src: str | os.PathLike | Mapping[str, Any], *, skip_head: bool = False
+) -> Checkpoint:
+    """Returns the Checkpoint read from `src` after loading its weights into `model` (strictly).
+
+    With `skip_head`, the classifier (the only num_classes-sized layer) is left as it is and every
+    other tensor must match; without it, a different class count is an error that says what to do.
+    """
+    ckpt = read_checkpoint(src)
+    state_dict = dict(ckpt.state_dict)
+    own = model.state_dict()
+    head = model.classifier_name + "."
+    if skip_head:
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(head)}
+    else:
+        weight = state_dict.get(head + "weight")
+        same_input = weight is not None and weight.shape[1:] == own[head + "weight"].shape[1:]
+        if same_input and len(weight) != model.num_classes:
+            raise RexnetError(
+                f"the checkpoint's classifier has {len(weight)} classes, the model {model.num_classes}; "
+                f"create the model with num_classes={len(weight)}, or pass skip_head=True (CLI: --skip-head) "
+                "to load everything but the classifier")
+    expected = {k for k in own if not (skip_head and k.startswith(head))}
+    missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
+    if missing or unexpected:
+        problem = f"{len(missing)} missing key(s) (e.g. {', '.join(missing[:2]) or '-'}) and {len(unexpected)} " \
+                  f"unexpected (e.g. {', '.join(unexpected[:2]) or '-'})"
+        raise _describe_mismatch(model, ckpt, problem)
+    wrong = [k for k in state_dict if state_dict[k].shape != own[k].shape]
+    if wrong:
+        k = wrong[0]
+        problem = (f"{len(wrong)} shape mismatch(es), first {k}: {tuple(state_dict[k].shape)} in the file "
+                   f"vs {tuple(own[k].shape)}")
+        raise _describe_mismatch(model, ckpt, problem)
+    model.load_state_dict(state_dict, strict=not skip_head)
+    return ckpt
+
+
+# --- writing --------------------------------------------------------------------------------------------
+
+
+def _json_ready(value: Any, what: str) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise RexnetError(f"{what} must be JSON-serialisable ({exc}); "
+                          "pass plain numbers, strings, lists, dicts") from None
+    return value
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: ReXNet,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    epoch: int | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Returns the path written: a training checkpoint (weights, block table, optimizer, epoch, metadata).
+
+    The file is written atomically and loads with weights_only=True. A `.safetensors` path stores the
+    weights plus JSON metadata (no optimizer state: safetensors holds only tensors).
+    """
+    path = Path(path)
+    info = {
+        "format": CHECKPOINT_FORMAT,
+        "arch": arch_to_dict(model.arch),
+        "num_classes": model.num_classes,
+        "epoch": epoch,
+        "metadata": _json_ready(dict(metadata or {}), "metadata"),
+    }
+    state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        if path.suffix == ".safetensors":
+            if optimizer is not None or extra:
+                raise RexnetError("safetensors holds weights only; save optimizer/extra state to a .pth file")
+            from safetensors.torch import save_file
+
+            metadata = {k: v if k == "format" else json.dumps(v) for k, v in info.items()}
+            save_file(state_dict, str(tmp), metadata=metadata)
+        else:
+            torch.save({**info, "state_dict": state_dict,
+                        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                        "extra": dict(extra or {})}, tmp)
+    return path
+
+
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, layout: str = "timm") -> Path:
+    """Returns `dst` after writing the weights of `src` in the `layout` given ('official' or 'timm')."""
+    if layout not in ("official", "timm"):
+        raise RexnetError(f"unknown layout {layout!r}; use 'official' or 'timm'")
+    state_dict = read_checkpoint(src).state_dict
+    if layout == "timm":
+        state_dict = official_to_timm(state_dict)
+    dst = Path(dst)
+    with atomic_path(dst) as tmp:
+        if dst.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp))
+        else:
+            torch.save(state_dict, tmp)
+    return dst

@@ -1,0 +1,53 @@
+"""ONNX export of a ReXNet model, written atomically, with a dynamic batch dimension."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import RexnetError
+from .io import atomic_path
+
+
+def export_onnx(
+    model: nn.Module, path: str | os.PathLike, img_size: int = 224, *, opset: int = 18, dynamo: bool = False
+) -> Path:
+    """Returns the path of the ONNX file written for `model` (eval mode, input 'input' of shape (batch, 3, H, W)).
+
+    The TorchScript exporter is the default: here it takes ~2 s against ~20 s for the torch.export
+    (dynamo) path, gives one self-contained file, and both match PyTorch to ~1e-7 on ReXNet. Pass
+    dynamo=True for the newer exporter.
+    """
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise RexnetError(f"output {path} does not end in .onnx; name the file e.g. model.onnx")
+    if img_size < 32:
+        raise RexnetError(f"img_size {img_size} is below 32 (the network downsamples 32×); use e.g. 224")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    # Batch 2: torch.export specialises a dimension of size 1, which would fix the batch at 1.
+    example = torch.randn(2, 3, img_size, img_size, device=device)
+    try:
+        with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+            # The TorchScript exporter announces its deprecation on every call; the choice is deliberate.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if dynamo:
+                torch.onnx.export(
+                    model, (example,), str(tmp), dynamo=True, external_data=False, opset_version=opset,
+                    input_names=["input"], output_names=["logits"],
+                    dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
+                )
+            else:
+                torch.onnx.export(
+                    model, (example,), str(tmp), dynamo=False, opset_version=opset,
+                    input_names=["input"], output_names=["logits"],
+                    dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                )
+    finally:
+        model.train(was_training)
+    return path

@@ -1,0 +1,106 @@
+"""The `rexnet` CLI: summary, export, convert, and one-line errors with exit code 2 for bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from rexnet import ReXNetV1, ReXNetV1Lite, save_checkpoint
+from rexnet.cli import main
+
+from .conftest import randomize
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_summary_prints_table_params_and_macs(tmp_path):
+    result = _invoke("summary", "rexnet_100", "--img-size", 224, "--save-arch", tmp_path / "a.json")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "4,796,873" in out and "MACs                 0.398 G" in out and "activation memory" in out
+    for width in (27, 185, 1280):
+        assert f" {width} " in out
+    # the saved block table is a model name too
+    again = _invoke("summary", tmp_path / "a.json", "--img-size", 64)
+    assert again.exit_code == 0 and "4,796,873" in again.output
+
+
+def test_models_lists_names():
+    result = _invoke("models")
+    assert result.exit_code == 0 and "rexnet_lite_200" in result.output.split()
+
+
+def test_export_with_checkpoint_matches_pytorch(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = randomize(ReXNetV1Lite(num_classes=6), seed=4)
+    save_checkpoint(tmp_path / "c.pth", model)
+    # --num-classes is taken from the checkpoint
+    result = _invoke("export", "rexnet_lite_100", "--onnx", tmp_path / "m.onnx", "--checkpoint", tmp_path / "c.pth",
+                     "--img-size", 32)
+    assert result.exit_code == 0, result.output
+    x = torch.randn(2, 3, 32, 32)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_convert_to_timm(tmp_path):
+    timm = pytest.importorskip("timm")
+    save_checkpoint(tmp_path / "c.pth", ReXNetV1(1.3, num_classes=5))
+    result = _invoke("convert", tmp_path / "c.pth", tmp_path / "t.safetensors", "--to", "timm")
+    assert result.exit_code == 0, result.output
+    from safetensors.torch import load_file
+
+    with torch.device("meta"):
+        theirs = timm.create_model("rexnet_130", num_classes=5)
+    theirs.load_state_dict(load_file(tmp_path / "t.safetensors"), strict=True, assign=True)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    torch.save(ReXNetV1(1.3).state_dict(), folder / "w130.pth")
+    data = (folder / "w130.pth").read_bytes()
+    (folder / "trunc.pth").write_bytes(data[: len(data) // 3])
+    (folder / "junk.pth").write_bytes(b"not a checkpoint at all")
+    torch.save(ReXNetV1(num_classes=10).state_dict(), folder / "c10.pth")
+    return folder
+
+
+@pytest.mark.parametrize("args, message", [
+    (["summary", "rexnet_999"], "unknown model 'rexnet_999'"),
+    (["summary", "missing.json"], "does not exist"),
+    (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/nope.pth"], "does not exist"),
+    (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/junk.pth"], "not a PyTorch checkpoint"),
+    (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/trunc.pth"], "truncated"),
+    (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/w130.pth"], "saved from rexnet_130"),
+    (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/c10.pth", "--num-classes", "1000"],
+     "10 classes, the model 1000"),
+    (["export", "rexnet_lite_100", "--onnx", "{d}/o.txt"], "does not end in .onnx"),
+    (["convert", "{d}/c10.pth", "{d}/o.pth", "--to", "timm"], None),  # a valid conversion, for contrast
+    (["convert", "{d}/junk.pth", "{d}/o2.pth"], "not a PyTorch checkpoint"),
+])
+def test_bad_input_gives_one_line_and_exit_2(files, args, message):
+    result = _invoke(*[a.replace("{d}", str(files)) for a in args])
+    if message is None:
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0] and "; " in lines[0]
+    assert "Traceback" not in result.output
+    assert not (files / "o.onnx").exists() and not (files / "o2.pth").exists()
+    assert not [p for p in files.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_console_script_exit_code_and_no_traceback():
+    proc = subprocess.run([sys.executable, "-c", "from rexnet.cli import main; main()", "summary", "rexnet_x"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: unknown model 'rexnet_x'") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

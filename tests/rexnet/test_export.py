@@ -1,0 +1,46 @@
+"""ONNX export: onnxruntime's outputs equal PyTorch's, with a dynamic batch, written atomically."""
+
+import numpy as np
+import pytest
+import torch
+
+from rexnet import ReXNetV1, RexnetError, export_onnx
+
+from .conftest import randomize
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+
+def _run(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x.numpy()})[0]
+
+
+def test_onnx_matches_pytorch(tmp_path):
+    model = randomize(ReXNetV1(num_classes=10), seed=3)
+    path = export_onnx(model, tmp_path / "m.onnx", img_size=64)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+    x = torch.randn(3, 3, 64, 64)  # exported with batch 1: the batch dimension is dynamic
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(_run(path, x), expected, rtol=1e-4, atol=1e-4)
+    assert not model.training
+
+
+def test_bad_output_name_leaves_nothing(tmp_path):
+    with pytest.raises(RexnetError, match=r"\.onnx"):
+        export_onnx(ReXNetV1(), tmp_path / "m.txt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_export_leaves_no_partial_file(tmp_path, monkeypatch):
+    def broken_export(model, args, f, **kwargs):
+        with open(f, "wb") as fh:
+            fh.write(b"partial")
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setattr(torch.onnx, "export", broken_export)
+    with pytest.raises(RuntimeError):
+        export_onnx(ReXNetV1(num_classes=2), tmp_path / "m.onnx", img_size=32)
+    assert list(tmp_path.iterdir()) == []
