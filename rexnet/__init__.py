@@ -43,3 +43,14 @@ __all__ = [
     "load_arch", "load_checkpoint", "model_arch", "official_to_timm", "read_checkpoint", "rexnet_lite_arch",
     "rexnet_v1_arch", "save_arch", "save_checkpoint", "summarize", "timm_to_official",
 ]
+
+# Training and evaluation (data preparation, the MobileNetV2 baseline, the training loop, evaluation).
+from .baseline import build_classifier, mobilenetv2_arch, small_input_arch, small_input_variant  # noqa: E402
+from .data import load_data, prepare_fashion_mnist  # noqa: E402
+from .evaluate import EvalResult  # noqa: E402
+from .evaluate import evaluate as evaluate_model  # noqa: E402  (`rexnet.evaluate` stays the module)
+from .train import TrainConfig  # noqa: E402
+from .train import train as train_model  # noqa: E402  (`rexnet.train` stays the module)
+
+__all__ += ["EvalResult", "TrainConfig", "build_classifier", "evaluate_model", "load_data", "mobilenetv2_arch",
+            "prepare_fashion_mnist", "small_input_arch", "small_input_variant", "train_model"]

@@ -99,3 +99,96 @@ def convert(src: str, dst: str, layout: str) -> None:
     from .checkpoint import convert_checkpoint
 
     click.echo(f"wrote {convert_checkpoint(src, dst, layout)} ({layout} layout)")
+
+
+# --- data, train, eval -----------------------------------------------------------------------------------
+
+
+@main.group("data")
+def data_cmd() -> None:
+    """Prepare datasets for training and evaluation."""
+
+
+@data_cmd.command("fashion-mnist")
+@click.option("--root", default="data", show_default=True, type=click.Path(file_okay=False),
+              help="torchvision root: files go to ROOT/FashionMNIST/raw/.")
+@click.option("--source", type=click.Path(), help="Folder or tarball with the idx .gz files "
+              "(default: /usr/share/datasets/fashion-mnist from Debian's dataset-fashion-mnist).")
+@click.option("--no-download", is_flag=True, help="Do not fall back to torchvision's download.")
+def fashion_mnist_cmd(root: str, source: str | None, no_download: bool) -> None:
+    """Put verified Fashion-MNIST (60k/10k) where torchvision's FashionMNIST reads it; a no-op when done."""
+    from .data import prepare_fashion_mnist
+
+    click.echo(f"Fashion-MNIST ready in {prepare_fashion_mnist(root, source, download=not no_download)}")
+
+
+@main.command("train")
+@click.option("--model", "model_name", help="Registered name (rexnet_050 …) or mobilenetv2_WIDTH×100 (mobilenetv2_070).")
+@click.option("--arch", "arch_path", type=click.Path(dir_okay=False), help="A saved block table (.json) instead.")
+@click.option("--data", "data", default="fashion-mnist", show_default=True,
+              help="fashion-mnist | cifar10 | cifar100 | imagefolder:PATH | fake")
+@click.option("--data-root", default="data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
+@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True)
+@click.option("--nesterov/--no-nesterov", default=True, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-5, show_default=True)
+@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--min-lr", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Default: the table's (0.2).")
+@click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="EMA of the weights (0 = off, e.g. 0.999); evaluated and saved when on.")
+@click.option("--randaugment", is_flag=True)
+@click.option("--random-erasing", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--small-input", type=click.Choice(["off", "s16", "s8"]), default="off", show_default=True,
+              help="28–32 px data: s16 = one fewer downsampling (total stride 16); s8 = also stem stride 1 (8).")
+@click.option("--img-size", type=click.IntRange(min=8), help="Default: 32 (small datasets), 224 (ImageFolder).")
+@click.option("--train-limit", type=click.IntRange(min=1), help="Train on a fixed random subset of this size.")
+@click.option("--test-limit", type=click.IntRange(min=1), help="Test on a fixed random subset of this size.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA only).")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out (same settings required).")
+@click.option("--progress/--no-progress", default=True)
+def train_cmd(model_name: str | None, arch_path: str | None, resume: bool, **options) -> None:
+    """Train a model (name or block table) with SGD, warm-up + cosine, label smoothing; torchrun for DDP."""
+    from .errors import RexnetError
+    from .train import TrainConfig, train
+
+    if (model_name is None) == (arch_path is None):
+        raise RexnetError("give exactly one of --model NAME or --arch block_table.json; "
+                          "see `rexnet models` for names")
+    cfg = TrainConfig(model=model_name or arch_path, **options)
+    row = train(cfg, resume=resume)
+    if row:
+        click.echo(f"done: {cfg.out} epoch {row['epoch']} test top-1 {row['test_top1']:.2f}%")
+
+
+@main.command("eval")
+@click.option("--checkpoint", required=True, type=click.Path(), help="A run's model.pth (or checkpoint.pth).")
+@click.option("--data", "data", default="fashion-mnist", show_default=True,
+              help="fashion-mnist | cifar10 | cifar100 | imagefolder:PATH | fake")
+@click.option("--data-root", default="data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--model", "model_name", help="Check the checkpoint is this model (name or block-table .json).")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder. Default: beside the checkpoint.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--test-limit", type=click.IntRange(min=1), help="Evaluate a fixed random subset of this size.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def eval_cmd(checkpoint: str, data: str, data_root: str, model_name: str | None, out: str | None,
+             batch_size: int, test_limit: int | None, device: str) -> None:
+    """Top-1/top-5, per-class accuracy, confusion matrix and penultimate feature rank of a trained model."""
+    from pathlib import Path
+
+    from .evaluate import evaluate, format_eval, load_for_eval, write_eval
+
+    model, spec = load_for_eval(checkpoint, data, data_root, model_name=model_name, test_limit=test_limit,
+                                device=device)
+    result = evaluate(model, spec.test, spec.classes, batch_size=batch_size, device=next(model.parameters()).device)
+    out_dir = Path(out) if out else Path(checkpoint).parent / f"eval_{spec.name}"
+    files = write_eval(result, out_dir, title=f"{model.arch.name} on {spec.name}: top-1 {result.top1:.2f}%")
+    click.echo(format_eval(result))
+    click.echo(f"wrote {', '.join(str(p) for p in files.values())}")

@@ -1,0 +1,225 @@
+"""Training: the schedule, weight decay groups, EMA, a tiny run, exact resume, DDP with 2 gloo processes, bad input."""
+
+import csv
+import errno
+import math
+import os
+import socket
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from rexnet import save_arch
+from rexnet.baseline import build_classifier
+from rexnet.cli import main
+from rexnet.train import TIMING_COLUMNS, ema_update, lr_at, param_groups, train
+
+from .train_helpers import TINY, tiny_config
+
+
+@pytest.fixture
+def arch_json(tmp_path):
+    return save_arch(TINY, tmp_path / "tiny.json")
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _one_error_line(result):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def _rows(path, drop=TIMING_COLUMNS):
+    with open(path) as f:
+        return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(f)]
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_lr_warmup_then_cosine():
+    total, warm = 100, 10
+    lrs = [lr_at(s, total, warm, 0.4, 0.0) for s in range(total)]
+    assert lrs[:warm] == pytest.approx([0.4 * (s + 1) / warm for s in range(warm)])
+    assert lrs[warm] == pytest.approx(0.4)  # cosine starts at the peak
+    assert all(a >= b for a, b in zip(lrs[warm:], lrs[warm + 1:]))
+    mid = warm + (total - warm) // 2
+    assert lrs[mid] == pytest.approx(0.2, rel=1e-9)  # half-way down the cosine
+    assert lr_at(total, total, warm, 0.4, 0.01) == pytest.approx(0.01)
+
+
+def test_no_weight_decay_on_bn_and_bias():
+    model = build_classifier(TINY, 10)
+    decay, no_decay = param_groups(model, 1e-4)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
+    assert all(names[id(p)].endswith("bias") or p.ndim == 1 for p in no_decay["params"])
+    assert all(p.ndim > 1 for p in decay["params"])
+    bn_weights = [n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert {f"{n}.weight" for n in bn_weights} <= {names[id(p)] for p in no_decay["params"]}
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_ema_update_known_answer():
+    model = torch.nn.BatchNorm2d(2)
+    ema = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    ema_update(ema, model, 0.75)
+    assert torch.allclose(ema["weight"], torch.full((2,), 0.5))  # 0.75·0 + 0.25·2
+    assert ema["num_batches_tracked"] == model.num_batches_tracked  # integers are copied
+
+
+def test_tiny_epoch_writes_a_consistent_run_folder(tmp_path, arch_json):
+    cfg = tiny_config(tmp_path / "run", arch_json, epochs=1)
+    row = train(cfg)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pth", "config.json", "metrics.csv", "model.pth"]
+    rows = _rows(run / "metrics.csv", drop=())
+    assert len(rows) == 1 and float(rows[0]["img_per_s"]) > 0
+    assert set(rows[0]) >= {"train_loss", "test_top1", "test_top5", "lr"}
+    assert math.isfinite(row["train_loss"]) and 0 <= row["test_top1"] <= row["test_top5"] <= 100
+    ckpt = torch.load(run / "checkpoint.pth", map_location="cpu", weights_only=True)  # untrusted-safe loading
+    assert ckpt["epoch"] == 1 and "ema" in ckpt["extra"] and ckpt["optimizer"]["state"]
+
+
+def test_resume_is_exact(tmp_path, arch_json, monkeypatch):
+    straight = tiny_config(tmp_path / "straight", arch_json)
+    train(straight)
+
+    import rexnet.train as train_module
+
+    real = train_module.write_metrics_csv
+
+    def stop_after_first_epoch(path, rows):
+        real(path, rows)
+        if len(rows) == 1:
+            raise KeyboardInterrupt  # as if the process were killed after epoch 1 was saved
+
+    interrupted = tiny_config(tmp_path / "resumed", arch_json)
+    monkeypatch.setattr(train_module, "write_metrics_csv", stop_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted)
+    monkeypatch.setattr(train_module, "write_metrics_csv", real)
+    assert len(_rows(tmp_path / "resumed" / "metrics.csv")) == 1
+    train(interrupted, resume=True)
+
+    assert _rows(tmp_path / "resumed" / "metrics.csv") == _rows(tmp_path / "straight" / "metrics.csv")
+    for name in ("checkpoint.pth", "model.pth"):
+        a, b = _weights(tmp_path / "straight" / name), _weights(tmp_path / "resumed" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, cfg, out_dir):
+    """One torchrun-like process: the env variables torchrun sets, then the public train()."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    import rexnet.train as train_module
+
+    built = []
+    real_build = train_module.build_classifier
+
+    def keep(*args, **kwargs):  # the first model built is the one trained
+        built.append(real_build(*args, **kwargs))
+        return built[-1]
+
+    train_module.build_classifier = keep
+    row = train_module.train(cfg)
+    weights = {k: v.detach().clone() for k, v in built[0].state_dict().items()}
+    torch.save({"row": row, "weights": weights}, f"{out_dir}/rank{rank}.pt")
+
+
+def test_ddp_two_gloo_processes_agree(tmp_path, arch_json):
+    import torch.multiprocessing as mp
+
+    cfg = tiny_config(tmp_path / "ddp", arch_json, epochs=1, batch_size=16, ema_decay=0.0)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert all(torch.equal(r0["weights"][k], r1["weights"][k]) for k in r0["weights"])  # DDP kept them in step
+    fresh = build_classifier(TINY, 10).state_dict()
+    assert not all(torch.equal(r0["weights"][k], fresh[k]) for k in fresh)  # and they did train
+    same = [k for k in r0["row"] if k not in TIMING_COLUMNS]
+    assert all(r0["row"][k] == r1["row"][k] for k in same)  # metrics are all-reduced over both ranks
+    assert len(_rows(tmp_path / "ddp" / "metrics.csv")) == 1  # rank 0 wrote the run folder
+    saved = _weights(tmp_path / "ddp" / "model.pth")
+    assert all(torch.equal(saved[k], r1["weights"][k]) for k in saved)
+
+
+# --- bad input: one line, exit 2, the run folder left as it was ----------------------------------------
+
+
+def test_cli_trains_a_block_table(tmp_path, arch_json):
+    result = _invoke("train", "--arch", arch_json, "--data", "fake", "--img-size", 16, "--train-limit", 32,
+                     "--test-limit", 16, "--epochs", 1, "--batch-size", 16, "--device", "cpu", "--no-progress",
+                     "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "done:" in result.output and (tmp_path / "run" / "model.pth").is_file()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--model", "rexnet_100", "--data", "mnist-digits"], "unknown dataset"),
+    (["--model", "rexnet_100", "--data", "imagefolder:/nonexistent/place"], "ImageFolder"),
+    (["--model", "nosuchnet", "--data", "fake"], "unknown model"),
+    (["--data", "fake"], "exactly one of --model"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, args, words):
+    line = _one_error_line(_invoke("train", *args, "--out", tmp_path / "run", "--no-progress"))
+    assert words in line
+    assert not (tmp_path / "run" / "checkpoint.pth").exists()
+
+
+def _cli_tiny(arch_json, out, *extra):
+    return _invoke("train", "--arch", arch_json, "--data", "fake", "--img-size", 16, "--train-limit", 32,
+                   "--test-limit", 16, "--epochs", 2, "--batch-size", 16, "--device", "cpu", "--no-progress",
+                   "--out", out, *extra)
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, arch_json):
+    run = tmp_path / "run"
+    assert _cli_tiny(arch_json, run).exit_code == 0
+    before = _snapshot(run)
+    line = _one_error_line(_cli_tiny(arch_json, run, "--resume", "--lr", "0.3"))
+    assert "other settings" in line and "lr=0.1" in line
+    line = _one_error_line(_cli_tiny(arch_json, run))  # same folder, no --resume
+    assert "already holds a run" in line
+    _one_error_line(_cli_tiny(arch_json, tmp_path / "empty", "--resume"))
+    assert _snapshot(run) == before
+
+
+def test_out_of_disk_leaves_the_last_complete_epoch(tmp_path, arch_json, monkeypatch):
+    run = tmp_path / "run"
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def disk_fills_up(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 1:  # epoch 1's checkpoint fits, epoch 2's does not
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_fills_up)
+    line = _one_error_line(_cli_tiny(arch_json, run))
+    assert "out of disk space" in line and "--resume" in line
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pth", "config.json", "metrics.csv"]  # no temp files
+    assert len(_rows(run / "metrics.csv")) == 1
+    assert torch.load(run / "checkpoint.pth", weights_only=True)["epoch"] == 1
+    monkeypatch.setattr(torch, "save", real_save)
+    assert _cli_tiny(arch_json, run, "--resume").exit_code == 0
+    assert len(_rows(run / "metrics.csv")) == 2
