@@ -26,9 +26,9 @@ from rankstudy.sampling import SHAPE_COLUMNS
 BANDS = [("d_out < 128", 0, 128), ("128–512", 128, 513), ("> 512", 513, 10**9)]
 
 
-def timed(fn, *args) -> float:
+def timed(fn, *args, **kwargs) -> float:
     start = time.perf_counter()
-    fn(*args)
+    fn(*args, **kwargs)
     return time.perf_counter() - start
 
 
@@ -80,13 +80,13 @@ def main() -> None:
     line("overall", len(rows), totals)
 
     workers = os.cpu_count() or 1
-    b2 = timed(run_study, StudyConfig(n=args.n, seed=args.seed), "cpu", None,
-               **{"workers": workers, "chunk_rows": 100, "progress": False})
+    b2 = timed(run_study, StudyConfig(n=args.n, seed=args.seed), "cpu", None, workers=workers, chunk_rows=100,
+               progress=False)
     print(f"run_study, {workers} worker processes (incl. start-up): {b2:.2f}s → (a)/this = {totals[0] / b2:.2f}")
     if torch.cuda.is_available():
         cfg = StudyConfig(n=args.n, seed=args.seed)
         run_study(cfg, device="cuda", progress=False)  # warm-up
-        g = timed(run_study, cfg, "cuda", None, **{"progress": False})
+        g = timed(run_study, cfg, "cuda", None, progress=False)
         print(f"run_study on {torch.cuda.get_device_name()}: {g:.2f}s → (a)/this = {totals[0] / g:.1f}")
 
 
