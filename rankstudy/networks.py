@@ -32,33 +32,29 @@ def _weight(gen: torch.Generator, shape: tuple[int, ...], fan_in: int, init: str
     return torch.randn(shape, generator=gen) * std
 
 
-def _layer_shapes(row) -> list[tuple[str, tuple[int, ...], int]]:
-    """Returns (op, weight shape, fan_in) for each layer of the row's network, in drawing order."""
+def _layer_shapes(row) -> list[tuple[tuple[int, ...], int]]:
+    """Returns (weight shape, fan_in) of each layer of the row's network, in drawing order."""
     if row.kind == "linear":
-        return [("pw", (row.d_out, row.d_in), row.d_in)]
+        return [((row.d_out, row.d_in), row.d_in)]
     if row.kind == "depthwise":
-        return [("pw", (row.d_out, row.d_in), row.d_in), ("dw", (row.d_out, 9), 9)]
+        return [((row.d_out, row.d_in), row.d_in), ((row.d_out, 9), 9)]
     widths = stack_widths(row.d_in, row.d_out, row.depth) if row.kind == "stack" else [row.d_in, row.d_out]
     layers = []
     for c_in, c_out in zip(widths[:-1], widths[1:]):
         hidden = row.block_expansion * c_in
-        layers += [("pw", (hidden, c_in), c_in), ("dw", (hidden, 9), 9), ("pw", (c_out, hidden), hidden)]
+        layers += [((hidden, c_in), c_in), ((hidden, 9), 9), ((c_out, hidden), hidden)]
     return layers
 
 
-def _input_shape(row) -> tuple[int, int]:
-    """Returns (d_in, N) of the row's input matrix; conv inputs are N/spatial² images of spatial² positions."""
-    return row.d_in, row.n_samples
+def largest_intermediate(row) -> int:
+    """Returns the number of elements of the largest float32 feature map the row's network computes."""
+    return max(row.d_in, *(shape[0] for shape, _ in _layer_shapes(row))) * row.n_samples
 
 
 def _draw_row(row) -> tuple[torch.Tensor, list[torch.Tensor]]:
     gen = torch.Generator().manual_seed(int(row.seed))
-    x = _draw(gen, _input_shape(row), row.input_dist)
-    return x, [_weight(gen, shape, fan_in, row.init) for _, shape, fan_in in _layer_shapes(row)]
-
-
-def _pointwise(w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    return bmm(w, z)
+    x = _draw(gen, (row.d_in, row.n_samples), row.input_dist)
+    return x, [_weight(gen, shape, fan_in, row.init) for shape, fan_in in _layer_shapes(row)]
 
 
 def _depthwise(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
@@ -127,7 +123,7 @@ def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Ten
     ops, layers, spatial = _RowOps(rows), _layer_shapes(first), int(first.spatial)
 
     if first.kind in ("linear", "depthwise"):
-        z = _pointwise(weights[0], x)
+        z = bmm(weights[0], x)
         if first.kind == "depthwise":
             z = _depthwise(weights[1], z, spatial)
         return ops.act(ops.norm(z))
@@ -135,9 +131,9 @@ def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Ten
     z = x
     for i in range(0, len(layers), 3):  # one inverted bottleneck per three layers
         expand, dw, project = weights[i:i + 3]
-        h = ops.act(ops.norm(_pointwise(expand, z)))
+        h = ops.act(ops.norm(bmm(expand, z)))
         h = ops.act(ops.norm(_depthwise(dw, h, spatial)))
-        out = ops.norm(_pointwise(project, h))
+        out = ops.norm(bmm(project, h))
         c_in = z.shape[1]
         if out.shape[1] >= c_in:  # ReXNet's partial residual: input added to the first c_in channels
             out = torch.cat([out[:, :c_in] + z, out[:, c_in:]], dim=1)

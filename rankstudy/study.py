@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 from . import store
 from .config import StudyConfig
 from .errors import StudyError
-from .networks import build_features
+from .networks import build_features, largest_intermediate
 from .rank import DEFAULT_RTOLS, metric_columns, rank_metrics
-from .sampling import CONFIG_COLUMNS, SHAPE_COLUMNS, sample_networks, stack_widths
+from .sampling import CONFIG_COLUMNS, SHAPE_COLUMNS, sample_networks
 
 DEFAULT_CHUNK_ROWS = 250
 DEFAULT_BATCH_SIZE = 64
@@ -49,12 +49,6 @@ def plan_chunks(table: pd.DataFrame, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> li
     return [order[i:i + chunk_rows] for i in range(0, len(order), chunk_rows)]
 
 
-def _row_elements(row) -> int:
-    """Returns the size of the largest float32 intermediate in the row's network."""
-    widths = stack_widths(row.d_in, row.d_out, row.depth) if row.kind == "stack" else [row.d_in, row.d_out]
-    return max(max(widths), row.block_expansion * max(widths[:-1])) * row.n_samples
-
-
 def analyze(rows: pd.DataFrame, device: torch.device, batch_size: int = DEFAULT_BATCH_SIZE,
             rtols: tuple[float, ...] = DEFAULT_RTOLS) -> pd.DataFrame:
     """Returns `rows` (network configs) with the metric columns added, in id order.
@@ -64,7 +58,7 @@ def analyze(rows: pd.DataFrame, device: torch.device, batch_size: int = DEFAULT_
     """
     parts = []
     for _, group in rows.groupby(list(SHAPE_COLUMNS), sort=True):
-        per_batch = max(1, min(batch_size, BATCH_ELEMENTS // _row_elements(group.iloc[0])))
+        per_batch = max(1, min(batch_size, BATCH_ELEMENTS // largest_intermediate(group.iloc[0])))
         for start in range(0, len(group), per_batch):
             batch = group.iloc[start:start + per_batch]
             try:
