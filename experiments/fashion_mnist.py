@@ -1,12 +1,12 @@
 """ReXNet vs MobileNetV2 at matched MACs on Fashion-MNIST: the paper's channel-design claim on data we can get here.
 
-Both models are built by the same builder with the same small-input option (stem stride 1, one fewer
-downsampling; 32×32 inputs = 28×28 padded by 2), trained with the same recipe, epochs and seeds. The MobileNetV2
-width is the one (in steps of 0.05) whose MACs are closest to ReXNet-0.5×'s. Sized for ≤ 150 minutes on 2 CPU
-cores: 2 models × 2 seeds × 7 epochs with small-input mode s16 (total stride 16). Measured here at 32×32,
-batch 128, 2 threads: ReXNet-0.5× ~200 img/s (~5 min per 60k epoch), MobileNetV2-0.7× ~260 img/s, i.e.
-~9.5 min per epoch for the pair incl. evaluation, ~135 min in all. Mode s8 (stem stride 1 as well) costs
-~4.5× more per image (~45 img/s) and does not fit the budget; mode off (~420 img/s) does, at 1×1 final maps.
+Both models are built by the same builder with the same small-input option (default s16: one fewer
+downsampling, total stride 16; 32×32 inputs = 28×28 padded by 2), trained with the same recipe, epochs and
+seeds. The MobileNetV2 width is the one (in steps of 0.05) whose MACs are closest to ReXNet-0.5×'s
+(MobileNetV2-0.7×: 11.8 vs 12.9 MMACs). Sized for ≤ 150 minutes on 2 CPU cores: 2 models × 2 seeds × 6 epochs.
+Measured here at 32×32, batch 128, 2 threads: ReXNet-0.5× ~190 img/s (~5.2 min per 60k epoch incl. evaluation),
+MobileNetV2-0.7× ~250 img/s (~4 min), ~2 h in all. Mode s8 (stem stride 1 as well) costs ~4.5× more per image
+(~45 img/s) and does not fit the budget; mode off (~420 img/s) does, at 1×1 final maps.
 
 Resumable: each run lives in RUNS/<model>_s<seed>; a finished run (model.pth present) is skipped, an interrupted
 one resumes from its last epoch's checkpoint, so the study can be completed over several sittings by rerunning
@@ -21,9 +21,10 @@ command.txt (the exact command). Usage:
 from __future__ import annotations
 
 import json
+import platform
 import shlex
-import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
+from importlib import metadata
 from pathlib import Path
 
 import click
@@ -56,7 +57,8 @@ def run_one(cfg: TrainConfig) -> str:
 
 
 def summarize_run(cfg: TrainConfig, in_chans: int) -> dict:
-    """Returns one run's row: final test top-1/top-5, mean training img/s, params, MACs and the feature rank."""
+    """Returns one run's row: final test top-1/top-5, params, MACs, the penultimate feature rank and the median
+    training img/s over epochs (the median, so one epoch slowed by other work on the machine does not skew it)."""
     out = Path(cfg.out)
     metrics = pd.read_csv(out / "metrics.csv")
     eval_json = out / "eval_fashion-mnist" / "eval.json"
@@ -69,7 +71,7 @@ def summarize_run(cfg: TrainConfig, in_chans: int) -> dict:
     params, macs = model_costs(arch, IMG_SIZE, num_classes=10, in_chans=in_chans, stem_stride=stem_stride)
     return {"model": cfg.model, "seed": cfg.seed, "epochs": int(metrics["epoch"].iloc[-1]),
             "test_top1": report["top1"], "test_top5": report["top5"], "params": params, "macs": macs,
-            "img_per_s": metrics["img_per_s"].mean(), "feature_rank": report["feature_rank"],
+            "img_per_s": metrics["img_per_s"].median(), "feature_rank": report["feature_rank"],
             "nuclear_norm": report["feature_nuclear_norm"]}
 
 
@@ -85,11 +87,20 @@ def write_table(rows: pd.DataFrame, results: Path) -> pd.DataFrame:
              "feature rank |", "|---|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         std = 0.0 if pd.isna(r.top1_std) else r.top1_std
-        lines.append(f"| {r.model} | {r.seeds} | {r.top1_mean:.2f} ± {std:.2f} | {r.top1_min:.2f}–{r.top1_max:.2f} | "
-                     f"{r.top5_mean:.2f} | {r.params:,} | {r.macs / 1e6:.1f} | {r.img_per_s:.0f} | "
-                     f"{r.feature_rank:.3f} |")
+        lines.append(f"| {r.model} | {r.seeds} | {r.top1_mean:.2f} ± {std:.2f} | "
+                     f"{r.top1_min:.2f}–{r.top1_max:.2f} | {r.top5_mean:.2f} | {r.params:,} | {r.macs / 1e6:.1f} | "
+                     f"{r.img_per_s:.0f} | {r.feature_rank:.3f} |")
     atomic_write_text(results / "table.md", "\n".join(lines) + "\n")
     return table
+
+
+def command_line(ctx: click.Context) -> str:
+    """Returns the command that reproduces this invocation: the script and every option not left at its default."""
+    args = ["python", f"experiments/{Path(__file__).name}"]
+    for name, value in ctx.params.items():
+        if value is not None and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+            args += [f"--{name.replace('_', '-')}", str(value)]
+    return shlex.join(args)
 
 
 def plot_curves(cfgs: list[TrainConfig], results: Path) -> Path:
@@ -120,7 +131,7 @@ def plot_curves(cfgs: list[TrainConfig], results: Path) -> Path:
 
 
 @click.command()
-@click.option("--epochs", type=click.IntRange(min=1), default=7, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
 @click.option("--small-input", type=click.Choice(["off", "s16", "s8"]), default="s16", show_default=True,
               help="Small-input mode for both models (rexnet/baseline.py).")
 @click.option("--seeds", default="0,1", show_default=True, help="Comma-separated seeds.")
@@ -159,8 +170,13 @@ def main(epochs, small_input, seeds, batch_size, lr, weight_decay, data_root, ru
     for cfg in cfgs:
         print(f"== {cfg.model} seed {cfg.seed}: {run_one(cfg)}", flush=True)
     results.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(results / "command.txt", shlex.join([sys.executable, *sys.argv]) + "\n"
-                      + f"torch {torch.__version__}, threads {torch.get_num_threads()}\n")
+    settings = {"models": [REXNET, mobilenet], "seeds": sorted({c.seed for c in cfgs}),
+                **{k: v for k, v in asdict(base).items() if k not in ("model", "seed", "out")}}
+    versions = {name: metadata.version(name) for name in ("torch", "torchvision", "numpy", "pandas")}
+    atomic_write_text(results / "command.txt", command_line(click.get_current_context()) + "\n"
+                      + f"settings: {json.dumps(settings)}\n"
+                      + f"python {platform.python_version()}, {json.dumps(versions)}, "
+                      + f"threads {torch.get_num_threads()}, {platform.machine()} CPU\n")
     rows = pd.DataFrame([summarize_run(cfg, in_chans) for cfg in cfgs])
     atomic_write_text(results / "runs.csv", rows.to_csv(index=False))
     table = write_table(rows, results)

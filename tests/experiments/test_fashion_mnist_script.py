@@ -1,0 +1,83 @@
+"""experiments/fashion_mnist.py end to end on a tiny fake Fashion-MNIST: both models × 2 seeds, the table agrees
+with each run's own files, and a rerun skips finished runs instead of training them again."""
+
+import gzip
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+import rexnet.data
+from rexnet.data import prepare_fashion_mnist
+
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "fashion_mnist.py"
+
+
+def _idx(kind: str, n: int, seed: int) -> bytes:
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "images":
+        return bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28)) + \
+            bytes(torch.randint(0, 256, (n * 28 * 28,), generator=gen, dtype=torch.uint8).tolist())
+    return bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + bytes(torch.arange(n).remainder(10).tolist())
+
+
+@pytest.fixture
+def script(tmp_path, monkeypatch):
+    """Returns the script's module with a fake 20/10-image Fashion-MNIST standing in for the real one."""
+    src, spec = tmp_path / "src", {}
+    src.mkdir()
+    for split, n in (("train", 20), ("t10k", 10)):
+        for kind, dim in (("images", 3), ("labels", 1)):
+            name = f"{split}-{kind}-idx{dim}-ubyte"
+            data = _idx(kind, n, seed=len(name))
+            (src / f"{name}.gz").write_bytes(gzip.compress(data))
+            spec[name] = (hashlib.md5(data).hexdigest(), n)
+    module_spec = importlib.util.spec_from_file_location("fashion_mnist_script", SCRIPT)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    def fake(root):
+        return prepare_fashion_mnist(root, src, raw_files=spec, download=False)
+
+    # both the script and load_data (inside training) verify the files against the real checksums otherwise
+    monkeypatch.setattr(module, "prepare_fashion_mnist", fake)
+    monkeypatch.setattr(rexnet.data, "prepare_fashion_mnist", fake)
+    return module
+
+
+def test_study_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    args = ["--epochs", "1", "--seeds", "0,1", "--batch-size", "10", "--data-root", str(tmp_path / "data"),
+            "--runs", str(runs), "--results", str(results)]
+    first = CliRunner().invoke(script.main, args)
+    assert first.exit_code == 0, first.output
+    assert first.output.count(": trained") == 4 and "matched baseline mobilenetv2_" in first.output
+
+    per_run = pd.read_csv(results / "runs.csv")
+    table = pd.read_csv(results / "table.csv").set_index("model")
+    assert sorted(per_run["seed"]) == [0, 0, 1, 1] and list(table.index)[0] == "rexnet_050"
+    assert (table["seeds"] == 2).all()
+    for model, rows in per_run.groupby("model"):
+        assert table.loc[model, "top1_mean"] == pytest.approx(rows["test_top1"].mean())
+        assert table.loc[model, "top1_std"] == pytest.approx(rows["test_top1"].std())
+        for row in rows.itertuples():  # each row comes from that run's own metrics and evaluation
+            metrics = pd.read_csv(runs / f"{model}_s{row.seed}" / "metrics.csv")
+            assert row.img_per_s == pytest.approx(metrics["img_per_s"].median())
+            assert 0 <= row.test_top1 <= 100 and 0 < row.feature_rank <= 1
+    # matched MACs: the baseline's are within one width step of ReXNet's, and both models are really different
+    rex, mob = table.loc["rexnet_050"], table.drop(index="rexnet_050").iloc[0]
+    assert abs(mob["macs"] - rex["macs"]) / rex["macs"] < 0.15 and mob["params"] != rex["params"]
+    assert (results / "curves.png").stat().st_size > 0
+    command = (results / "command.txt").read_text()
+    assert "experiments/fashion_mnist.py --epochs 1" in command and '"seeds": [0, 1]' in command
+    assert '"small_input": "s16"' in command and f'"torch": "{torch.__version__.split("+")[0]}' in command
+
+    stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/model.pth")}
+    again = CliRunner().invoke(script.main, args)
+    assert again.exit_code == 0, again.output
+    assert again.output.count(": skipped") == 4 and ": trained" not in again.output
+    assert {p: p.stat().st_mtime_ns for p in runs.glob("*/model.pth")} == stamps
+    assert pd.read_csv(results / "runs.csv").equals(per_run)
