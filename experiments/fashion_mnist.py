@@ -21,7 +21,6 @@ command.txt (the exact command). Usage:
 from __future__ import annotations
 
 import json
-import platform
 import shlex
 from dataclasses import asdict, replace
 from importlib import metadata
@@ -31,8 +30,9 @@ import click
 import pandas as pd
 import torch
 
+from rankstudy.study import versions
 from rexnet.baseline import match_mobilenetv2_width, mobilenetv2_arch, model_costs, small_input_variant
-from rexnet.data import load_data, prepare_fashion_mnist
+from rexnet.data import load_data
 from rexnet.evaluate import evaluate, load_for_eval, write_eval
 from rexnet.io import atomic_path, atomic_write_text
 from rexnet.train import TrainConfig, resolve_arch, train
@@ -148,7 +148,6 @@ def plot_curves(cfgs: list[TrainConfig], results: Path) -> Path:
 def main(epochs, small_input, seeds, batch_size, lr, weight_decay, data_root, runs, results, train_limit, test_limit,
          workers, mobilenet_width) -> None:
     """Train ReXNet-0.5× and a MAC-matched MobileNetV2 on Fashion-MNIST over seeds; write table and curves."""
-    prepare_fashion_mnist(data_root)
     in_chans = load_data("fashion-mnist", data_root).in_chans
 
     def macs(arch) -> int:
@@ -172,11 +171,10 @@ def main(epochs, small_input, seeds, batch_size, lr, weight_decay, data_root, ru
     results.mkdir(parents=True, exist_ok=True)
     settings = {"models": [REXNET, mobilenet], "seeds": sorted({c.seed for c in cfgs}),
                 **{k: v for k, v in asdict(base).items() if k not in ("model", "seed", "out")}}
-    versions = {name: metadata.version(name) for name in ("torch", "torchvision", "numpy", "pandas")}
+    packages = {**versions(), "torchvision": metadata.version("torchvision"), "threads": torch.get_num_threads()}
     atomic_write_text(results / "command.txt", command_line(click.get_current_context()) + "\n"
                       + f"settings: {json.dumps(settings)}\n"
-                      + f"python {platform.python_version()}, {json.dumps(versions)}, "
-                      + f"threads {torch.get_num_threads()}, {platform.machine()} CPU\n")
+                      + f"versions: {json.dumps(packages)}\n")
     rows = pd.DataFrame([summarize_run(cfg, in_chans) for cfg in cfgs])
     atomic_write_text(results / "runs.csv", rows.to_csv(index=False))
     table = write_table(rows, results)

@@ -1,8 +1,6 @@
 """experiments/fashion_mnist.py end to end on a tiny fake Fashion-MNIST: both models × 2 seeds, the table agrees
 with each run's own files, and a rerun skips finished runs instead of training them again."""
 
-import gzip
-import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -14,37 +12,22 @@ from click.testing import CliRunner
 import rexnet.data
 from rexnet.data import prepare_fashion_mnist
 
+from ..fake_fashion_mnist import fake_set, write_gz_folder
+
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "fashion_mnist.py"
-
-
-def _idx(kind: str, n: int, seed: int) -> bytes:
-    gen = torch.Generator().manual_seed(seed)
-    if kind == "images":
-        return bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28)) + \
-            bytes(torch.randint(0, 256, (n * 28 * 28,), generator=gen, dtype=torch.uint8).tolist())
-    return bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + bytes(torch.arange(n).remainder(10).tolist())
 
 
 @pytest.fixture
 def script(tmp_path, monkeypatch):
     """Returns the script's module with a fake 20/10-image Fashion-MNIST standing in for the real one."""
-    src, spec = tmp_path / "src", {}
-    src.mkdir()
-    for split, n in (("train", 20), ("t10k", 10)):
-        for kind, dim in (("images", 3), ("labels", 1)):
-            name = f"{split}-{kind}-idx{dim}-ubyte"
-            data = _idx(kind, n, seed=len(name))
-            (src / f"{name}.gz").write_bytes(gzip.compress(data))
-            spec[name] = (hashlib.md5(data).hexdigest(), n)
+    raw, spec = fake_set({"train": 20, "t10k": 10})
+    src = write_gz_folder(tmp_path / "src", raw)
     module_spec = importlib.util.spec_from_file_location("fashion_mnist_script", SCRIPT)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    def fake(root):
-        return prepare_fashion_mnist(root, src, raw_files=spec, download=False)
-
-    # both the script and load_data (inside training) verify the files against the real checksums otherwise
-    monkeypatch.setattr(module, "prepare_fashion_mnist", fake)
-    monkeypatch.setattr(rexnet.data, "prepare_fashion_mnist", fake)
+    # load_data prepares the files itself and would otherwise verify them against the real checksums
+    monkeypatch.setattr(rexnet.data, "prepare_fashion_mnist",
+                        lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False))
     return module
 
 

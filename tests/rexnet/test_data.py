@@ -1,7 +1,6 @@
 """Dataset preparation: Fashion-MNIST from fake idx .gz sets (folder and tarball), reruns, partial and corrupt files."""
 
 import gzip
-import hashlib
 import io
 import tarfile
 
@@ -13,36 +12,15 @@ from rexnet.cli import main
 from rexnet.data import DEBIAN_DIR, FASHION_MNIST_RAW, idx_problem, load_data, prepare_fashion_mnist
 from rexnet.errors import RexnetError
 
+from ..fake_fashion_mnist import fake_set, idx_bytes, write_gz_folder
+
 COUNTS = {"train": 12, "t10k": 5}
-
-
-def _idx(kind: str, n: int, seed: int) -> bytes:
-    gen = torch.Generator().manual_seed(seed)
-    if kind == "images":
-        return bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28)) + \
-            bytes(torch.randint(0, 256, (n * 28 * 28,), generator=gen, dtype=torch.uint8).tolist())
-    return bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + bytes(torch.arange(n).remainder(10).tolist())
-
-
-def _fake_set():
-    """Returns ({raw name: bytes}, raw_files spec with their md5s and counts) of a small fake Fashion-MNIST."""
-    raw, spec = {}, {}
-    for split, n in COUNTS.items():
-        for kind, dim in (("images", 3), ("labels", 1)):
-            name = f"{split}-{kind}-idx{dim}-ubyte"
-            raw[name] = _idx(kind, n, seed=len(name))
-            spec[name] = (hashlib.md5(raw[name]).hexdigest(), n)
-    return raw, spec
 
 
 @pytest.fixture
 def fake_dir(tmp_path):
-    raw, spec = _fake_set()
-    src = tmp_path / "src"
-    src.mkdir()
-    for name, data in raw.items():
-        (src / f"{name}.gz").write_bytes(gzip.compress(data))
-    return src, raw, spec
+    raw, spec = fake_set(COUNTS)
+    return write_gz_folder(tmp_path / "src", raw), raw, spec
 
 
 def _raw_dir(root):
@@ -62,7 +40,7 @@ def test_from_folder_gives_verified_files_torchvision_reads(tmp_path, fake_dir):
 
 
 def test_from_tarball(tmp_path):
-    raw, spec = _fake_set()
+    raw, spec = fake_set(COUNTS)
     tar_path = tmp_path / "fashion.tar.gz"
     with tarfile.open(tar_path, "w:gz") as tar:
         for name, data in raw.items():
@@ -119,7 +97,7 @@ def test_missing_source_is_a_one_line_cli_error(tmp_path):
 
 def test_idx_problem_reads_the_header(tmp_path):
     path = tmp_path / "x"
-    path.write_bytes(_idx("labels", 4, 0))
+    path.write_bytes(idx_bytes("labels", 4, 0))
     assert idx_problem(path, 4) is None
     assert "holds 4 items" in idx_problem(path, 5)
     assert idx_problem(tmp_path / "absent", 4) == "missing"
