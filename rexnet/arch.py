@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .activations import ACTIVATIONS
 from .errors import RexnetError
 
 # Stages shared by ReXNet-V1 and lite: (blocks, stride of the first block, expansion, squeeze-excitation).
@@ -27,8 +28,6 @@ STAGES: tuple[tuple[int, int, int, bool], ...] = (
     (3, 1, 6, True),
     (5, 2, 6, True),
 )
-
-ACTIVATION_NAMES = ("silu", "relu", "relu6", "hardswish", "elu", "leaky_relu", "softplus", "gelu", "identity")
 
 ARCH_FORMAT = "rexnet.arch/1"
 
@@ -229,6 +228,10 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def _known_act(name: Any) -> bool:
+    return isinstance(name, str) and name in ACTIVATIONS
+
+
 def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
     """Returns the ArchSpec a dict describes, after checking types, names and that the channels chain up."""
     fix = "write it with rexnet.save_arch or follow `rexnet summary NAME --save-arch`"
@@ -255,8 +258,8 @@ def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
         _check(block.kernel_size % 2 == 1, f"{where}: kernel_size={block.kernel_size}", "use an odd size")
         _check(isinstance(block.se, bool), f"{where}: se={block.se!r}", "use true or false")
         for name in ("act", "dw_act"):
-            _check(getattr(block, name) in ACTIVATION_NAMES, f"{where}: unknown {name} {getattr(block, name)!r}",
-                   f"choose one of {', '.join(ACTIVATION_NAMES)}")
+            _check(_known_act(getattr(block, name)), f"{where}: unknown {name} {getattr(block, name)!r}",
+                   f"choose one of {', '.join(ACTIVATIONS)}")
         blocks.append(block)
     head = {k: v for k, v in data.items() if k not in ("format", "blocks")}
     for name in ("name", "stem_channels", "penultimate_channels"):
@@ -268,8 +271,8 @@ def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
     _check(arch.head_channels is None or _positive_int(arch.head_channels),
            f"{source}: head_channels={arch.head_channels!r}", "use a positive integer or null")
     for name in ("stem_act", "penultimate_act", "head_act"):
-        _check(getattr(arch, name) in ACTIVATION_NAMES, f"{source}: unknown {name} {getattr(arch, name)!r}",
-               f"choose one of {', '.join(ACTIVATION_NAMES)}")
+        _check(_known_act(getattr(arch, name)), f"{source}: unknown {name} {getattr(arch, name)!r}",
+               f"choose one of {', '.join(ACTIVATIONS)}")
     _check(isinstance(arch.dropout, (int, float)) and 0 <= arch.dropout < 1, f"{source}: dropout={arch.dropout!r}",
            "use a number in [0, 1)")
     prev = arch.stem_channels
