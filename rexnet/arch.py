@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,9 @@ class ArchSpec:
     head_act: str = "relu6"
     se_reduction: int = 12
     dropout: float = 0.2
+    # Where the table came from (e.g. which finding chose each rule, for variants built from the rank study);
+    # JSON data, kept through save/load, not part of the network (ignored by ==).
+    provenance: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def strides(self) -> tuple[int, ...]:
@@ -209,13 +212,38 @@ def format_block_table(arch: ArchSpec) -> str:
                                 arch.head_act))
     lines.append(f"output stride {arch.strides[-1]}; mid = depthwise width; "
                  "res = partial residual (input added to the first `in` channels)")
+    lines += format_provenance(arch)
     return "\n".join(lines)
+
+
+def format_provenance(arch: ArchSpec) -> list[str]:
+    """Returns text lines saying which finding chose each rule of the table (none for tables without provenance)."""
+    prov = arch.provenance or {}
+    lines = []
+    if isinstance(prov.get("findings"), dict):
+        f = prov["findings"]
+        lines.append(f"built from {f.get('path', 'findings')} (schema {f.get('schema_version')}, created "
+                     f"{f.get('created')}, by `{f.get('command')}`)")
+    for rule, choice in (prov.get("choices") or {}).items():
+        if not isinstance(choice, dict):
+            continue
+        finding = choice.get("finding") or {}
+        why = choice.get("because", "")
+        if finding.get("key"):
+            ci = finding.get("ci")
+            ci_text = f", 95% CI [{ci[0]}, {ci[1]}]" if isinstance(ci, list) and len(ci) == 2 else ""
+            measure = f" under {finding['measure']}" if finding.get("measure") else ""
+            why = f"{finding['key']} = {finding.get('value')!r}{measure}{ci_text}" + (f"; {why}" if why else "")
+        lines.append(f"  {rule}: {choice.get('value')!r} <- {why}")
+    return lines
 
 
 def arch_to_dict(arch: ArchSpec) -> dict[str, Any]:
     """Returns a JSON-ready dict of the table (with a format tag so loaders can reject other JSON)."""
     out = asdict(arch)
     out["blocks"] = [asdict(b) for b in arch.blocks]
+    if out["provenance"] is None:
+        del out["provenance"]
     return {"format": ARCH_FORMAT, **out}
 
 
@@ -273,6 +301,8 @@ def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
     for name in ("stem_act", "penultimate_act", "head_act"):
         _check(_known_act(getattr(arch, name)), f"{source}: unknown {name} {getattr(arch, name)!r}",
                f"choose one of {', '.join(ACTIVATIONS)}")
+    _check(arch.provenance is None or isinstance(arch.provenance, dict), f"{source}: provenance is not an object",
+           "remove it or write the table with rexnet.save_arch")
     _check(isinstance(arch.dropout, (int, float)) and 0 <= arch.dropout < 1, f"{source}: dropout={arch.dropout!r}",
            "use a number in [0, 1)")
     prev = arch.stem_channels
