@@ -8,6 +8,7 @@ the multiplier finds the step that brackets the target and keeps the closer side
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -25,6 +26,16 @@ from .errors import RexnetError
 def arch_macs(arch: ArchSpec, *, img_size: int, small_input: str = "off", num_classes: int = 10,
               in_chans: int = 3) -> int:
     """Returns the MACs of one image through `arch` after the small-input mode (torch.utils.flop_counter)."""
+    # flop_counter counts convolutions and matrix products only, so tables that differ only in their
+    # nonlinearities cost the same: one cache entry serves them all (a variant and its ablations).
+    plain = replace(arch, name="", provenance=None, stem_act="identity", penultimate_act="identity",
+                    head_act="identity",
+                    blocks=tuple(replace(b, act="identity", dw_act="identity") for b in arch.blocks))
+    return _macs(plain, img_size, small_input, num_classes, in_chans)
+
+
+@functools.lru_cache(maxsize=4096)
+def _macs(arch: ArchSpec, img_size: int, small_input: str, num_classes: int, in_chans: int) -> int:
     small, stem_stride = small_input_variant(arch, small_input)
     return model_costs(small, img_size, num_classes=num_classes, in_chans=in_chans, stem_stride=stem_stride)[1]
 
@@ -58,22 +69,41 @@ def match_macs(make_arch: Callable[[float], ArchSpec], target_macs: int, *, img_
     def where() -> str:
         return f"at {img_size}x{img_size}, small-input {small_input}, {in_chans} input channel(s)"
 
-    low, high = cost(lo)[1], cost(hi)[1]
-    if low > target_macs * (1 + rel_tol):
-        raise RexnetError(f"{cost(lo)[0].name} costs {low / 1e6:.3g}M MACs even at multiplier {lo} {where()}, above "
-                          f"the budget {target_macs / 1e6:.3g}M; raise the budget or the image size")
-    if high < target_macs * (1 - rel_tol):
-        raise RexnetError(f"{cost(hi)[0].name} costs only {high / 1e6:.3g}M MACs at multiplier {hi} {where()}, below "
-                          f"the budget {target_macs / 1e6:.3g}M; lower the budget or the image size")
-    if low >= target_macs:
-        return result(lo)
+    def near_guess() -> tuple[float, float] | None:
+        # MACs grow about as width squared (a 1×1 conv costs in × out channels): from 1.0, a few such guesses
+        # (overshooting by 2%) usually straddle the target in 2-4 builds, instead of starting from the whole range.
+        m = min(max(1.0, lo), hi)
+        for _ in range(4):
+            ratio = target_macs / max(cost(m)[1], 1)
+            nxt = min(max(m * math.sqrt(ratio) * (1.02 if ratio > 1 else 1 / 1.02), lo), hi)
+            if nxt == m:
+                return None
+            if (cost(m)[1] < target_macs) != (cost(nxt)[1] < target_macs):
+                return min(m, nxt), max(m, nxt)
+            m = nxt
+        return None
+
+    close = rel_tol / 4 * target_macs
+    found = near_guess()
+    if found is not None:
+        a, b = found
+    else:
+        a, b = lo, hi
+        low, high = cost(lo)[1], cost(hi)[1]
+        if low > target_macs * (1 + rel_tol):
+            raise RexnetError(f"{cost(lo)[0].name} costs {low / 1e6:.3g}M MACs even at multiplier {lo} {where()}, "
+                              f"above the budget {target_macs / 1e6:.3g}M; raise the budget or the image size")
+        if high < target_macs * (1 - rel_tol):
+            raise RexnetError(f"{cost(hi)[0].name} costs only {high / 1e6:.3g}M MACs at multiplier {hi} {where()}, "
+                              f"below the budget {target_macs / 1e6:.3g}M; lower the budget or the image size")
+        if low >= target_macs:
+            return result(lo)
     # Invariant: macs(a) < target <= macs(b). Steps alternate between splitting the bracket where sqrt(MACs)
     # (close to linear in the multiplier: MACs grow with width squared) meets the target, and halving it, so
     # the bracket at least halves every two model builds. Channels are integers, so MACs are a step function
     # of the multiplier; 1e-5 is below one channel's step even at 1280×4 channels. The search stops once an
     # end is within a quarter of the tolerance (0.5% by default): closer than that is not worth more builds.
-    close = rel_tol / 4 * target_macs
-    a, b, step = lo, hi, 0
+    step = 0
     while b - a > 1e-5 and min(abs(cost(x)[1] - target_macs) for x in (a, b)) > close:
         ra, rb = math.sqrt(cost(a)[1]), math.sqrt(cost(b)[1])
         frac = (math.sqrt(target_macs) - ra) / (rb - ra) if step % 2 == 0 and rb > ra else 0.5
