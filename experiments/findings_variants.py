@@ -257,7 +257,8 @@ def time_training_steps(models: list[Model], base: TrainConfig, steps: int, in_c
     60k-image epoch time it extrapolates to (training only; evaluation adds ~10%)."""
     from rexnet.train import param_groups
 
-    for m in models:
+    speeds = {}
+    for m in sorted(models, key=lambda m: m.key != "rexnet"):  # ReXNet first: the others are given relative to it
         if m.same_as:
             continue
         arch, stem_stride = small_input_variant(m.arch, base.small_input)
@@ -274,8 +275,12 @@ def time_training_steps(models: list[Model], base: TrainConfig, steps: int, in_c
             opt.step()
             times.append(time.perf_counter() - start)
         per_step = float(np.median(times[2:]))
-        print(f"{m.label:<40} {base.batch_size / per_step:7.0f} img/s  -> {60000 / base.batch_size * per_step / 60:5.1f} "
-              f"min per 60k epoch ({torch.get_num_threads()} threads)", flush=True)
+        speeds[m.key] = base.batch_size / per_step
+        # Absolute speeds depend on what else runs on the machine; the ratio to ReXNet, measured in the same
+        # run, transfers (multiply by ReXNet's speed in a real run, e.g. results/fashion_mnist/runs.csv).
+        print(f"{m.label:<40} {speeds[m.key]:7.0f} img/s ({speeds[m.key] / speeds.get('rexnet', speeds[m.key]):.2f}× "
+              f"ReXNet's) -> {60000 / speeds[m.key] / 60:5.1f} min per 60k epoch, training only "
+              f"({torch.get_num_threads()} threads)", flush=True)
 
 
 def _seeds(text: str) -> tuple[int, ...]:
