@@ -22,13 +22,19 @@ run and is kept only for reference). Across all runs: Spearman's ρ between each
 with a 95% percentile-bootstrap CI (runs resampled; scipy.stats), to say whether the rank orders the
 networks the way accuracy does.
 
-Sizing (2 shared CPU cores, batch 128, 32×32, the default recipe of 6 epochs): measured with
-`--time-steps 20` (training steps only, extrapolated to a 60k epoch; the machine was shared with ~5 other
-jobs, load ~9, so these are upper bounds): see the numbers printed by that option and the README. Earlier, on
-a quiet machine, ReXNet-0.5× trained at ~190 img/s (~5.2 min per epoch with evaluation) and MobileNetV2 at
-~250 img/s. With the committed findings there are 6 runs (3 models × 2 seeds): ≈ 6 × 6 × 5.5 min ≈ 3.3 h,
-inside the 4-hour budget; every further ablation adds ~35 min. A longer recipe (more epochs, augmentation)
-toward ≥ 92% does not fit at these speeds.
+Sizing (2 CPU cores, batch 128, 32×32, the default recipe of 6 epochs). `--time-steps N` times N training
+steps per distinct model and prints img/s and the ratio to ReXNet measured in the same run. Measured
+2026-11-30 with N = 5 while ~6 other jobs shared the 2 cores (load 12-15): ReXNet-0.5× 4 img/s,
+MobileNetV2-0.74× 0.99×, variant (GELU) 1.31× ReXNet's speed: at that load even the ratios are noise, so
+the estimate rests on the committed run of experiments/fashion_mnist.py on a quieter machine: ReXNet-0.5×
+192 img/s, ~5.2 min per 60k epoch with evaluation (31 min per 6-epoch run); MobileNetV2 ~250 img/s at 0.70×,
+~235 expected at 0.74× (+9% MACs): ~27 min per run; the variant has ReXNet's convolutions and MACs, GELU
+instead of SiLU: ~31-35 min per run. With the committed findings: 6 runs (3 models × 2 seeds; the only
+ablation is ReXNet itself) ≈ 2 × (31 + 27 + 33) min + ~1 min per run of rank evaluation ≈ 3.1 h, inside the
+4-hour budget. Each further ablation (findings where the cap binds or the schedule flips) adds ~33 min: with
+all three, run the ablations at fewer epochs or over a second sitting. A longer recipe (more epochs,
+augmentation) toward ≥ 92% does not fit at these speeds; the recipe stays the committed one, so the
+ReXNet rows repeat experiments/fashion_mnist.py's (91.05 ± 0.07 there) and check it.
 
 Resumable run by run: RUNS/<model>_<table hash>_s<seed>; a finished run (model.pth) is never redone, an
 interrupted one resumes from its last epoch; a changed table (e.g. rebuilt from new findings) gets a new folder.
