@@ -208,7 +208,7 @@ def _is_number(text: str) -> bool:
 
 
 def _rules_v1(data: dict, tau: float, where: str) -> Rules:
-    """Returns the rules in a schema-1 findings file (keys: docs/findings_schema.md, 'For the ReXNet variant builder')."""
+    """Returns the rules in a schema-1 findings file (docs/findings_schema.md, 'For the ReXNet variant builder')."""
     rec = _get(data, "recommendations", where)
     design = _get(data, "settings.design_measure", where)
     basis = _opt(rec, "basis")  # how each recommendation was obtained: copied as evidence where present
@@ -334,8 +334,9 @@ def variant_arch(rules: Rules, width_mult: float, depth_mult: float = 1.0, *, na
     choices = {}
     for rule, value, applies in (("nonlinearity", rules.nonlinearity, expanding),
                                  ("expansion", rules.max_expansion,
-                                  [f"blocks.{i}.expansion" for i, b in enumerate(blocks) if b.expansion != 1]),
-                                 ("schedule", rules.schedule, [f"blocks.{i}.out_channels" for i in range(len(blocks))])):
+                                  [f"blocks.{i}.expansion" for i, b in enumerate(base.blocks) if b.expansion != 1]),
+                                 ("schedule", rules.schedule,
+                                  [f"blocks.{i}.out_channels" for i in range(len(blocks))])):
         choices[rule] = {"value": value, "applies_to": applies, **rules.evidence.get(rule, {})}
     arch = replace(
         base, name=name or f"rexnet_findings_{round(width_mult * 100):03d}", blocks=tuple(blocks),
