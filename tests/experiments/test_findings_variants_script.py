@@ -79,3 +79,15 @@ def test_foreign_findings_stop_before_anything_is_written(tmp_path, script):
                                               "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res")])
     assert result.exit_code != 0 and "schema_version 99" in result.output
     assert not (tmp_path / "runs").exists() and not (tmp_path / "res").exists()
+
+
+def test_spearman_follows_the_order_of_rank_and_accuracy(script):
+    acc = [90.0, 90.5, 91.0, 91.2, 91.9]
+    rows = pd.DataFrame({"test_top1": acc, "rank_rtol_1e-2": [0.1, 0.2, 0.3, 0.4, 0.5],
+                         "effective_rank": [0.5, 0.4, 0.3, 0.2, 0.1], "rank_float32": [0.2, 0.1, 0.4, 0.3, 0.5]})
+    table = script.spearman_table(rows).set_index("measure")
+    assert table.loc["rank_rtol_1e-2", "spearman_rho"] == pytest.approx(1.0)
+    assert table.loc["effective_rank", "spearman_rho"] == pytest.approx(-1.0)
+    assert table.loc["rank_float32", "spearman_rho"] == pytest.approx(0.8)  # 1 - 6·Σd²/(n(n²-1)), Σd² = 4
+    low, high = table.loc["rank_float32", ["ci_low", "ci_high"]]
+    assert -1 <= low < 0.8 <= high <= 1
