@@ -25,8 +25,9 @@ rank orders the networks the way accuracy does.
 Sizing (2 CPU cores, batch 128, 32×32, the default recipe of 6 epochs). `--time-steps N` times N training
 steps per distinct model and prints img/s and the ratio to ReXNet measured in the same run. Measured
 2026-11-30 with N = 5 while ~6 other jobs shared the 2 cores (load 12-15): ReXNet-0.5× 4 img/s,
-MobileNetV2-0.74× 0.99×, variant (GELU) 1.31× ReXNet's speed: at that load even the ratios are noise, so
-the estimate rests on the committed run of experiments/fashion_mnist.py on a quieter machine: ReXNet-0.5×
+MobileNetV2-0.74× 0.99×, variant (GELU) 1.31× ReXNet's speed; again with N = 10 at load 3-7 (`--tau 0.95`):
+ReXNet-0.5× 29 img/s, MobileNetV2 1.11×, variant 0.86×, and ReXNet-with-GELU 1.49× in one run but 0.75× in
+another model of the same cost: at such loads even the ratios are noise, so the estimate rests on the committed run of experiments/fashion_mnist.py on a quieter machine: ReXNet-0.5×
 192 img/s, ~5.2 min per 60k epoch with evaluation (31 min per 6-epoch run); MobileNetV2 ~250 img/s at 0.70×,
 ~235 expected at 0.74× (+9% MACs): ~27 min per run; the variant has ReXNet's convolutions and MACs, GELU
 instead of SiLU: ~31-35 min per run. With the committed findings: 6 runs (3 models × 2 seeds; the only
