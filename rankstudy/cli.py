@@ -198,6 +198,8 @@ def _macs(value: str) -> int:
 @click.option("--max-growth", type=float, default=8.0, show_default=True, help="Largest c_last/c_first sampled.")
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--lr", type=float, default=0.1, show_default=True)
+@click.option("--probe-images", type=int, default=128, show_default=True,
+              help="Test images the init-time rank proxy is measured on.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Schedule sampling seed.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes (joblib, loky).")
 @click.option("--threads", type=int, default=1, show_default=True, help="Torch threads per run.")
@@ -207,7 +209,7 @@ def _macs(value: str) -> int:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def channels(n, macs, blocks, data, data_root, img_size, epochs, train_limit, seeds, noise_configs, noise_seeds,
-             max_growth, batch_size, lr, seed, workers, threads, scheduler, out, quiet):
+             max_growth, batch_size, lr, probe_images, seed, workers, threads, scheduler, out, quiet):
     """Channel-configuration study: sample width schedules at a MACs budget, train each briefly, one row per run."""
     from .channels import ChannelStudyConfig, run_channel_study
 
@@ -217,7 +219,8 @@ def channels(n, macs, blocks, data, data_root, img_size, epochs, train_limit, se
         raise StudyError(f"--macs: {exc.message}") from None
     cfg = ChannelStudyConfig(n=n, macs=budget, blocks=blocks, data=data, img_size=img_size, epochs=epochs,
                              train_limit=train_limit or None, seeds=seeds, noise_configs=noise_configs,
-                             noise_seeds=noise_seeds, max_growth=max_growth, batch_size=batch_size, lr=lr, seed=seed)
+                             noise_seeds=noise_seeds, max_growth=max_growth, batch_size=batch_size, lr=lr,
+                             probe_images=probe_images, seed=seed)
     table = run_channel_study(cfg, out, data_root=data_root, workers=workers, scheduler=scheduler, threads=threads,
                               progress=not quiet, command=" ".join(["rankstudy", *sys.argv[1:]]))
     click.echo(f"{len(table)} runs of {table['config_id'].nunique()} configs → {Path(out) / 'results.parquet'}")
