@@ -1,29 +1,17 @@
-"""Registry of elementwise nonlinearities by name; users can add their own."""
+"""Nonlinearities by name: the built-ins are `rexnet.activations` (the ones ReXNet layers can use); users can add
+their own for the study."""
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
+
+from rexnet.activations import ACTIVATIONS
 
 from .errors import StudyError
 
 Nonlinearity = Callable[[torch.Tensor], torch.Tensor]
 
-_REGISTRY: dict[str, Nonlinearity] = {
-    "identity": lambda x: x,
-    "relu": F.relu,
-    "relu6": F.relu6,
-    "leaky_relu": F.leaky_relu,  # negative slope 0.01, torch's default
-    "elu": F.elu,
-    "selu": F.selu,
-    "celu": F.celu,
-    "softplus": F.softplus,
-    "silu": F.silu,
-    "hardswish": F.hardswish,
-    "mish": F.mish,
-    "gelu": F.gelu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-}
+# One list for both packages: a name the study measures is a name the variant builder can put in a layer.
+_REGISTRY: dict[str, Nonlinearity] = {name: act.fn for name, act in ACTIVATIONS.items()}
 
 BUILTIN_NONLINEARITIES: tuple[str, ...] = tuple(_REGISTRY)
 

@@ -54,3 +54,8 @@ from .train import train as train_model  # noqa: E402  (`rexnet.train` stays the
 
 __all__ += ["EvalResult", "TrainConfig", "build_classifier", "evaluate_model", "load_data", "mobilenetv2_arch",
             "prepare_fashion_mnist", "small_input_arch", "small_input_variant", "train_model"]
+
+# Networks at a MACs budget and ReXNet variants built from the rank study's findings.json.
+from .variants import family_at_macs, from_findings, match_macs, read_rules, variant_arch  # noqa: E402
+
+__all__ += ["family_at_macs", "from_findings", "match_macs", "read_rules", "variant_arch"]

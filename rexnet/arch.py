@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .activations import ACTIVATIONS
 from .errors import RexnetError
 
 # Stages shared by ReXNet-V1 and lite: (blocks, stride of the first block, expansion, squeeze-excitation).
@@ -27,8 +28,6 @@ STAGES: tuple[tuple[int, int, int, bool], ...] = (
     (3, 1, 6, True),
     (5, 2, 6, True),
 )
-
-ACTIVATION_NAMES = ("silu", "relu", "relu6", "hardswish", "elu", "leaky_relu", "softplus", "gelu", "identity")
 
 ARCH_FORMAT = "rexnet.arch/1"
 
@@ -71,6 +70,9 @@ class ArchSpec:
     head_act: str = "relu6"
     se_reduction: int = 12
     dropout: float = 0.2
+    # Where the table came from (e.g. which finding chose each rule, for variants built from the rank study);
+    # JSON data, kept through save/load, not part of the network (ignored by ==).
+    provenance: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def strides(self) -> tuple[int, ...]:
@@ -210,13 +212,38 @@ def format_block_table(arch: ArchSpec) -> str:
                                 arch.head_act))
     lines.append(f"output stride {arch.strides[-1]}; mid = depthwise width; "
                  "res = partial residual (input added to the first `in` channels)")
+    lines += format_provenance(arch)
     return "\n".join(lines)
+
+
+def format_provenance(arch: ArchSpec) -> list[str]:
+    """Returns text lines saying which finding chose each rule of the table (none for tables without provenance)."""
+    prov = arch.provenance or {}
+    lines = []
+    if isinstance(prov.get("findings"), dict):
+        f = prov["findings"]
+        lines.append(f"built from {f.get('path', 'findings')} (schema {f.get('schema_version')}, created "
+                     f"{f.get('created')}, by `{f.get('command')}`)")
+    for rule, choice in (prov.get("choices") or {}).items():
+        if not isinstance(choice, dict):
+            continue
+        finding = choice.get("finding") or {}
+        why = choice.get("because", "")
+        if finding.get("key"):
+            ci = finding.get("ci")
+            ci_text = f", 95% CI [{ci[0]}, {ci[1]}]" if isinstance(ci, list) and len(ci) == 2 else ""
+            measure = f" under {finding['measure']}" if finding.get("measure") else ""
+            why = f"{finding['key']} = {finding.get('value')!r}{measure}{ci_text}" + (f"; {why}" if why else "")
+        lines.append(f"  {rule}: {choice.get('value')!r} <- {why}")
+    return lines
 
 
 def arch_to_dict(arch: ArchSpec) -> dict[str, Any]:
     """Returns a JSON-ready dict of the table (with a format tag so loaders can reject other JSON)."""
     out = asdict(arch)
     out["blocks"] = [asdict(b) for b in arch.blocks]
+    if out["provenance"] is None:
+        del out["provenance"]
     return {"format": ARCH_FORMAT, **out}
 
 
@@ -227,6 +254,10 @@ def _check(cond: bool, problem: str, fix: str) -> None:
 
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _known_act(name: Any) -> bool:
+    return isinstance(name, str) and name in ACTIVATIONS
 
 
 def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
@@ -255,8 +286,8 @@ def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
         _check(block.kernel_size % 2 == 1, f"{where}: kernel_size={block.kernel_size}", "use an odd size")
         _check(isinstance(block.se, bool), f"{where}: se={block.se!r}", "use true or false")
         for name in ("act", "dw_act"):
-            _check(getattr(block, name) in ACTIVATION_NAMES, f"{where}: unknown {name} {getattr(block, name)!r}",
-                   f"choose one of {', '.join(ACTIVATION_NAMES)}")
+            _check(_known_act(getattr(block, name)), f"{where}: unknown {name} {getattr(block, name)!r}",
+                   f"choose one of {', '.join(ACTIVATIONS)}")
         blocks.append(block)
     head = {k: v for k, v in data.items() if k not in ("format", "blocks")}
     for name in ("name", "stem_channels", "penultimate_channels"):
@@ -268,8 +299,10 @@ def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
     _check(arch.head_channels is None or _positive_int(arch.head_channels),
            f"{source}: head_channels={arch.head_channels!r}", "use a positive integer or null")
     for name in ("stem_act", "penultimate_act", "head_act"):
-        _check(getattr(arch, name) in ACTIVATION_NAMES, f"{source}: unknown {name} {getattr(arch, name)!r}",
-               f"choose one of {', '.join(ACTIVATION_NAMES)}")
+        _check(_known_act(getattr(arch, name)), f"{source}: unknown {name} {getattr(arch, name)!r}",
+               f"choose one of {', '.join(ACTIVATIONS)}")
+    _check(arch.provenance is None or isinstance(arch.provenance, dict), f"{source}: provenance is not an object",
+           "remove it or write the table with rexnet.save_arch")
     _check(isinstance(arch.dropout, (int, float)) and 0 <= arch.dropout < 1, f"{source}: dropout={arch.dropout!r}",
            "use a number in [0, 1)")
     prev = arch.stem_channels

@@ -1,4 +1,6 @@
-"""The MobileNetV2 baseline as a block table (built by the same `ReXNet` builder), small-input modes, MAC matching.
+"""The MobileNetV2 baseline as a block table (built by the same `ReXNet` builder), small-input modes, MAC counts.
+
+Matching MACs across models is `rexnet.variants.match_macs`.
 
 MobileNetV2 (Sandler et al. 2018) as data: stage-wise channels (t, c, n, s) rows, ReLU6 after the stem, the
 expansions and the depthwise convs, no SE, a 1280-wide penultimate conv and dropout 0.2 → classifier, exactly
@@ -105,14 +107,3 @@ def model_costs(arch: ArchSpec, img_size: int, *, num_classes: int = 10, in_chan
         flops, _ = count_flops(model, torch.empty(1, in_chans, img_size, img_size))
     return count_params(model), flops // 2
 
-
-def match_mobilenetv2_width(target_macs: int, img_size: int, *, small_input: str = "off", num_classes: int = 10,
-                            in_chans: int = 3, widths=None) -> float:
-    """Returns the MobileNetV2 width (a multiple of 0.05 in 0.1–2.0) whose MACs are closest to `target_macs`."""
-    widths = widths or [round(0.1 + 0.05 * i, 2) for i in range(39)]
-
-    def macs(w: float) -> int:
-        arch, stem_stride = small_input_variant(mobilenetv2_arch(w), small_input)
-        return model_costs(arch, img_size, num_classes=num_classes, in_chans=in_chans, stem_stride=stem_stride)[1]
-
-    return min(widths, key=lambda w: abs(macs(w) - target_macs))

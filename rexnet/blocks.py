@@ -10,55 +10,13 @@ import functools
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+# The activations live in their own registry (shared with the rank study); re-exported here for old imports.
+from .activations import InferenceInplaceSiLU, MemoryEfficientReLU6, autograd_on, make_activation  # noqa: F401
 
 if TYPE_CHECKING:
     from .arch import BlockSpec
-
-
-class _ReLU6SavingOutput(torch.autograd.Function):
-    """ReLU6 whose backward reads its output, not its input: the output is kept anyway by the conv that
-    consumes it, so the input (a full-size tensor) can be freed. 0 < out < 6 exactly where 0 < in < 6."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        out = x.clamp(0, 6)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (out,) = ctx.saved_tensors
-        return torch.ops.aten.hardtanh_backward(grad, out, 0.0, 6.0)
-
-
-def _autograd_on(x: torch.Tensor) -> bool:
-    return torch.is_grad_enabled() and x.requires_grad and not torch.jit.is_tracing()
-
-
-class MemoryEfficientReLU6(nn.ReLU6):
-    """nn.ReLU6 that keeps no extra tensor for backward (see _ReLU6SavingOutput); same values and gradients.
-
-    In-place ReLU6 does not achieve this: autograd saves a clone of an in-place op's input. Without
-    autograd (inference, export) it runs in place, sparing a fresh allocation; in ReXNet its input is
-    always a BN or SE output nothing else reads. As a subclass it prints and pickles as ReLU6.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _autograd_on(x):
-            return _ReLU6SavingOutput.apply(x)
-        return F.hardtanh(x, 0.0, 6.0, inplace=True)
-
-
-class InferenceInplaceSiLU(nn.SiLU):
-    """nn.SiLU that runs in place when autograd is off (≈2× faster on CPU: no fresh tensor to fault in).
-
-    Under autograd it is out of place: in-place SiLU saves a clone of its input, so it would only add a copy.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.silu(x, inplace=not _autograd_on(x))
 
 
 class _PartialResidual(torch.autograd.Function):
@@ -79,7 +37,7 @@ class _PartialResidual(torch.autograd.Function):
 
 def partial_residual(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Returns `out` with `x` added to its first x.shape[1] channels (in place: `out` is a fresh BN output)."""
-    if _autograd_on(out) or _autograd_on(x):
+    if autograd_on(out) or autograd_on(x):
         return _PartialResidual.apply(out, x)
     out[:, : x.shape[1]] += x
     return out
@@ -126,24 +84,6 @@ class DepthwiseConv2d(nn.Conv2d):
         dense = taps[:, index]  # (c, out pixels, in pixels)
         y = torch.bmm(x.reshape(n, c, h * w).transpose(0, 1), dense.transpose(1, 2))  # (c, n, out pixels)
         return y.transpose(0, 1).reshape(n, c, out_h, out_w)
-
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "silu": InferenceInplaceSiLU,
-    "relu": nn.ReLU,
-    "relu6": MemoryEfficientReLU6,
-    "hardswish": nn.Hardswish,
-    "elu": nn.ELU,
-    "leaky_relu": nn.LeakyReLU,
-    "softplus": nn.Softplus,
-    "gelu": nn.GELU,
-    "identity": nn.Identity,
-}
-
-
-def make_activation(name: str) -> nn.Module:
-    """Returns a fresh activation module for a name of `ACTIVATIONS` (names are validated at the boundary)."""
-    return ACTIVATIONS[name]()
 
 
 def conv_bn(

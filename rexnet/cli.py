@@ -192,3 +192,56 @@ def eval_cmd(checkpoint: str, data: str, data_root: str, model_name: str | None,
     files = write_eval(result, out_dir, title=f"{model.arch.name} on {spec.name}: top-1 {result.top1:.2f}%")
     click.echo(format_eval(result))
     click.echo(f"wrote {', '.join(str(p) for p in files.values())}")
+
+
+# --- build: a table at a MACs budget, from the rank study's findings or a published family -------------------
+
+
+@main.command("build")
+@click.option("--findings", "findings_path", type=click.Path(dir_okay=False),
+              help="findings.json from `rankstudy principles`: build the ReXNet variant it prescribes.")
+@click.option("--family", type=click.Choice(["rexnet", "mobilenetv2"]),
+              help="Instead: the published network at the budget (width by bisection).")
+@click.option("--macs", "macs_text", required=True, help="MACs budget, e.g. 12.9M, 400M, 1.2G (one image).")
+@click.option("--img-size", type=click.IntRange(min=8), default=224, show_default=True)
+@click.option("--small-input", type=click.Choice(["off", "s16", "s8"]), default="off", show_default=True,
+              help="Count MACs as `rexnet train --small-input` will build the model.")
+@click.option("--in-chans", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--num-classes", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--tau", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
+              help="Rank threshold whose max_expansion_per_layer caps the expansion.")
+@click.option("--depth", type=click.FloatRange(min=0, min_open=True),
+              help="Depth multiplier (blocks per stage = ceil(n·depth)); default ReXNet's 1.0.")
+@click.option("--name", help="Table name (default rexnet_findings_WIDTH / the family's name).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Block table .json to write.")
+def build_cmd(findings_path: str | None, family: str | None, macs_text: str, img_size: int, small_input: str,
+              in_chans: int, num_classes: int, tau: float, depth: float | None, name: str | None, out: str) -> None:
+    """Write a block table whose MACs are within 2% of --macs: the variant a findings file prescribes, or a family.
+
+    The variant's JSON records which finding chose each rule; `rexnet summary`, `rexnet train --arch` and
+    `create_model` read it.
+    """
+    from dataclasses import replace
+
+    from .arch import format_block_table, save_arch
+    from .variants import family_at_macs, from_findings, parse_macs
+
+    if (findings_path is None) == (family is None):
+        raise RexnetError("give exactly one of --findings FILE or --family rexnet|mobilenetv2; "
+                          "see `rexnet build --help`")
+    budget = dict(macs_budget=parse_macs(macs_text), num_classes=num_classes, img_size=img_size, in_chans=in_chans,
+                  small_input=small_input, depth=depth)
+    if findings_path is not None:
+        arch = from_findings(findings_path, tau=tau, name=name, **budget)
+    else:
+        arch = family_at_macs(family, **budget)
+        arch = replace(arch, name=name) if name else arch
+    try:
+        path = save_arch(arch, out)
+    except OSError as exc:
+        raise RexnetError(f"cannot write {out} ({exc.strerror or exc}); choose a writable --out path") from None
+    click.echo(format_block_table(arch))
+    b = arch.provenance["budget"]
+    click.echo(f"wrote {path}: {b['macs'] / 1e6:.4g}M MACs at {img_size}x{img_size} (small-input {small_input}), "
+               f"budget {b['macs_budget'] / 1e6:.4g}M ({b['macs'] / b['macs_budget'] - 1:+.2%}), "
+               f"width {b['width_mult']}, depth {b['depth_mult']}")

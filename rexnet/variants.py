@@ -1,0 +1,380 @@
+"""Networks at a MACs budget (width by bisection, MACs within 2% of a target) and ReXNet variants from findings.
+
+A fair comparison of architectures holds the cost fixed (the paper compares models at equal FLOPs,
+Tables 3-4). Width multipliers move MACs in steps (channels are rounded), so a fixed grid of widths can
+land far from the target (a 0.05 grid left MobileNetV2 9% below ReXNet-0.5x s16 at 32x32); bisection on
+the multiplier finds the step that brackets the target and keeps the closer side.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .activations import ACTIVATIONS
+from .arch import STAGES, ArchSpec, rexnet_v1_arch
+from .baseline import mobilenetv2_arch, model_costs, small_input_variant
+from .errors import RexnetError
+
+
+def arch_macs(arch: ArchSpec, *, img_size: int, small_input: str = "off", num_classes: int = 10,
+              in_chans: int = 3) -> int:
+    """Returns the MACs of one image through `arch` after the small-input mode (torch.utils.flop_counter)."""
+    small, stem_stride = small_input_variant(arch, small_input)
+    return model_costs(small, img_size, num_classes=num_classes, in_chans=in_chans, stem_stride=stem_stride)[1]
+
+
+def match_macs(make_arch: Callable[[float], ArchSpec], target_macs: int, *, img_size: int,
+               small_input: str = "off", num_classes: int = 10, in_chans: int = 3,
+               lo: float = 0.05, hi: float = 4.0, rel_tol: float = 0.02) -> tuple[float, ArchSpec, int]:
+    """Returns (multiplier, arch, macs): bisection on the multiplier so MACs (torch.utils.flop_counter,
+    at img_size, after the small-input mode) are within rel_tol of target_macs; clear RexnetError if impossible.
+
+    `make_arch(m)` must build the (full-size) table at multiplier m, with MACs non-decreasing in m; the
+    small-input mode is applied here, as at training time. The returned arch is `make_arch(multiplier)`
+    itself (before the small-input mode), so it can be saved and trained with the same mode.
+    """
+    if not target_macs > 0:
+        raise RexnetError(f"MACs budget {target_macs!r} is not positive; give e.g. 12.9M")
+    if not 0 < lo < hi:
+        raise RexnetError(f"multiplier range [{lo}, {hi}] is empty; use 0 < lo < hi")
+    macs_of: dict[ArchSpec, int] = {}  # by table: nearby multipliers often round to the same channels
+
+    def cost(m: float) -> tuple[ArchSpec, int]:
+        arch = make_arch(m)
+        if arch not in macs_of:
+            macs_of[arch] = arch_macs(arch, img_size=img_size, small_input=small_input, num_classes=num_classes,
+                                      in_chans=in_chans)
+        return arch, macs_of[arch]
+
+    def result(m: float) -> tuple[float, ArchSpec, int]:
+        return (m, *cost(m))
+
+    def where() -> str:
+        return f"at {img_size}x{img_size}, small-input {small_input}, {in_chans} input channel(s)"
+
+    low, high = cost(lo)[1], cost(hi)[1]
+    if low > target_macs * (1 + rel_tol):
+        raise RexnetError(f"{cost(lo)[0].name} costs {low / 1e6:.3g}M MACs even at multiplier {lo} {where()}, above "
+                          f"the budget {target_macs / 1e6:.3g}M; raise the budget or the image size")
+    if high < target_macs * (1 - rel_tol):
+        raise RexnetError(f"{cost(hi)[0].name} costs only {high / 1e6:.3g}M MACs at multiplier {hi} {where()}, below "
+                          f"the budget {target_macs / 1e6:.3g}M; lower the budget or the image size")
+    if low >= target_macs:
+        return result(lo)
+    # Invariant: macs(a) < target <= macs(b). Steps alternate between splitting the bracket where sqrt(MACs)
+    # (close to linear in the multiplier: MACs grow with width squared) meets the target, and halving it, so
+    # the bracket at least halves every two model builds. Channels are integers, so MACs are a step function
+    # of the multiplier; 1e-5 is below one channel's step even at 1280×4 channels. The search stops once an
+    # end is within a quarter of the tolerance (0.5% by default): closer than that is not worth more builds.
+    close = rel_tol / 4 * target_macs
+    a, b, step = lo, hi, 0
+    while b - a > 1e-5 and min(abs(cost(x)[1] - target_macs) for x in (a, b)) > close:
+        ra, rb = math.sqrt(cost(a)[1]), math.sqrt(cost(b)[1])
+        frac = (math.sqrt(target_macs) - ra) / (rb - ra) if step % 2 == 0 and rb > ra else 0.5
+        mid = a + (b - a) * min(0.95, max(0.05, frac))
+        if cost(mid)[1] < target_macs:
+            a = mid
+        else:
+            b = mid
+        step += 1
+    m = min((a, b), key=lambda x: abs(cost(x)[1] - target_macs))
+    macs = cost(m)[1]
+    if abs(macs - target_macs) > rel_tol * target_macs:
+        raise RexnetError(
+            f"no multiplier gives MACs within {rel_tol:.0%} of {target_macs / 1e6:.4g}M {where()}: the nearest are "
+            f"{cost(a)[1] / 1e6:.4g}M (x{a:.6f}) and {cost(b)[1] / 1e6:.4g}M (x{b:.6f}); "
+            "use a finer channel divisor, a different budget or a larger tolerance")
+    # Prefer a short multiplier (0.5 rather than 0.4999999) that is as good.
+    good = max(close, abs(macs - target_macs))
+    for short in dict.fromkeys(round(m, digits) for digits in (2, 3, 4)):
+        if lo <= short <= hi and abs(cost(short)[1] - target_macs) <= good:
+            return result(short)
+    return result(m)
+
+
+# --- ReXNet variants from the rank study's findings (results/findings.json, docs/findings_schema.md) --------
+
+# ReXNet's own choices (Section 4.1 and Table 1 of the paper), i.e. what each rule switches back to in an ablation.
+REXNET_NONLINEARITY = "silu"
+REXNET_EXPANSION = 6
+SCHEDULES = ("linear", "stagewise")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The design rules a findings file gives: nonlinearity after expanding 1×1 convs, expansion cap, schedule.
+
+    `evidence[rule]` is the JSON record of the finding that set it (key, value, measure, CI, …) and
+    `source` the findings file's identity (schema, created, command), both copied into the variant's table.
+    """
+
+    nonlinearity: str = REXNET_NONLINEARITY
+    max_expansion: int = REXNET_EXPANSION
+    schedule: str = "linear"
+    tau: float | None = None
+    evidence: dict[str, Any] = field(default_factory=dict, compare=False)
+    source: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def ablate(self, rule: str) -> Rules:
+        """Returns these rules with one switched back to ReXNet's choice (nonlinearity, expansion or schedule)."""
+        back = {"nonlinearity": REXNET_NONLINEARITY, "expansion": REXNET_EXPANSION, "schedule": "linear"}
+        if rule not in back:
+            raise RexnetError(f"unknown rule {rule!r}; use one of {', '.join(back)}")
+        key = "max_expansion" if rule == "expansion" else rule
+        evidence = {**self.evidence, rule: {"ablated": True, "because": "switched back to ReXNet's choice",
+                                            "instead_of": getattr(self, key)}}
+        return replace(self, **{key: back[rule]}, evidence=evidence)
+
+    def differs_from_rexnet(self) -> list[str]:
+        """Returns the rules whose choice is not ReXNet's (the ones an ablation can switch back)."""
+        return [rule for rule, mine, theirs in (("nonlinearity", self.nonlinearity, REXNET_NONLINEARITY),
+                                                ("expansion", self.max_expansion, REXNET_EXPANSION),
+                                                ("schedule", self.schedule, "linear")) if mine != theirs]
+
+
+def _need(cond: bool, where: str, problem: str) -> None:
+    if not cond:
+        raise RexnetError(f"{where}: {problem}; regenerate it with `rankstudy principles` "
+                          "(format: docs/findings_schema.md)")
+
+
+def _get(data: Any, path: str, where: str) -> Any:
+    """Returns data[a][b]… for path 'a.b…', or a RexnetError naming the missing key."""
+    node = data
+    for part in path.split("."):
+        _need(isinstance(node, dict) and part in node, where, f"missing key {path!r}")
+        node = node[part]
+    return node
+
+
+def _tau_key(table: dict, tau: float, where: str, what: str) -> str:
+    keys = [k for k in table if _is_number(k) and float(k) == tau]
+    if not keys:
+        raise RexnetError(f"{where} has no {what} for tau {tau:g}; use --tau with one of "
+                          f"{', '.join(sorted(table))}")
+    return keys[0]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _rules_v1(data: dict, tau: float, where: str) -> Rules:
+    """Returns the rules in a schema-1 findings file (keys: docs/findings_schema.md, 'For the ReXNet variant builder')."""
+    rec = _get(data, "recommendations", where)
+    basis = _get(data, "recommendations.basis", where)
+    design = _get(data, "settings.design_measure", where)
+    evidence: dict[str, Any] = {}
+
+    name = _get(data, "recommendations.recommended_nonlinearity", where)
+    if name is None:
+        nonlinearity = REXNET_NONLINEARITY
+        evidence["nonlinearity"] = {"finding": {"key": "recommendations.recommended_nonlinearity", "value": None},
+                                    "because": "the findings recommend none: ReXNet's choice kept"}
+    else:
+        _need(isinstance(name, str) and name in ACTIVATIONS, where,
+              f"recommended nonlinearity {name!r} is not one of {', '.join(ACTIVATIONS)}")
+        nonlinearity = name
+        nl_basis = basis.get("recommended_nonlinearity", {})
+        mean = (nl_basis.get("by_measure", {}).get(design, {}).get("means", {}).get(name, {}))
+        evidence["nonlinearity"] = {"finding": {
+            "key": "recommendations.recommended_nonlinearity", "value": name, "measure": design,
+            "mean": mean.get("value"), "ci": mean.get("ci"), "n": mean.get("n"),
+            "tied_with": nl_basis.get("tied_with", []), "kind": nl_basis.get("kind"), "rule": nl_basis.get("rule")}}
+
+    caps = rec.get("max_expansion_per_layer")
+    _need(isinstance(caps, dict), where, "recommendations.max_expansion_per_layer is not an object")
+    key = _tau_key(caps, tau, where, "recommendations.max_expansion_per_layer")
+    per_tau = basis.get("max_expansion_per_layer", {}).get("per_tau", {}).get(key, {})
+    status = per_tau.get("status")
+    ratio = caps[key]
+    cap_basis = basis.get("max_expansion_per_layer", {})
+    finding = {"key": f"recommendations.max_expansion_per_layer.{key}", "value": ratio, "status": status,
+               "measure": cap_basis.get("measure", design), "ci": None, "source": per_tau.get("source"),
+               "empirical": per_tau.get("empirical"), "nonlinearity": cap_basis.get("nonlinearity")}
+    if status == "below_range" or ratio is None:
+        raise RexnetError(f"{where}: no expansion ratio keeps the rank >= {tau:g} (status {status!r}); "
+                          "use a lower --tau")
+    _need(_is_number(str(ratio)) and float(ratio) >= 1, where, f"max_expansion_per_layer[{key}] = {ratio!r}, not >= 1")
+    if status == "above_range":
+        # The rank never fell below tau in the sampled range: the value is only a lower bound, so it is no
+        # reason to leave ReXNet's expansion.
+        max_expansion = REXNET_EXPANSION
+        because = f"above_range: the rank stays >= {tau:g} up to the largest sampled ratio, a lower bound; " \
+                  f"ReXNet's {REXNET_EXPANSION} kept"
+    else:
+        max_expansion = min(REXNET_EXPANSION, math.floor(float(ratio)))
+        because = (f"floor({float(ratio):g}) = {math.floor(float(ratio))}"
+                   + (f" >= ReXNet's {REXNET_EXPANSION}: the cap does not bind"
+                      if math.floor(float(ratio)) >= REXNET_EXPANSION else ": caps ReXNet's 6"))
+    evidence["expansion"] = {"finding": finding, "because": because}
+
+    gradual = _get(data, "recommendations.gradual_expansion_beats_single", where)
+    _need(gradual in (True, False, None), where, f"gradual_expansion_beats_single = {gradual!r}, not true/false/null")
+    g_basis = basis.get("gradual_expansion_beats_single", {})
+    schedule = "stagewise" if gradual is False else "linear"
+    evidence["schedule"] = {
+        "finding": {"key": "recommendations.gradual_expansion_beats_single", "value": gradual,
+                    "measure": g_basis.get("measure", design), "difference": g_basis.get("difference"),
+                    "ci": g_basis.get("ci"), "comparison": g_basis.get("comparison")},
+        "because": {True: "gradual expansion beats a single block: channels grow linearly over blocks",
+                    False: "gradual expansion does not beat a single block: channels step per stage",
+                    None: "not testable: ReXNet's linear schedule kept"}[gradual]}
+    source = {"schema_version": data.get("schema_version"), "created": data.get("created"),
+              "command": data.get("command")}
+    return Rules(nonlinearity, max_expansion, schedule, tau, evidence, source)
+
+
+# schema_version → reader. A new schema adds one reader returning the same Rules.
+FINDINGS_READERS: dict[int, Callable[[dict, float, str], Rules]] = {1: _rules_v1}
+
+
+def read_rules(findings: dict | str | os.PathLike, *, tau: float = 0.9) -> Rules:
+    """Returns the design rules of a findings file (path or parsed dict); RexnetError for any other schema."""
+    where = "findings"
+    path = None
+    if not isinstance(findings, dict):
+        path = Path(findings)
+        where = f"findings file {path}"
+        if not path.is_file():
+            raise RexnetError(f"{where} does not exist; write it with `rankstudy principles` or check the path")
+        try:
+            findings = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RexnetError(f"{where} is not valid JSON ({exc}); regenerate it with `rankstudy principles`") from None
+    if not isinstance(findings, dict):
+        raise RexnetError(f"{where} is not a JSON object; give the findings.json `rankstudy principles` writes")
+    version = findings.get("schema_version")
+    if version not in FINDINGS_READERS or isinstance(version, bool):
+        raise RexnetError(f"{where} has schema_version {version!r}, this builder reads "
+                          f"{', '.join(map(str, FINDINGS_READERS))}; regenerate it with this version's "
+                          "`rankstudy principles` or update rankstudy-rexnet")
+    rules = FINDINGS_READERS[version](findings, tau, where)
+    if path is not None:
+        rules = replace(rules, source={"path": str(path), **rules.source})
+    return rules
+
+
+def _stage_of_blocks(depth_mult: float) -> list[int]:
+    return [stage for stage, (n, *_) in enumerate(STAGES) for _ in range(math.ceil(n * depth_mult))]
+
+
+def variant_arch(rules: Rules, width_mult: float, depth_mult: float = 1.0, *, name: str | None = None) -> ArchSpec:
+    """Returns ReXNet-V1's table at (width, depth) with the rules applied; its provenance says which finding
+    chose what. Depthwise nonlinearity (ReLU6), SE, stem and head stay ReXNet's."""
+    base = rexnet_v1_arch(width_mult, depth_mult)
+    outs = [b.out_channels for b in base.blocks]
+    if rules.schedule == "stagewise":
+        # Each stage at the width ReXNet reaches at its end: channels step at stage boundaries (MobileNetV2-like).
+        stages = _stage_of_blocks(depth_mult)
+        last = {s: outs[i] for i, s in enumerate(stages)}
+        outs = [last[s] for s in stages]
+    blocks, prev = [], base.stem_channels
+    for b, out in zip(base.blocks, outs):
+        expansion = b.expansion if b.expansion == 1 else min(b.expansion, rules.max_expansion)
+        blocks.append(replace(b, in_channels=prev, out_channels=out, expansion=expansion,
+                              act=rules.nonlinearity if expansion != 1 else b.act))
+        prev = out
+    expanding = [f"blocks.{i}.act" for i, b in enumerate(blocks) if b.expansion != 1]
+    pen_expands = base.penultimate_channels > prev
+    if pen_expands:
+        expanding.append("penultimate_act")
+    choices = {}
+    for rule, value, applies in (("nonlinearity", rules.nonlinearity, expanding),
+                                 ("expansion", rules.max_expansion,
+                                  [f"blocks.{i}.expansion" for i, b in enumerate(blocks) if b.expansion != 1]),
+                                 ("schedule", rules.schedule, [f"blocks.{i}.out_channels" for i in range(len(blocks))])):
+        choices[rule] = {"value": value, "applies_to": applies, **rules.evidence.get(rule, {})}
+    arch = replace(
+        base, name=name or f"rexnet_findings_{round(width_mult * 100):03d}", blocks=tuple(blocks),
+        penultimate_act=rules.nonlinearity if pen_expands else base.penultimate_act,
+        provenance={"builder": "rexnet.variants.variant_arch", "findings": rules.source, "tau": rules.tau,
+                    "width_mult": width_mult, "depth_mult": depth_mult, "choices": choices})
+    return arch
+
+
+def _with_budget(arch: ArchSpec, budget: dict[str, Any]) -> ArchSpec:
+    prov = dict(arch.provenance or {})
+    choices = dict(prov.get("choices", {}))
+    choices["width"] = {"value": budget["width_mult"],
+                        "because": f"bisection: {budget['macs'] / 1e6:.4g}M MACs, within {budget['rel_tol']:.0%} of "
+                                   f"the budget {budget['macs_budget'] / 1e6:.4g}M at {budget['img_size']}x"
+                                   f"{budget['img_size']} (small-input {budget['small_input']})"}
+    if budget["depth_given"] or "mobilenetv2" not in prov.get("builder", ""):
+        choices["depth"] = {"value": budget["depth_mult"],
+                            "because": "given" if budget["depth_given"] else "ReXNet's (depth multiplier 1.0)"}
+    prov.update(choices=choices, budget=budget)
+    return replace(arch, provenance=prov)
+
+
+def from_findings(findings: dict | str | os.PathLike | Rules, *, macs_budget: int, num_classes: int,
+                  img_size: int = 224, in_chans: int = 3, small_input: str = "off", tau: float = 0.9,
+                  depth: float | None = None, rel_tol: float = 0.02, name: str | None = None) -> ArchSpec:
+    """Returns the ReXNet variant the findings prescribe, its width bisected so MACs (torch.utils.flop_counter,
+    at img_size, after the small-input mode) are within rel_tol of macs_budget.
+
+    Rules (docs/findings_schema.md): the recommended nonlinearity after every expanding 1×1 conv; every
+    block's expansion ≤ max_expansion_per_layer[tau] (ReXNet's 6 kept when that is only a lower bound,
+    `above_range`); channels growing linearly over blocks if gradual expansion beats a single block, per stage
+    otherwise. `depth` is ReXNet's depth multiplier (blocks per stage = ceil(n · depth)); None keeps 1.0.
+    """
+    rules = findings if isinstance(findings, Rules) else read_rules(findings, tau=tau)
+    depth_mult = 1.0 if depth is None else float(depth)
+    if not depth_mult > 0:
+        raise RexnetError(f"depth multiplier {depth!r} is not positive; use e.g. 1.0")
+    width, arch, macs = match_macs(lambda w: variant_arch(rules, w, depth_mult, name=name), macs_budget,
+                                   img_size=img_size, small_input=small_input, num_classes=num_classes,
+                                   in_chans=in_chans, rel_tol=rel_tol)
+    return _with_budget(arch, _budget(macs_budget, macs, width, depth_mult, depth is not None, img_size,
+                                      small_input, num_classes, in_chans, rel_tol))
+
+
+def _budget(macs_budget, macs, width, depth_mult, depth_given, img_size, small_input, num_classes, in_chans,
+            rel_tol) -> dict[str, Any]:
+    return {"macs_budget": int(macs_budget), "macs": int(macs), "width_mult": width, "depth_mult": depth_mult,
+            "depth_given": depth_given, "img_size": img_size, "small_input": small_input,
+            "num_classes": num_classes, "in_chans": in_chans, "rel_tol": rel_tol}
+
+
+FAMILIES = ("rexnet", "mobilenetv2")
+
+
+def family_at_macs(family: str, *, macs_budget: int, num_classes: int, img_size: int = 224, in_chans: int = 3,
+                   small_input: str = "off", depth: float | None = None, rel_tol: float = 0.02) -> ArchSpec:
+    """Returns ReXNet-V1 or MobileNetV2 as published, its width bisected to the MACs budget (as from_findings)."""
+    if family not in FAMILIES:
+        raise RexnetError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
+    if family == "mobilenetv2" and depth is not None:
+        raise RexnetError("--depth applies to the rexnet family and variants only; drop it for mobilenetv2")
+    depth_mult = 1.0 if depth is None else float(depth)
+    make = (lambda w: rexnet_v1_arch(w, depth_mult)) if family == "rexnet" else mobilenetv2_arch
+    width, arch, macs = match_macs(make, macs_budget, img_size=img_size, small_input=small_input,
+                                   num_classes=num_classes, in_chans=in_chans, rel_tol=rel_tol)
+    arch = replace(arch, provenance={"builder": f"rexnet.variants.family_at_macs({family!r})"})
+    return _with_budget(arch, _budget(macs_budget, macs, width, depth_mult, depth is not None, img_size,
+                                      small_input, num_classes, in_chans, rel_tol))
+
+
+def parse_macs(text: str) -> int:
+    """Returns the MACs a string gives: a number with an optional k/M/G suffix ('12.9M' = 12,900,000)."""
+    scale = {"k": 1e3, "m": 1e6, "g": 1e9}
+    raw = text.strip()
+    factor = scale.get(raw[-1:].lower(), 1.0)
+    number = raw[:-1] if raw[-1:].lower() in scale else raw
+    try:
+        value = float(number) * factor
+    except ValueError:
+        raise RexnetError(f"MACs budget {text!r} is not a number; write e.g. 12.9M, 400M or 1.2G") from None
+    if not value >= 1 or math.isinf(value):
+        raise RexnetError(f"MACs budget {text!r} is not a positive number of MACs; write e.g. 12.9M")
+    return int(round(value))
