@@ -77,7 +77,7 @@ class ChannelStudyConfig:
     noise_configs: int = 6  # the first this many configs also run with seeds 0..noise_seeds-1
     noise_seeds: int = 3
     max_growth: float = 8.0  # largest c_last / c_first drawn
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 0.1
     probe_images: int = 128
     seed: int = 0  # schedule sampling seed

@@ -196,7 +196,7 @@ def _macs(value: str) -> int:
               help="The first this many configs also run with --noise-seeds seeds (seed noise).")
 @click.option("--noise-seeds", type=int, default=3, show_default=True)
 @click.option("--max-growth", type=float, default=8.0, show_default=True, help="Largest c_last/c_first sampled.")
-@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=0.1, show_default=True)
 @click.option("--probe-images", type=int, default=128, show_default=True,
               help="Test images the init-time rank proxy is measured on.")

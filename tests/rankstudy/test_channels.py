@@ -120,7 +120,7 @@ def test_resume_after_sigkill_keeps_finished_runs(reference, tmp_path):
 
 @pytest.fixture(scope="module")
 def cluster():
-    distributed = pytest.importorskip("distributed")
+    import distributed
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=40) as local:
         yield local.scheduler_address
