@@ -108,12 +108,13 @@ def spearman_ci(x, y, seed: int = stats.RNG_SEED) -> dict:
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     if len(x) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"rho": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": int(len(x))}
+        why = "fewer than 4 configs" if len(x) < 4 else "constant values: no ordering to correlate"
+        return {"rho": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": int(len(x)), "note": why}
     rho = float(sstats.spearmanr(x, y).statistic)
     res = sstats.bootstrap((x, y), _spearman, paired=True, vectorized=True, n_resamples=N_RESAMPLES,
                            method="percentile", rng=np.random.default_rng(seed))
     ci = res.confidence_interval
-    return {"rho": rho, "ci_low": float(ci.low), "ci_high": float(ci.high), "n": int(len(x))}
+    return {"rho": rho, "ci_low": float(ci.low), "ci_high": float(ci.high), "n": int(len(x)), "note": ""}
 
 
 def _slope_bins(configs: pd.DataFrame) -> pd.Series:
@@ -227,9 +228,10 @@ def report_markdown(report: dict) -> str:
     worst = report["tiers"][-1]["worst"]
     lines += ["", f"Worst config: {worst['widths']} ({worst['family']}, {_f(worst['top1'])}).", "",
               "## What predicts accuracy (Spearman ρ over configs, 95% paired-bootstrap CI)", "",
-              "| predictor | ρ | CI | configs |", "|---|---|---|---|"]
+              "| predictor | ρ | CI | configs | note |", "|---|---|---|---|---|"]
     for name, r in report["spearman_vs_top1"].items():
-        lines.append(f"| {name} | {_f(r['rho'], 3)} | {_f(r['ci_low'], 3)} – {_f(r['ci_high'], 3)} | {r['n']} |")
+        lines.append(f"| {name} | {_f(r['rho'], 3)} | {_f(r['ci_low'], 3)} – {_f(r['ci_high'], 3)} | {r['n']} | "
+                     f"{r['note']} |")
     lines += ["", "The proxies are measured on each network at initialisation, before any training "
               "(mean over blocks of the normalised rank at rtol 1e-2 and of the normalised effective rank).", ""]
     if s.get("command"):
