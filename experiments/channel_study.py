@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -76,8 +77,9 @@ def main(n, macs, blocks, epochs, train_limit, batch_size, lr, noise_configs, se
     try:
         table = run_channel_study(cfg, runs, data_root=data_root, workers=workers, scheduler=scheduler, threads=1,
                                   command=command)
-    except StudyError as exc:
-        raise click.ClickException(str(exc)) from None
+    except StudyError as exc:  # bad input: one line, exit code 2, nothing written to RESULTS
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
     for name in COPIED:

@@ -52,10 +52,11 @@ STEM_CHANNELS = 16
 PENULTIMATE_CHANNELS = 320
 EXPANSION = 6
 MIN_WIDTH = 8
+MAX_DRAWS = 20
 PROXY_RTOL = 1e-2
 SCHEMA = "rankstudy.channels/1"
 SCHEDULES, ROWS = "schedules.parquet", "rows"
-SCHEDULE_COLUMNS = ("config_id", "family", "pieces", "widths", "scale", "params", "macs", "slope", "growth",
+SCHEDULE_COLUMNS = ("config_id", "family", "pieces", "draws", "widths", "scale", "params", "macs", "slope", "growth",
                     "linearity_r2")
 RESULT_COLUMNS = ("seed", "top1", "top5", "test_loss", "train_loss", "train_top1", "proxy_rank_rtol_1e-2",
                   "proxy_effective_rank", "proxy_s", "train_s")
@@ -188,18 +189,24 @@ def schedule_row(cfg: dict, config_id: int, in_chans: int, num_classes: int) -> 
     study = ChannelStudyConfig.from_dict(cfg)
     family = FAMILIES[config_id % len(FAMILIES)]
     rng = np.random.default_rng((study.seed, config_id))
-    pieces, profile = sample_profile(family, study.blocks, rng, study.max_growth)
     name = f"ch{config_id:04d}"
-    try:
-        scale, arch, macs = match_macs(lambda s: schedule_arch(schedule_widths(profile, s), name), study.macs,
-                                       img_size=study.img_size, num_classes=num_classes, in_chans=in_chans,
-                                       lo=1.0, hi=4096.0)
-    except RexnetError as exc:
-        raise StudyError(f"config {config_id}: {exc}") from None
+    # A step schedule moves whole stages by a channel at once, so at small budgets its MACs can jump over the
+    # ±2% window; such a draw is replaced by the next one from the config's own generator (`draws` counts them).
+    for draws in range(1, MAX_DRAWS + 1):
+        pieces, profile = sample_profile(family, study.blocks, rng, study.max_growth)
+        try:
+            scale, arch, macs = match_macs(lambda s: schedule_arch(schedule_widths(profile, s), name), study.macs,
+                                           img_size=study.img_size, num_classes=num_classes, in_chans=in_chans,
+                                           lo=1.0, hi=4096.0)
+            break
+        except RexnetError as exc:
+            if draws == MAX_DRAWS or not str(exc).startswith("no multiplier gives MACs within"):
+                raise StudyError(f"config {config_id}: {exc}") from None
     widths = [b.out_channels for b in arch.blocks]
     params, _ = model_costs(arch, study.img_size, num_classes=num_classes, in_chans=in_chans)
     slope, growth, r2 = _shape_stats(widths)
-    return {"config_id": config_id, "family": family, "pieces": pieces, "widths": "-".join(map(str, widths)),
+    return {"config_id": config_id, "family": family, "pieces": pieces, "draws": draws,
+            "widths": "-".join(map(str, widths)),
             "scale": scale, "params": params, "macs": macs, "slope": slope, "growth": growth, "linearity_r2": r2}
 
 
@@ -298,8 +305,12 @@ def row_path(out: Path, config_id: int, seed: int) -> Path:
 def _prepare(out: Path, cfg: ChannelStudyConfig, in_chans: int, num_classes: int, progress: bool,
              workers: int, scheduler: str | None) -> pd.DataFrame:
     """Returns the schedules of the study in `out`: sampled and stored on the first run, read back on a resume."""
-    store.prepare_out_dir(out)
-    (out / ROWS).mkdir(exist_ok=True)
+    try:
+        (out / ROWS).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise StudyError(f"cannot write to --out {out} ({exc.strerror}); choose a writable directory") from None
     manifest = {"schema": SCHEMA, "config": cfg.to_dict()}
     path = out / store.MANIFEST
     if path.exists():
@@ -312,12 +323,13 @@ def _prepare(out: Path, cfg: ChannelStudyConfig, in_chans: int, num_classes: int
         if (out / SCHEDULES).exists():
             table = store.read_chunk(out / SCHEDULES, range(cfg.n)).rename(columns={"id": "config_id"})
             return table.sort_values("config_id").reset_index(drop=True)
-    elif any((out / ROWS).iterdir()) or (out / SCHEDULES).exists():
+    elif any((out / ROWS).iterdir()):
         raise StudyError(f"--out {out} holds results without a manifest; use an empty directory")
-    store.write_json(path, manifest)
     schedules = sample_schedules(cfg, in_chans=in_chans, num_classes=num_classes, workers=workers,
                                  scheduler=scheduler, progress=progress)
+    # The manifest last: a study whose sampling failed (e.g. an impossible budget) leaves no claim on `out`.
     store.write_table(out / SCHEDULES, schedules.rename(columns={"config_id": "id"}))
+    store.write_json(path, manifest)
     return schedules
 
 

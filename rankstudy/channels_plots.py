@@ -58,7 +58,7 @@ def plot_channel_study(table: pd.DataFrame, report: dict, out: Path) -> list[Pat
     axes[2].set_xlabel("R² of a straight line through the widths")
     axes[2].set_title("by straightness")
     axes[1].legend(fontsize=8)
-    fig.suptitle(caption, fontsize=8, y=0.01, va="top")
+    fig.suptitle(caption, fontsize=8, y=-0.04, va="top")
     paths.append(_save(fig, out, "accuracy_by_family_slope"))
 
     # 2. The schedules of the top / middle / bottom 10% (the paper's Table 3 groups).
@@ -74,7 +74,7 @@ def plot_channel_study(table: pd.DataFrame, report: dict, out: Path) -> list[Pat
     axes[0].set_ylabel("channels")
     handles = [plt.Line2D([], [], color=COLOURS[f], label=f) for f in FAMILIES]
     axes[-1].legend(handles=handles, fontsize=8)
-    fig.suptitle(caption, fontsize=8, y=0.01, va="top")
+    fig.suptitle(caption, fontsize=8, y=-0.04, va="top")
     paths.append(_save(fig, out, "tiers_schedules"))
 
     # 3. Init-time rank proxies against trained accuracy.
@@ -84,10 +84,12 @@ def plot_channel_study(table: pd.DataFrame, report: dict, out: Path) -> list[Pat
             part = configs[configs.family == f]
             ax.scatter(part[proxy], part.top1, s=12, alpha=0.7, color=COLOURS[f], label=f)
         r = report["spearman_vs_top1"][proxy]
-        ax.set_title(f"Spearman ρ = {r['rho']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]", fontsize=9)
+        title = f"Spearman ρ undefined: {r['note']}" if r.get("note") else \
+            f"Spearman ρ = {r['rho']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel(f"{proxy} (at init)")
     axes[0].set_ylabel("test top-1 (%)")
     axes[0].legend(fontsize=8)
-    fig.suptitle(caption, fontsize=8, y=0.01, va="top")
+    fig.suptitle(caption, fontsize=8, y=-0.04, va="top")
     paths.append(_save(fig, out, "proxy_vs_accuracy"))
     return paths

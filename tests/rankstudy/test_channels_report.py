@@ -24,7 +24,7 @@ def synthetic(family_means: dict[str, float], per_family: int = 12, noise_config
         slope = float(rng.uniform(0, 10))
         widths = "-".join(str(int(16 + slope * i)) for i in range(5))
         for seed_ in range(3 if cid < noise_configs else 1):
-            rows.append({"config_id": cid, "family": family, "pieces": 1, "widths": widths, "scale": 1.0,
+            rows.append({"config_id": cid, "family": family, "pieces": 1, "draws": 1, "widths": widths, "scale": 1.0,
                          "params": 1000, "macs": 10**6, "slope": slope, "growth": 2.0,
                          "linearity_r2": {"linear": 1.0, "piecewise": 0.9, "stagewise": 0.7}[family],
                          "seed": seed_, "top1": truth + rng.normal(0, noise_sd), "top5": 99.0, "test_loss": 1.0,
