@@ -97,9 +97,9 @@ def write_table(rows: pd.DataFrame, results: Path) -> pd.DataFrame:
     return table
 
 
-def command_line(ctx: click.Context) -> str:
+def command_line(ctx: click.Context, script: str = __file__) -> str:
     """Returns the command that reproduces this invocation: the script and every option not left at its default."""
-    args = ["python", f"experiments/{Path(__file__).name}"]
+    args = ["python", f"experiments/{Path(script).name}"]
     for name, value in ctx.params.items():
         if value is not None and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
             args += [f"--{name.replace('_', '-')}", str(value)]

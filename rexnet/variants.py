@@ -8,6 +8,7 @@ the multiplier finds the step that brackets the target and keeps the closer side
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -25,6 +26,16 @@ from .errors import RexnetError
 def arch_macs(arch: ArchSpec, *, img_size: int, small_input: str = "off", num_classes: int = 10,
               in_chans: int = 3) -> int:
     """Returns the MACs of one image through `arch` after the small-input mode (torch.utils.flop_counter)."""
+    # flop_counter counts convolutions and matrix products only, so tables that differ only in their
+    # nonlinearities cost the same: one cache entry serves them all (a variant and its ablations).
+    plain = replace(arch, name="", provenance=None, stem_act="identity", penultimate_act="identity",
+                    head_act="identity",
+                    blocks=tuple(replace(b, act="identity", dw_act="identity") for b in arch.blocks))
+    return _macs(plain, img_size, small_input, num_classes, in_chans)
+
+
+@functools.lru_cache(maxsize=4096)
+def _macs(arch: ArchSpec, img_size: int, small_input: str, num_classes: int, in_chans: int) -> int:
     small, stem_stride = small_input_variant(arch, small_input)
     return model_costs(small, img_size, num_classes=num_classes, in_chans=in_chans, stem_stride=stem_stride)[1]
 
@@ -58,22 +69,41 @@ def match_macs(make_arch: Callable[[float], ArchSpec], target_macs: int, *, img_
     def where() -> str:
         return f"at {img_size}x{img_size}, small-input {small_input}, {in_chans} input channel(s)"
 
-    low, high = cost(lo)[1], cost(hi)[1]
-    if low > target_macs * (1 + rel_tol):
-        raise RexnetError(f"{cost(lo)[0].name} costs {low / 1e6:.3g}M MACs even at multiplier {lo} {where()}, above "
-                          f"the budget {target_macs / 1e6:.3g}M; raise the budget or the image size")
-    if high < target_macs * (1 - rel_tol):
-        raise RexnetError(f"{cost(hi)[0].name} costs only {high / 1e6:.3g}M MACs at multiplier {hi} {where()}, below "
-                          f"the budget {target_macs / 1e6:.3g}M; lower the budget or the image size")
-    if low >= target_macs:
-        return result(lo)
+    def near_guess() -> tuple[float, float] | None:
+        # MACs grow about as width squared (a 1×1 conv costs in × out channels): from 1.0, a few such guesses
+        # (overshooting by 2%) usually straddle the target in 2-4 builds, instead of starting from the whole range.
+        m = min(max(1.0, lo), hi)
+        for _ in range(4):
+            ratio = target_macs / max(cost(m)[1], 1)
+            nxt = min(max(m * math.sqrt(ratio) * (1.02 if ratio > 1 else 1 / 1.02), lo), hi)
+            if nxt == m:
+                return None
+            if (cost(m)[1] < target_macs) != (cost(nxt)[1] < target_macs):
+                return min(m, nxt), max(m, nxt)
+            m = nxt
+        return None
+
+    close = rel_tol / 4 * target_macs
+    found = near_guess()
+    if found is not None:
+        a, b = found
+    else:
+        a, b = lo, hi
+        low, high = cost(lo)[1], cost(hi)[1]
+        if low > target_macs * (1 + rel_tol):
+            raise RexnetError(f"{cost(lo)[0].name} costs {low / 1e6:.3g}M MACs even at multiplier {lo} {where()}, "
+                              f"above the budget {target_macs / 1e6:.3g}M; raise the budget or the image size")
+        if high < target_macs * (1 - rel_tol):
+            raise RexnetError(f"{cost(hi)[0].name} costs only {high / 1e6:.3g}M MACs at multiplier {hi} {where()}, "
+                              f"below the budget {target_macs / 1e6:.3g}M; lower the budget or the image size")
+        if low >= target_macs:
+            return result(lo)
     # Invariant: macs(a) < target <= macs(b). Steps alternate between splitting the bracket where sqrt(MACs)
     # (close to linear in the multiplier: MACs grow with width squared) meets the target, and halving it, so
     # the bracket at least halves every two model builds. Channels are integers, so MACs are a step function
     # of the multiplier; 1e-5 is below one channel's step even at 1280×4 channels. The search stops once an
     # end is within a quarter of the tolerance (0.5% by default): closer than that is not worth more builds.
-    close = rel_tol / 4 * target_macs
-    a, b, step = lo, hi, 0
+    step = 0
     while b - a > 1e-5 and min(abs(cost(x)[1] - target_macs) for x in (a, b)) > close:
         ra, rb = math.sqrt(cost(a)[1]), math.sqrt(cost(b)[1])
         frac = (math.sqrt(target_macs) - ra) / (rb - ra) if step % 2 == 0 and rb > ra else 0.5
@@ -103,7 +133,6 @@ def match_macs(make_arch: Callable[[float], ArchSpec], target_macs: int, *, img_
 # ReXNet's own choices (Section 4.1 and Table 1 of the paper), i.e. what each rule switches back to in an ablation.
 REXNET_NONLINEARITY = "silu"
 REXNET_EXPANSION = 6
-SCHEDULES = ("linear", "stagewise")
 
 
 @dataclass(frozen=True)
@@ -153,6 +182,15 @@ def _get(data: Any, path: str, where: str) -> Any:
     return node
 
 
+def _opt(node: Any, *keys: str) -> Any:
+    """Returns node[k1][k2]… or None where a level is missing or not an object (for the optional `basis`)."""
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
 def _tau_key(table: dict, tau: float, where: str, what: str) -> str:
     keys = [k for k in table if _is_number(k) and float(k) == tau]
     if not keys:
@@ -172,8 +210,8 @@ def _is_number(text: str) -> bool:
 def _rules_v1(data: dict, tau: float, where: str) -> Rules:
     """Returns the rules in a schema-1 findings file (keys: docs/findings_schema.md, 'For the ReXNet variant builder')."""
     rec = _get(data, "recommendations", where)
-    basis = _get(data, "recommendations.basis", where)
     design = _get(data, "settings.design_measure", where)
+    basis = _opt(rec, "basis")  # how each recommendation was obtained: copied as evidence where present
     evidence: dict[str, Any] = {}
 
     name = _get(data, "recommendations.recommended_nonlinearity", where)
@@ -185,27 +223,29 @@ def _rules_v1(data: dict, tau: float, where: str) -> Rules:
         _need(isinstance(name, str) and name in ACTIVATIONS, where,
               f"recommended nonlinearity {name!r} is not one of {', '.join(ACTIVATIONS)}")
         nonlinearity = name
-        nl_basis = basis.get("recommended_nonlinearity", {})
-        mean = (nl_basis.get("by_measure", {}).get(design, {}).get("means", {}).get(name, {}))
+        mean = _opt(basis, "recommended_nonlinearity", "by_measure", design, "means", name) or {}
         evidence["nonlinearity"] = {"finding": {
             "key": "recommendations.recommended_nonlinearity", "value": name, "measure": design,
-            "mean": mean.get("value"), "ci": mean.get("ci"), "n": mean.get("n"),
-            "tied_with": nl_basis.get("tied_with", []), "kind": nl_basis.get("kind"), "rule": nl_basis.get("rule")}}
+            "mean": _opt(mean, "value"), "ci": _opt(mean, "ci"), "n": _opt(mean, "n"),
+            "tied_with": _opt(basis, "recommended_nonlinearity", "tied_with") or [],
+            "kind": _opt(basis, "recommended_nonlinearity", "kind"),
+            "rule": _opt(basis, "recommended_nonlinearity", "rule")}}
 
-    caps = rec.get("max_expansion_per_layer")
+    caps = _get(data, "recommendations.max_expansion_per_layer", where)
     _need(isinstance(caps, dict), where, "recommendations.max_expansion_per_layer is not an object")
     key = _tau_key(caps, tau, where, "recommendations.max_expansion_per_layer")
-    per_tau = basis.get("max_expansion_per_layer", {}).get("per_tau", {}).get(key, {})
-    status = per_tau.get("status")
+    per_tau = _opt(basis, "max_expansion_per_layer", "per_tau", key) or {}
+    status = _opt(per_tau, "status")
     ratio = caps[key]
-    cap_basis = basis.get("max_expansion_per_layer", {})
     finding = {"key": f"recommendations.max_expansion_per_layer.{key}", "value": ratio, "status": status,
-               "measure": cap_basis.get("measure", design), "ci": None, "source": per_tau.get("source"),
-               "empirical": per_tau.get("empirical"), "nonlinearity": cap_basis.get("nonlinearity")}
+               "measure": _opt(basis, "max_expansion_per_layer", "measure") or design, "ci": None,
+               "source": _opt(per_tau, "source"), "empirical": _opt(per_tau, "empirical"),
+               "nonlinearity": _opt(basis, "max_expansion_per_layer", "nonlinearity")}
     if status == "below_range" or ratio is None:
         raise RexnetError(f"{where}: no expansion ratio keeps the rank >= {tau:g} (status {status!r}); "
                           "use a lower --tau")
-    _need(_is_number(str(ratio)) and float(ratio) >= 1, where, f"max_expansion_per_layer[{key}] = {ratio!r}, not >= 1")
+    _need(isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and math.isfinite(ratio) and ratio >= 1,
+          where, f"max_expansion_per_layer[{key}] = {ratio!r}, not a finite number >= 1")
     if status == "above_range":
         # The rank never fell below tau in the sampled range: the value is only a lower bound, so it is no
         # reason to leave ReXNet's expansion.
@@ -213,20 +253,22 @@ def _rules_v1(data: dict, tau: float, where: str) -> Rules:
         because = f"above_range: the rank stays >= {tau:g} up to the largest sampled ratio, a lower bound; " \
                   f"ReXNet's {REXNET_EXPANSION} kept"
     else:
-        max_expansion = min(REXNET_EXPANSION, math.floor(float(ratio)))
-        because = (f"floor({float(ratio):g}) = {math.floor(float(ratio))}"
+        max_expansion = min(REXNET_EXPANSION, math.floor(ratio))
+        because = (f"floor({ratio:g}) = {math.floor(ratio)}"
                    + (f" >= ReXNet's {REXNET_EXPANSION}: the cap does not bind"
-                      if math.floor(float(ratio)) >= REXNET_EXPANSION else ": caps ReXNet's 6"))
+                      if math.floor(ratio) >= REXNET_EXPANSION else f": caps ReXNet's {REXNET_EXPANSION}"))
     evidence["expansion"] = {"finding": finding, "because": because}
 
     gradual = _get(data, "recommendations.gradual_expansion_beats_single", where)
-    _need(gradual in (True, False, None), where, f"gradual_expansion_beats_single = {gradual!r}, not true/false/null")
-    g_basis = basis.get("gradual_expansion_beats_single", {})
+    _need(gradual is True or gradual is False or gradual is None, where,
+          f"gradual_expansion_beats_single = {gradual!r}, not true/false/null")
     schedule = "stagewise" if gradual is False else "linear"
     evidence["schedule"] = {
         "finding": {"key": "recommendations.gradual_expansion_beats_single", "value": gradual,
-                    "measure": g_basis.get("measure", design), "difference": g_basis.get("difference"),
-                    "ci": g_basis.get("ci"), "comparison": g_basis.get("comparison")},
+                    "measure": _opt(basis, "gradual_expansion_beats_single", "measure") or design,
+                    "difference": _opt(basis, "gradual_expansion_beats_single", "difference"),
+                    "ci": _opt(basis, "gradual_expansion_beats_single", "ci"),
+                    "comparison": _opt(basis, "gradual_expansion_beats_single", "comparison")},
         "because": {True: "gradual expansion beats a single block: channels grow linearly over blocks",
                     False: "gradual expansion does not beat a single block: channels step per stage",
                     None: "not testable: ReXNet's linear schedule kept"}[gradual]}

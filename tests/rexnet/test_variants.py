@@ -138,6 +138,8 @@ def test_variant_hits_budget_and_records_its_findings(tmp_path):
     (lambda d: d.pop("schema_version"), "schema_version None"),
     (lambda d: d["recommendations"].pop("gradual_expansion_beats_single"), "missing key"),
     (lambda d: d["recommendations"].update(recommended_nonlinearity="swishy"), "'swishy' is not one of"),
+    (lambda d: d["recommendations"]["max_expansion_per_layer"].update({"0.9": "8"}), "not a finite number"),
+    (lambda d: d["recommendations"].update(gradual_expansion_beats_single=1), "not true/false/null"),
 ])
 def test_foreign_findings_are_refused_by_the_cli(tmp_path, change, message):
     data = synthetic_findings()

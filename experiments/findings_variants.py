@@ -1,0 +1,359 @@
+"""Does the rank study's advice make a better network? MobileNetV2, ReXNet and the findings' variant at equal MACs.
+
+On Fashion-MNIST (32×32 = 28×28 padded, small-input mode s16, the recipe of experiments/fashion_mnist.py),
+every model within 2% of one MACs budget: ReXNet-0.5× s16's 12.9M (the paper compares at equal FLOPs,
+Tables 3-4). Models, each a block table written to RESULTS/archs/ (the variant's records which finding chose
+each rule):
+- MobileNetV2 as published, width by bisection to the budget (0.74×, −0.5%);
+- ReXNet-V1 as published, 0.5×;
+- the variant `rexnet build --findings FINDINGS --tau TAU` gives (rules: `rexnet.variants`);
+- one-rule ablations of the variant: each rule whose choice differs from ReXNet's (nonlinearity, expansion
+  cap, schedule) switched back to ReXNet's, one at a time, re-matched to the budget. A rule that already
+  agrees with ReXNet has no ablation, and an ablation whose table equals another model's reuses its runs
+  (with the committed findings at τ = 0.9 the variant is ReXNet-0.5× with GELU after its expanding convs —
+  the cap of 8.5 does not bind and the findings choose ReXNet's linear schedule — so its only ablation is
+  ReXNet-0.5× itself).
+Seeds: 2 for each model (--seeds), 1 for ablations (--ablation-seeds).
+
+Per run: test top-1/top-5, params, MACs, median training img/s on CPU, and the penultimate feature rank
+of the test set (pooled features in chunks of 2·C images, as `rexnet eval`) under the study's informative
+measures, rank at rtol 1e-2 and effective rank (normalised by C; the float32-tolerance rank is 1.000 for every
+run and is kept only for reference). Across all runs: Spearman's ρ between each rank measure and test top-1
+with a 95% percentile-bootstrap CI (runs resampled; scipy.stats), to say whether the rank orders the
+networks the way accuracy does.
+
+Sizing (2 shared CPU cores, batch 128, 32×32, the default recipe of 6 epochs): measured with
+`--time-steps 20` (training steps only, extrapolated to a 60k epoch; the machine was shared with ~5 other
+jobs, load ~9, so these are upper bounds): see the numbers printed by that option and the README. Earlier, on
+a quiet machine, ReXNet-0.5× trained at ~190 img/s (~5.2 min per epoch with evaluation) and MobileNetV2 at
+~250 img/s. With the committed findings there are 6 runs (3 models × 2 seeds): ≈ 6 × 6 × 5.5 min ≈ 3.3 h,
+inside the 4-hour budget; every further ablation adds ~35 min. A longer recipe (more epochs, augmentation)
+toward ≥ 92% does not fit at these speeds.
+
+Resumable run by run: RUNS/<model>_<table hash>_s<seed>; a finished run (model.pth) is never redone, an
+interrupted one resumes from its last epoch; a changed table (e.g. rebuilt from new findings) gets a new folder.
+Results: RESULTS/table.csv and table.md (per model), runs.csv (per run), spearman.csv, figure.png
+(accuracy per model; rank vs accuracy per run), curves.png, archs/*.json, command.txt. Usage:
+
+    python experiments/findings_variants.py                    # the full experiment (the lead schedules it)
+    python experiments/findings_variants.py --time-steps 20    # measure training speed only, write nothing
+    python experiments/findings_variants.py --epochs 1 --seeds 0 --ablation-seeds 0 --train-limit 256 \\
+        --test-limit 256 --runs /tmp/fv_runs --results /tmp/fv_results      # a smoke run
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from importlib import metadata
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fashion_mnist import command_line, plot_curves, run_one, summarize_run  # noqa: E402
+
+from rankstudy.rank import rank_metrics  # noqa: E402
+from rankstudy.study import versions  # noqa: E402
+from rexnet.arch import ArchSpec, arch_to_dict, rexnet_v1_arch, save_arch  # noqa: E402
+from rexnet.baseline import build_classifier, small_input_variant  # noqa: E402
+from rexnet.data import load_data  # noqa: E402
+from rexnet.evaluate import load_for_eval  # noqa: E402
+from rexnet.io import atomic_path, atomic_write_text  # noqa: E402
+from rexnet.train import TrainConfig  # noqa: E402
+from rexnet.variants import arch_macs, family_at_macs, from_findings, read_rules  # noqa: E402
+
+IMG_SIZE = 32
+REXNET_WIDTH = 0.5  # the budget: ReXNet-0.5×'s MACs
+RANK_MEASURES = {"rank_rtol_1e-2": "normalized_rank_rtol_1e-2", "effective_rank": "normalized_effective_rank",
+                 "rank_float32": "normalized_rank"}
+RULE_LABELS = {"nonlinearity": "nonlinearity", "expansion": "expansion cap", "schedule": "schedule"}
+
+
+@dataclass(frozen=True)
+class Model:
+    """One network of the comparison: a key (file names), a label (tables), its table, seeds and role."""
+
+    key: str
+    label: str
+    arch: ArchSpec
+    seeds: tuple[int, ...]
+    role: str  # baseline | published | variant | ablation
+    same_as: str | None = None  # the key of an identical network whose runs stand for this one
+
+
+def table_hash(arch: ArchSpec) -> str:
+    """Returns 8 hex digits identifying the network (name and provenance excluded)."""
+    data = arch_to_dict(replace(arch, name="-", provenance=None))
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def plan_models(findings: str, tau: float, small_input: str, in_chans: int, seeds: tuple[int, ...],
+                ablation_seeds: tuple[int, ...]) -> tuple[int, list[Model]]:
+    """Returns (MACs budget, models): the two published networks, the variant and its one-rule ablations."""
+    target = arch_macs(rexnet_v1_arch(REXNET_WIDTH), img_size=IMG_SIZE, small_input=small_input, in_chans=in_chans)
+    budget = dict(macs_budget=target, num_classes=10, img_size=IMG_SIZE, in_chans=in_chans, small_input=small_input)
+    mobilenet = family_at_macs("mobilenetv2", **budget)
+    rexnet = family_at_macs("rexnet", **budget)
+    rules = read_rules(findings, tau=tau)
+    models = [
+        Model("mobilenetv2", f"MobileNetV2-{mobilenet.provenance['budget']['width_mult']:g}×", mobilenet, seeds,
+              "baseline"),
+        Model("rexnet", f"ReXNet-{rexnet.provenance['budget']['width_mult']:g}×", rexnet, seeds, "published"),
+        Model("variant", "variant (findings)", from_findings(rules, name="rexnet_findings", **budget), seeds,
+              "variant"),
+    ]
+    for rule in rules.differs_from_rexnet():
+        arch = from_findings(rules.ablate(rule), name=f"rexnet_findings_rexnet_{rule}", **budget)
+        models.append(Model(f"variant_rexnet_{rule}", f"variant, ReXNet's {RULE_LABELS[rule]}", arch,
+                            ablation_seeds, "ablation"))
+    # An ablation identical to another network is that network: its runs stand for it.
+    seen: dict[str, str] = {}
+    for i, m in enumerate(models):
+        h = table_hash(m.arch)
+        if h in seen:
+            models[i] = replace(m, same_as=seen[h])
+        else:
+            seen[h] = m.key
+    return target, models
+
+
+def run_configs(models: list[Model], base: TrainConfig, runs: Path, archs: Path) -> dict[str, list[TrainConfig]]:
+    """Returns each model's run configs (an identical model's are those of the one it equals)."""
+    cfgs: dict[str, list[TrainConfig]] = {}
+    for m in models:
+        if m.same_as is not None:
+            cfgs[m.key] = [c for c in cfgs[m.same_as] if c.seed in m.seeds]
+            continue
+        path = save_arch(m.arch, archs / f"{m.key}.json")
+        cfgs[m.key] = [replace(base, model=str(path), seed=s, out=str(runs / f"{m.key}_{table_hash(m.arch)}_s{s}"))
+                       for s in m.seeds]
+    return cfgs
+
+
+@torch.no_grad()
+def feature_ranks(cfg: TrainConfig) -> dict[str, float]:
+    """Returns the run's penultimate feature ranks (mean over chunks of 2·C test images, each / C), cached in
+    the run folder as feature_ranks.json."""
+    cache = Path(cfg.out) / "feature_ranks.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    model, spec = load_for_eval(Path(cfg.out) / "model.pth", "fashion-mnist", cfg.data_root,
+                                test_limit=cfg.test_limit, device="cpu")
+    feats = [model.forward_head(model.forward_features(x), pre_logits=True).float()
+             for x, _ in DataLoader(spec.test, batch_size=256)]
+    features = torch.cat(feats)
+    c = features.shape[1]
+    chunk = 2 * c if len(features) >= 2 * c else len(features)
+    n_chunks = len(features) // chunk
+    batch = features[: n_chunks * chunk].reshape(n_chunks, chunk, c).transpose(1, 2)  # (chunks, C, 2C): / C
+    metrics = rank_metrics(batch)
+    out = {name: float(metrics[col].double().mean()) for name, col in RANK_MEASURES.items()}
+    out["rank_chunks"] = n_chunks
+    atomic_write_text(cache, json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def spearman_table(rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Returns Spearman's ρ between each rank measure and test top-1 over runs, with a 95% bootstrap CI."""
+    out = []
+    for measure in RANK_MEASURES:
+        x, y = rows[measure].to_numpy(float), rows["test_top1"].to_numpy(float)
+        rho = stats.spearmanr(x, y).statistic if len(x) > 2 else np.nan
+        low = high = np.nan
+        if len(x) > 3 and np.isfinite(rho):
+            with np.errstate(invalid="ignore"):
+                ci = stats.bootstrap((x, y), lambda a, b: stats.spearmanr(a, b).statistic, paired=True,
+                                     vectorized=False, n_resamples=1999, method="percentile", confidence_level=0.95,
+                                     rng=np.random.default_rng(seed)).confidence_interval
+            low, high = ci.low, ci.high
+        out.append({"measure": measure, "runs": len(x), "spearman_rho": rho, "ci_low": low, "ci_high": high,
+                    "p_value": stats.spearmanr(x, y).pvalue if len(x) > 2 else np.nan})
+    return pd.DataFrame(out)
+
+
+def _f(value: float, fmt: str) -> str:
+    return "–" if pd.isna(value) else format(value, fmt)
+
+
+def write_tables(rows: pd.DataFrame, models: list[Model], results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Returns (per-model table, Spearman table over distinct runs), written as table.csv/.md and spearman.csv."""
+    order = {m.key: i for i, m in enumerate(models)}
+    table = rows.groupby("model", sort=False).agg(
+        label=("label", "first"), role=("role", "first"), seeds=("seed", "count"),
+        top1_mean=("test_top1", "mean"), top1_std=("test_top1", "std"), top5_mean=("test_top5", "mean"),
+        params=("params", "first"), macs=("macs", "first"), img_per_s=("img_per_s", "mean"),
+        **{f"{m}_mean": (m, "mean") for m in RANK_MEASURES}).reset_index()
+    table = table.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
+    budget = table.loc[table["model"] == "rexnet", "macs"].iloc[0]
+    table["macs_vs_rexnet"] = table["macs"] / budget - 1
+    atomic_write_text(results / "table.csv", table.to_csv(index=False))
+    # A run standing for two models (an ablation equal to another network) counts once.
+    spearman = spearman_table(rows.drop_duplicates("run"))
+    atomic_write_text(results / "spearman.csv", spearman.to_csv(index=False))
+    same = {m.key: m.same_as for m in models if m.same_as}
+    lines = ["| model | runs | test top-1 (mean ± std) | top-5 | params | MMACs (vs ReXNet) | train img/s | "
+             "feature rank rtol 1e-2 | effective rank | float32 rank |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table.to_dict("records"):
+        label = r["label"] + (f" (= {same[r['model']]}, same runs)" if r["model"] in same else "")
+        lines.append(
+            f"| {label} | {r['seeds']} | {r['top1_mean']:.2f} ± {_f(r['top1_std'], '.2f')} | {r['top5_mean']:.2f} | "
+            f"{r['params']:,} | {r['macs'] / 1e6:.2f} ({r['macs_vs_rexnet']:+.1%}) | {r['img_per_s']:.0f} | "
+            + " | ".join(f"{r[f'{m}_mean']:.3f}" for m in RANK_MEASURES) + " |")
+    lines += ["", "Spearman's ρ between the penultimate feature rank and test top-1 over the distinct runs "
+              "(95% percentile bootstrap CI, runs resampled):", "",
+              "| rank measure | runs | ρ | 95% CI | p |", "|---|---|---|---|---|"]
+    for r in spearman.to_dict("records"):
+        lines.append(f"| {r['measure']} | {r['runs']} | {_f(r['spearman_rho'], '+.2f')} | "
+                     f"[{_f(r['ci_low'], '+.2f')}, {_f(r['ci_high'], '+.2f')}] | {_f(r['p_value'], '.3f')} |")
+    atomic_write_text(results / "table.md", "\n".join(lines) + "\n")
+    return table, spearman
+
+
+def plot_figure(rows: pd.DataFrame, table: pd.DataFrame, budget: int, results: Path) -> Path:
+    """Returns figure.png: test top-1 per model (mean ± std, runs as dots) and feature rank vs top-1 per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    colors = {m: f"C{i}" for i, m in enumerate(table["model"])}
+    ax = axes[0]
+    for i, r in enumerate(table.to_dict("records")):
+        std = 0.0 if pd.isna(r["top1_std"]) else r["top1_std"]
+        ax.errorbar([i], [r["top1_mean"]], yerr=[std], fmt="o", color=colors[r["model"]], capsize=4)
+        runs = rows[rows["model"] == r["model"]]
+        ax.scatter([i] * len(runs), runs["test_top1"], color=colors[r["model"]], alpha=0.5, s=14)
+    ax.set_xticks(range(len(table)), table["label"], rotation=20, ha="right", fontsize=8)
+    ax.set(ylabel="test top-1 (%)", title=f"Fashion-MNIST at {budget / 1e6:.1f}M MACs (±2%)")
+    distinct = rows.drop_duplicates("run")
+    for ax, measure in zip(axes[1:], ("rank_rtol_1e-2", "effective_rank")):
+        for r in distinct.to_dict("records"):
+            ax.scatter(r[measure], r["test_top1"], color=colors[r["model"]])
+            ax.annotate(f"{r['label']} s{r['seed']}", (r[measure], r["test_top1"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
+        ax.set(xlabel=f"penultimate feature {measure} (/ C)", ylabel="test top-1 (%)",
+               title=f"{measure} vs accuracy, per run")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(results / "figure.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return results / "figure.png"
+
+
+def time_training_steps(models: list[Model], base: TrainConfig, steps: int, in_chans: int) -> None:
+    """Prints each distinct model's training speed over `steps` SGD steps on random 32×32 batches, and the
+    60k-image epoch time it extrapolates to (training only; evaluation adds ~10%)."""
+    from rexnet.train import param_groups
+
+    speeds = {}
+    for m in sorted(models, key=lambda m: m.key != "rexnet"):  # ReXNet first: the others are given relative to it
+        if m.same_as:
+            continue
+        arch, stem_stride = small_input_variant(m.arch, base.small_input)
+        torch.manual_seed(0)
+        model = build_classifier(arch, 10, in_chans, stem_stride=stem_stride).train()
+        opt = torch.optim.SGD(param_groups(model, base.weight_decay), lr=0.01, momentum=0.9, nesterov=True)
+        x, y = torch.randn(base.batch_size, in_chans, IMG_SIZE, IMG_SIZE), torch.randint(0, 10, (base.batch_size,))
+        times = []
+        for _ in range(steps + 2):  # two warm-up steps
+            start = time.perf_counter()
+            loss = torch.nn.functional.cross_entropy(model(x), y, label_smoothing=0.1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - start)
+        per_step = float(np.median(times[2:]))
+        speeds[m.key] = base.batch_size / per_step
+        # Absolute speeds depend on what else runs on the machine; the ratio to ReXNet, measured in the same
+        # run, transfers (multiply by ReXNet's speed in a real run, e.g. results/fashion_mnist/runs.csv).
+        print(f"{m.label:<40} {speeds[m.key]:7.0f} img/s ({speeds[m.key] / speeds.get('rexnet', speeds[m.key]):.2f}× "
+              f"ReXNet's) -> {60000 / speeds[m.key] / 60:5.1f} min per 60k epoch, training only "
+              f"({torch.get_num_threads()} threads)", flush=True)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of integers, e.g. 0,1") from None
+
+
+@click.command()
+@click.option("--findings", default="results/findings.json", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--tau", type=float, default=0.9, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--small-input", type=click.Choice(["off", "s16", "s8"]), default="s16", show_default=True)
+@click.option("--seeds", default="0,1", show_default=True, help="Seeds of the published networks and the variant.")
+@click.option("--ablation-seeds", default="0", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--lr", type=float, default=0.1, show_default=True)
+@click.option("--weight-decay", type=float, default=5e-5, show_default=True)
+@click.option("--data-root", default="data", show_default=True)
+@click.option("--runs", default="runs/findings_variants", show_default=True, help="Run folders (checkpoints).")
+@click.option("--results", default="results/findings_variants", show_default=True)
+@click.option("--train-limit", type=click.IntRange(min=1), help="Smoke runs: a random subset of the training set.")
+@click.option("--test-limit", type=click.IntRange(min=1))
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--time-steps", type=click.IntRange(min=1), help="Only time this many training steps per model.")
+def main(findings, tau, epochs, small_input, seeds, ablation_seeds, batch_size, lr, weight_decay, data_root, runs,
+         results, train_limit, test_limit, workers, time_steps) -> None:
+    """Train MobileNetV2, ReXNet and the findings' variant (+ one-rule ablations) at equal MACs; write the table."""
+    from rexnet.errors import RexnetError
+
+    try:
+        in_chans = 1 if time_steps else load_data("fashion-mnist", data_root).in_chans
+        target, models = plan_models(findings, tau, small_input, in_chans, _seeds(seeds), _seeds(ablation_seeds))
+    except RexnetError as exc:
+        raise click.ClickException(str(exc)) from None
+    print(f"budget: ReXNet-{REXNET_WIDTH}× = {target / 1e6:.3f}M MACs at {IMG_SIZE}×{IMG_SIZE} (small input "
+          f"{small_input}); models: " + ", ".join(
+              f"{m.label} {m.arch.provenance['budget']['macs'] / 1e6:.3f}M" + (f" (= {m.same_as})" if m.same_as else "")
+              for m in models), flush=True)
+    base = TrainConfig(data="fashion-mnist", data_root=data_root, epochs=epochs, batch_size=batch_size, lr=lr,
+                       weight_decay=weight_decay, warmup_epochs=min(1.0, epochs / 5), label_smoothing=0.1,
+                       small_input=small_input, img_size=IMG_SIZE, train_limit=train_limit, test_limit=test_limit,
+                       device="cpu", workers=workers)
+    if time_steps:
+        time_training_steps(models, base, time_steps, in_chans)
+        return
+    runs, results = Path(runs), Path(results)
+    cfgs = run_configs(models, base, runs, results / "archs")
+    distinct = {c.out: c for m in models if not m.same_as for c in cfgs[m.key]}
+    for cfg in distinct.values():
+        print(f"== {Path(cfg.out).name}: {run_one(cfg)}", flush=True)
+    settings = {"findings": findings, "tau": tau, "macs_budget": target,
+                "models": {m.key: {"label": m.label, "seeds": list(m.seeds), "role": m.role, "same_as": m.same_as,
+                                   "width": m.arch.provenance["budget"]["width_mult"],
+                                   "macs": m.arch.provenance["budget"]["macs"]} for m in models},
+                **{k: v for k, v in asdict(base).items() if k not in ("model", "seed", "out")}}
+    packages = {**versions(), "scipy": metadata.version("scipy"), "threads": torch.get_num_threads()}
+    atomic_write_text(results / "command.txt", command_line(click.get_current_context(), __file__) + "\n"
+                      + f"settings: {json.dumps(settings)}\n" + f"versions: {json.dumps(packages)}\n")
+    rows = []
+    for m in models:
+        for cfg in cfgs[m.key]:
+            row = summarize_run(cfg, in_chans)
+            rows.append({**row, "model": m.key, "label": m.label, "role": m.role, "run": Path(cfg.out).name,
+                         **feature_ranks(cfg)})
+    rows = pd.DataFrame(rows)
+    atomic_write_text(results / "runs.csv", rows.to_csv(index=False))
+    table, _ = write_tables(rows, models, results)
+    plot_figure(rows, table, target, results)
+    plot_curves([replace(c, model=m.label) for m in models if not m.same_as for c in cfgs[m.key]], results)
+    print((results / "table.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
