@@ -1,6 +1,6 @@
 """The channel-configuration study on Fashion-MNIST: linear vs piecewise vs stage-wise width schedules at 10M MACs.
 
-The paper's search (§4.1, CVPR Table 3) trains ~200 schedules for 30 epochs, 3 runs each, on CIFAR. This script
+The paper's search (§4, CVPR Table 3) trains ~200 schedules for 30 epochs, 3 runs each, on CIFAR. This script
 runs the same question at the size 2 CPU cores allow in ≤ 2 hours: 90 schedules (30 per family) of 9 inverted
 bottlenecks at 10M MACs (±2%, 32×32 inputs), each trained for 1 epoch on a fixed 10,000-image subset of the
 training set (157 steps of batch 64) and evaluated on the full 10,000-image test set, seed 0; the first 6

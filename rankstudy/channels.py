@@ -1,7 +1,7 @@
-"""The channel-configuration study (the paper's §4.1 search, CVPR Table 3): which width schedule wins at a budget.
+"""The channel-configuration study (paper §4, CVPR Table 3): which width schedule wins at a fixed budget.
 
 The paper samples schedules c_i = a·f(i) + b over the block index i with f piecewise linear, trains each
-briefly at fixed params/FLOPs and finds the linearly increasing ones in its top 10%. Here a schedule is a
+(30 epochs on CIFAR) at fixed params/FLOPs and finds the linearly increasing ones in its top 10%. Here a schedule is a
 *profile* g_0 ≤ … ≤ g_{d-1} (mean 1) of one of three families, and its widths are c_i = round(s·g_i), with the
 scale s chosen by `rexnet.variants.match_macs` so every network costs the budget within 2%:
 

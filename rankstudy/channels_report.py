@@ -1,6 +1,6 @@
 """Analysis of a channel study (`rankstudy channels`): does a linear width schedule beat a stage-wise one?
 
-The paper (§4.1, CVPR Table 3) groups ~200 searched models into top / middle / bottom 10% and finds linearly
+The paper (§4, CVPR Table 3) groups ~200 searched models into top / middle / bottom 10% and finds linearly
 increasing widths on top and stage-wise ones in the middle. This module measures, on the table of runs:
 
 - accuracy per family and per slope tercile, each a mean over configs with a percentile-bootstrap 95% CI

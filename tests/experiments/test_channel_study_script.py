@@ -54,8 +54,8 @@ def test_script_writes_results_and_a_rerun_trains_nothing(tmp_path, script):
 
 
 def test_a_budget_below_the_smallest_network_is_one_line_and_exit_2(tmp_path, script):
-    result = CliRunner().invoke(script.main, ["--n", "3", "--macs", "1000", "--blocks", "4", "--noise-configs", "0", "--workers", "1",
-                                              "--data-root", str(tmp_path / "data"), "--runs", str(tmp_path / "r"),
-                                              "--results", str(tmp_path / "res")])
+    result = CliRunner().invoke(script.main, ["--n", "3", "--macs", "1000", "--blocks", "4", "--noise-configs", "0",
+                                              "--workers", "1", "--data-root", str(tmp_path / "data"),
+                                              "--runs", str(tmp_path / "r"), "--results", str(tmp_path / "res")])
     assert result.exit_code == 2 and "raise the budget" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "res").exists() and not (tmp_path / "r" / "manifest.json").exists()

@@ -1,5 +1,4 @@
-"""The channel study: schedules (monotone, on budget), resume after SIGKILL, and the dask path equal to the local one."""
-import math
+"""The channel study: schedules (monotone, on budget), resume after SIGKILL, dask path equal to the local one."""
 import os
 import shutil
 import signal
@@ -13,9 +12,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from rankstudy import StudyConfig, run_study
+from rankstudy import run_study
 from rankstudy.channels import (FAMILIES, ROWS, SCHEDULES, TIMING_COLUMNS, ChannelStudyConfig, parse_widths,
-                                row_path, run_channel_study, sample_profile, schedule_arch, strides)
+                                run_channel_study, sample_profile, schedule_arch, strides)
 from rankstudy.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
