@@ -8,11 +8,12 @@ schedules (2 per family) also run with seeds 1 and 2 to measure the seed noise: 
 
 What was traded for the budget: training length (1 epoch on a sixth of the data: the networks reach ~75-80%,
 not their ~90% plateau, so the ranking is of how fast a schedule learns as much as of where it ends), the number
-of schedules (90 vs ~200) and seeds (1 vs 3, noise measured on 6 configs instead). Sizing (measured on this
-machine while ~5 other jobs shared its 2 cores, load average ~8): one run took 250-350 s on one thread; the
-project's earlier Fashion-MNIST experiment (2 threads, uncontended) trains a 12.9M-MAC ReXNet at ~190 img/s,
-i.e. ~100-130 s per run here on one uncontended thread: 102 runs on 2 workers ≈ 85-110 min, plus ~2 min of
-schedule sampling (MACs matching). On a contended machine it takes longer; it resumes where it stopped.
+of schedules (90 vs ~200) and seeds (1 vs 3, noise measured on 6 configs instead). Sizing: one run at these
+settings (the linear schedule 23-31-…-88) took 284 s on one thread while ~5 other jobs shared this machine's
+2 cores (load average ~12), 250-350 s for others at load ~8, so the numbers below are estimates, not
+measurements: the project's Fashion-MNIST experiment trained a 12.9M-MAC ReXNet at ~190 img/s on 2 uncontended
+threads, i.e. ~100-130 s per run here on one uncontended thread; 102 runs on 2 workers ≈ 85-110 min, plus a few
+minutes of schedule sampling (MACs matching). On a shared machine it takes longer; it resumes where it stopped.
 
 Resumable across sittings: the study state lives in RUNS (finished runs are one small file each); rerunning
 the same command skips them. When every run is done, the table, the analysis (`rankstudy channels-report`) and
