@@ -72,12 +72,13 @@ def main():
 @click.option("--input-dist", type=click.Choice(INPUT_DISTS), help="Input distribution.")
 @click.option("--workers", type=int, default=None, help="CPU worker processes (joblib); default: one per core.")
 @click.option("--shard", help="Run only shard i of k, as i/k; combine with `rankstudy merge`.")
+@click.option("--scheduler", help="Run the chunks on a dask.distributed cluster (tcp://HOST:PORT of `dask scheduler`).")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Max networks per batched call.")
 @click.option("--chunk-rows", type=int, default=250, show_default=True, help="Rows per stored (resumable) chunk.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def sample(n, seed, device, out, kinds, nonlinearities, d_in, ratio_min, ratio_max, n_over_d, inits, norms,
-           input_dist, workers, shard, batch_size, chunk_rows, quiet):
+           input_dist, workers, shard, scheduler, batch_size, chunk_rows, quiet):
     """Sample random networks, measure the rank of their features, write the results table."""
     from .study import run_study
 
@@ -86,7 +87,7 @@ def sample(n, seed, device, out, kinds, nonlinearities, d_in, ratio_min, ratio_m
                  "inits": _names(inits), "norms": _names(norms), "input_dist": input_dist}
     config = StudyConfig(n=n, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
     table = run_study(config, device=device, out=out, workers=workers, shard=shard, batch_size=batch_size,
-                      chunk_rows=chunk_rows, progress=not quiet)
+                      chunk_rows=chunk_rows, progress=not quiet, scheduler=scheduler)
     final = Path(out) / "results.parquet"
     where = final if final.exists() and shard is None else f"{out}/chunks (shard {shard}; `rankstudy merge` when all are done)"
     click.echo(f"{len(table)} networks → {where}")
@@ -164,3 +165,79 @@ def principles(in_path, out, md, taus, design_measure):
                f"gradual beats single: {rec['gradual_expansion_beats_single']}")
     for key, item in findings["paper_findings"].items():
         click.echo(f"  ({key}) {item['verdict']}: {item['claim']}")
+
+
+# --- the channel-configuration study (rankstudy.channels, rankstudy.channels_report) ----------------------------
+
+
+def _macs(value: str) -> int:
+    """Returns a MACs budget written as 10M, 2.5M, 500k or a plain integer."""
+    text = str(value).strip()
+    factor = {"k": 10**3, "m": 10**6, "g": 10**9}.get(text[-1:].lower(), 1)
+    try:
+        number = float(text[:-1] if factor > 1 else text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a MACs budget; write e.g. 10M, 500k or 10000000") from None
+    return int(round(number * factor))
+
+
+@main.command()
+@click.option("--n", "n", type=int, default=120, show_default=True, help="Channel schedules to sample.")
+@click.option("--macs", default="10M", show_default=True, help="MACs budget of every network (e.g. 10M, 500k).")
+@click.option("--blocks", type=int, default=9, show_default=True, help="Inverted bottlenecks per network.")
+@click.option("--data", default="fashion-mnist", show_default=True, help="fashion-mnist | cifar10 | cifar100 | fake.")
+@click.option("--data-root", default="data", show_default=True, help="Folder holding the dataset (on every worker).")
+@click.option("--img-size", type=int, default=32, show_default=True)
+@click.option("--epochs", type=int, default=1, show_default=True, help="Training epochs per run.")
+@click.option("--train-limit", type=int, default=10_000, show_default=True,
+              help="Fixed random subset of the training set (0 = all); the test set is always full.")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Training seeds per config.")
+@click.option("--noise-configs", type=int, default=6, show_default=True,
+              help="The first this many configs also run with --noise-seeds seeds (seed noise).")
+@click.option("--noise-seeds", type=int, default=3, show_default=True)
+@click.option("--max-growth", type=float, default=8.0, show_default=True, help="Largest c_last/c_first sampled.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=0.1, show_default=True)
+@click.option("--probe-images", type=int, default=128, show_default=True,
+              help="Test images the init-time rank proxy is measured on.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Schedule sampling seed.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes (joblib, loky).")
+@click.option("--threads", type=int, default=1, show_default=True, help="Torch threads per run.")
+@click.option("--scheduler", help="Run on a dask.distributed cluster (tcp://HOST:PORT of `dask scheduler`).")
+@click.option("--out", type=click.Path(file_okay=False), default="results/channels", show_default=True,
+              help="Output directory (resumes if it holds this study's runs).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def channels(n, macs, blocks, data, data_root, img_size, epochs, train_limit, seeds, noise_configs, noise_seeds,
+             max_growth, batch_size, lr, probe_images, seed, workers, threads, scheduler, out, quiet):
+    """Channel-configuration study: sample width schedules at a MACs budget, train each briefly, one row per run."""
+    from .channels import ChannelStudyConfig, run_channel_study
+
+    try:
+        budget = _macs(macs)
+    except click.BadParameter as exc:
+        raise StudyError(f"--macs: {exc.message}") from None
+    cfg = ChannelStudyConfig(n=n, macs=budget, blocks=blocks, data=data, img_size=img_size, epochs=epochs,
+                             train_limit=train_limit or None, seeds=seeds, noise_configs=noise_configs,
+                             noise_seeds=noise_seeds, max_growth=max_growth, batch_size=batch_size, lr=lr,
+                             probe_images=probe_images, seed=seed)
+    table = run_channel_study(cfg, out, data_root=data_root, workers=workers, scheduler=scheduler, threads=threads,
+                              progress=not quiet, command=" ".join(["rankstudy", *sys.argv[1:]]))
+    click.echo(f"{len(table)} runs of {table['config_id'].nunique()} configs → {Path(out) / 'results.parquet'}")
+
+
+@main.command("channels-report")
+@click.option("--in", "in_path", type=click.Path(file_okay=False), default="results/channels", show_default=True,
+              help="Directory written by `rankstudy channels`.")
+@click.option("--out", type=click.Path(file_okay=False), help="Where to write report.json, REPORT.md and figures "
+              "(default: the --in directory).")
+@friendly_errors
+def channels_report(in_path, out):
+    """Analyse a channel study: accuracy by family and slope, seed noise, top/middle/bottom 10%, proxy, verdict."""
+    from .channels import load_channel_results
+    from .channels_report import write_report
+
+    table, meta = load_channel_results(in_path)
+    report = write_report(table, meta, out or in_path)
+    click.echo(f"report → {Path(out or in_path) / 'REPORT.md'}")
+    click.echo(f"  {report['verdict']}")

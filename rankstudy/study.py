@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from joblib import Parallel, delayed
+from joblib import delayed
 from tqdm.auto import tqdm
 
 from . import store
 from .config import StudyConfig
 from .errors import StudyError
 from .networks import build_features, largest_intermediate
+from .parallel import run_tasks
 from .rank import DEFAULT_RTOLS, metric_columns, rank_metrics
 from .sampling import CONFIG_COLUMNS, SHAPE_COLUMNS, sample_networks
 
@@ -140,13 +141,15 @@ def _parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
 def run_study(config: StudyConfig, device: str = "auto", out: str | os.PathLike | None = None, *,
               workers: int | None = None, shard: str | tuple[int, int] | None = None,
               batch_size: int = DEFAULT_BATCH_SIZE, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-              progress: bool = True, command: str | None = None) -> pd.DataFrame:
+              progress: bool = True, command: str | None = None, scheduler: str | None = None) -> pd.DataFrame:
     """Returns the study's results table (one row per network, by id; a shard's rows only with `shard`).
 
     `workers=None` picks one worker process per CPU core on the CPU (the numerics run on one thread per
     process, see `rankstudy.batched`), and 1 on CUDA or for small studies.
     With `out`, finished chunks are stored as they complete and a rerun resumes from them; once every
     chunk exists, results.parquet, results.csv and metadata.json are written there.
+    `scheduler` (tcp://HOST:PORT) runs the chunks on that dask.distributed cluster instead (`rankstudy.parallel`);
+    they come back here to be stored, so the table is the same as a local run's.
     """
     start = time.perf_counter()
     config.validate()
@@ -175,18 +178,17 @@ def run_study(config: StudyConfig, device: str = "auto", out: str | os.PathLike 
         workers = 1 if dev.type == "cuda" or len(todo) < 8 else min(os.cpu_count() or 1, len(todo))
     by_id = table.set_index("id", drop=False)
     in_memory: dict[int, pd.DataFrame] = {}
-    jobs = (delayed(_run_chunk)(by_id.loc[chunks[i]].reset_index(drop=True), str(dev), batch_size,
-                                None if out_dir is None else str(out_dir), i) for i in todo)
+    local_out = None if out_dir is None or scheduler is not None else str(out_dir)
+    jobs = (delayed(_run_chunk)(by_id.loc[chunks[i]].reset_index(drop=True), str(dev), batch_size, local_out, i)
+            for i in todo)
     bar = tqdm(total=sum(len(chunks[i]) for i in mine), initial=sum(len(chunks[i]) for i in done),
                unit="net", desc="rank study", disable=not progress, dynamic_ncols=True)
     with bar:
-        if workers > 1:
-            results = Parallel(n_jobs=workers, return_as="generator_unordered")(jobs)
-        else:
-            results = (job[0](*job[1], **job[2]) for job in jobs)
-        for index, part in results:
+        for index, part in run_tasks(jobs, workers, scheduler):
             if part is not None:
                 in_memory[index] = part
+                if out_dir is not None:  # computed on a cluster worker: stored here
+                    store.write_table(store.chunk_path(out_dir, index), part)
             bar.update(len(chunks[index]))
 
     def chunk_table(i: int) -> pd.DataFrame:
