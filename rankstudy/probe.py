@@ -94,7 +94,7 @@ class _Probe:
         self.n_images, self.max_columns, self.seed = n_images, max_columns, seed
         self.collectors: dict[tuple[str, int], _Collector] = {}  # insertion order = execution order
         self.calls: dict[str, int] = {}
-        self.start = 0  # index of the batch's first image
+        self.start, self.batch = 0, 0  # index of the batch's first image, batch length
         self._chosen: dict[int, torch.Tensor] = {}
 
     def chosen(self, total: int) -> torch.Tensor:
@@ -111,7 +111,8 @@ class _Probe:
         def fn(mod, args, out):
             call = self.calls.get(name, 0)
             self.calls[name] = call + 1
-            if not isinstance(out, torch.Tensor) or out.dim() < 2 or not out.is_floating_point():
+            if not isinstance(out, torch.Tensor) or out.dim() < 2 or not out.is_floating_point() \
+                    or len(out) != self.batch:  # not per-image features (e.g. a sequence-first layout)
                 return
             key = (name, call)
             label = name if call == 0 else f"{name}#{call + 1}"
@@ -173,9 +174,10 @@ def probe(model: nn.Module, inputs: torch.Tensor, layers: LayerSelection = None,
             starts = tqdm(starts, desc="probe", unit="batch")
         with torch.no_grad():
             for start in starts:
-                state.start = start
+                batch = inputs[start:start + batch_size]
+                state.start, state.batch = start, len(batch)
                 state.calls.clear()
-                model(inputs[start:start + batch_size].to(device))
+                model(batch.to(device))
     finally:
         for h in handles:
             h.remove()
@@ -392,8 +394,9 @@ def _image_folder(path: Path, img_size: int):
         raise StudyError(f"image folder {path} does not exist; give imagefolder:PATH with one folder per class")
     try:
         return datasets.ImageFolder(str(root), transform=build_transforms("imagefolder", img_size, train=False))
-    except (FileNotFoundError, OSError) as e:
-        raise StudyError(f"image folder {root}: {e}; put images in one folder per class") from None
+    except (FileNotFoundError, OSError):
+        raise StudyError(f"image folder {root} holds no class folders of images (.jpg, .png, …); put the images "
+                         "in one folder per class") from None
 
 
 def plot_probe(tables: dict[str, pd.DataFrame], path: str | os.PathLike, *,
