@@ -17,8 +17,9 @@ channels cannot reach normalized rank 1 (`capped` marks it); give more images.
 `drop` is the fall of the flag measure (normalized) from the layer before, in execution order (NaN for capped
 layers, which are skipped as "the layer before" too); the layers with the largest drops (at most `n_flagged`,
 each at least `min_drop`) `fall`. Each falling layer's `limited_by` names the nearest earlier layer whose
-absolute rank is no larger: the narrow layer that caps it (e.g. a 1×1 conv squeezing to 4 channels caps the wide layer it
-feeds at rank ≤ 4), whose `caps` names the falling layers. `flagged` marks both: the falls and their caps.
+absolute rank is no larger (in execution order: usually the narrow layer that caps it, e.g. a 1×1 conv
+squeezing to 4 channels caps the wide layer it feeds at rank ≤ 4), whose `caps` names the falling layers.
+`flagged` marks both: the falls and their caps.
 """
 from __future__ import annotations
 
@@ -423,11 +424,11 @@ def plot_probe(tables: dict[str, pd.DataFrame], path: str | os.PathLike, *,
                 raise StudyError(f"the table has no {measure}; probe it with that measure")
             depth = pd.Series(range(len(table)), dtype=float)
             x = depth / max(1, len(table) - 1) if relative else depth
-            style = "--" if "init" in label else "-"
-            ax.plot(x, table[col].where(~table["capped"]), style, color=f"C{i // 2 if relative else i}", lw=1, alpha=0.85, label=label)
+            ax.plot(x, table[col].where(~table["capped"]), color=f"C{i}", lw=1, alpha=0.85, label=label)
             if not relative and measure == table.attrs.get("flag_measure"):
                 flagged = table[table["flagged"]]
-                ax.scatter(x[flagged.index], flagged[col], color="red", zorder=3, s=25, label="largest drops, their caps")
+                ax.scatter(x[flagged.index], flagged[col], color="red", zorder=3, s=25,
+                           label="largest drops, their caps")
                 for j, r in flagged.iterrows():
                     ax.annotate(r["name"], (x[j], r[col]), fontsize=7, rotation=20, xytext=(3, -10),
                                 textcoords="offset points")

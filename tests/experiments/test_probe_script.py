@@ -64,7 +64,8 @@ def test_probe_script_on_tiny_runs(tmp_path, script):
 
     layers = pd.read_csv(results / "layers.csv")
     groups = layers.groupby(["model", "state"], sort=False).size()
-    assert list(groups.index) == [("frozen", "init"), ("frozen", "trained"), ("trained", "init"), ("trained", "trained")]
+    assert list(groups.index) == [("frozen", "init"), ("frozen", "trained"), ("trained", "init"),
+                                  ("trained", "trained")]
     assert set(layers["role"]) == {"stem", "expand", "depthwise", "block", "penultimate", "pooled"}
     assert layers.groupby(["model", "state"])["relative_depth"].agg(["min", "max"]).eq([0.0, 1.0]).all().all()
     summary = pd.read_csv(results / "summary.csv")

@@ -21,7 +21,7 @@ def squeeze_net() -> nn.Sequential:
     return build([
         ("wide1", nn.Conv2d(16, 64, 3, padding=1)), ("act1", nn.ReLU(inplace=True)),
         ("squeeze", nn.Conv2d(64, 4, 1, bias=False)),
-        ("wide2", nn.Conv2d(4, 64, 1, bias=False)), ("act2", nn.ReLU(inplace=True)),  # in place: overwrites wide2's output
+        ("wide2", nn.Conv2d(4, 64, 1, bias=False)), ("act2", nn.ReLU(inplace=True)),  # overwrites wide2's output
         ("conv3", nn.Conv2d(64, 64, 3, padding=1))])
 
 
