@@ -3,11 +3,12 @@ from .config import KINDS, StudyConfig
 from .errors import StudyError
 from .networks import build_features, rebuild_features
 from .nonlinearities import get_nonlinearity, list_nonlinearities, register_nonlinearity
+from .probe import probe
 from .rank import metric_columns, numerical_rank, rank_metrics, singular_values
 from .sampling import sample_networks
 from .store import load_results
 from .study import analyze, merge, run_study
 
 __all__ = ["KINDS", "StudyConfig", "StudyError", "analyze", "build_features", "get_nonlinearity",
-           "list_nonlinearities", "load_results", "merge", "metric_columns", "numerical_rank", "rank_metrics",
+           "list_nonlinearities", "load_results", "merge", "metric_columns", "numerical_rank", "probe", "rank_metrics",
            "rebuild_features", "register_nonlinearity", "run_study", "sample_networks", "singular_values"]

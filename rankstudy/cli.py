@@ -241,3 +241,37 @@ def channels_report(in_path, out):
     report = write_report(table, meta, out or in_path)
     click.echo(f"report → {Path(out or in_path) / 'REPORT.md'}")
     click.echo(f"  {report['verdict']}")
+@main.command()
+@click.option("--model", "model_spec", help="A rexnet name or block-table .json, timm:NAME or torchvision:NAME "
+              "(random weights); may be left out for a checkpoint written by `rexnet train`.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Weights to load (read with weights_only=True).")
+@click.option("--data", default="random", show_default=True, help="fashion-mnist | imagefolder:PATH | random.")
+@click.option("--data-root", default="data", show_default=True, help="Where Fashion-MNIST is (or is prepared).")
+@click.option("--n-images", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Images probed (a seeded random subset of the test set).")
+@click.option("--img-size", type=click.IntRange(min=1), help="Default: the checkpoint's, else 32 for "
+              "fashion-mnist and 224 otherwise.")
+@click.option("--num-classes", type=click.IntRange(min=1), help="Classifier size of a model built by name.")
+@click.option("--layers", help="Comma-separated module names (default: every leaf module).")
+@click.option("--max-columns", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Columns (image positions) kept per layer, a seeded random subset.")
+@click.option("--flag-measure", default="rank_rtol_1e-2", show_default=True,
+              help="Measure whose drops are flagged: rank, rank_rtol_1e-3, rank_rtol_1e-2, effective_rank, "
+                   "stable_rank, nuclear_norm.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Chooses the images and the columns.")
+@click.option("--device", default="cpu", show_default=True, help="cpu | cuda[:i].")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for probe.csv and probe.png.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def probe(model_spec, checkpoint, data, data_root, n_images, img_size, num_classes, layers, max_columns,
+          flag_measure, batch_size, seed, device, out, quiet):
+    """Measure the feature rank of every layer of a model on real images; flag where it falls most."""
+    from .probe import format_flagged, run_probe
+
+    table, files = run_probe(model_spec, checkpoint, data, n_images, out, data_root=data_root, img_size=img_size,
+                             num_classes=num_classes, layers=_names(layers), max_columns=max_columns,
+                             batch_size=batch_size, seed=seed, flag_measure=flag_measure, device=device,
+                             progress=not quiet)
+    click.echo(f"{len(table)} layers → {', '.join(map(str, files))}")
+    click.echo(f"largest drops of {flag_measure}/channels:\n{format_flagged(table)}")

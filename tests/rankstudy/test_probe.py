@@ -1,0 +1,191 @@
+"""rankstudy.probe on hand-built networks with a known bottleneck, on torchvision's ResNet-18, and its CLI."""
+
+from collections import OrderedDict
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+import rankstudy
+from rankstudy.cli import main as cli
+from rankstudy.errors import StudyError
+
+EPS32 = torch.finfo(torch.float32).eps
+
+
+def squeeze_net() -> nn.Sequential:
+    """Two wide layers with a 1×1 conv squeezing to 4 channels between them; `wide2` is linear in `squeeze`."""
+    torch.manual_seed(0)
+    return build([
+        ("wide1", nn.Conv2d(16, 64, 3, padding=1)), ("act1", nn.ReLU(inplace=True)),
+        ("squeeze", nn.Conv2d(64, 4, 1, bias=False)),
+        ("wide2", nn.Conv2d(4, 64, 1, bias=False)), ("act2", nn.ReLU(inplace=True)),  # overwrites wide2's output
+        ("conv3", nn.Conv2d(64, 64, 3, padding=1))])
+
+
+def build(layers) -> nn.Sequential:
+    """Returns an nn.Sequential with the given (name, module) pairs (a list or a dict)."""
+    return nn.Sequential(OrderedDict(layers))
+
+
+def reference_ranks(model: nn.Sequential, x: torch.Tensor) -> dict[str, int]:
+    """Returns each layer's float32-tolerance rank of C × (N·H·W), from torch.linalg.matrix_rank in float64."""
+    ranks = {}
+    with torch.no_grad():
+        for name, layer in model.named_children():
+            x = layer(x)
+            f = x.transpose(0, 1).reshape(x.shape[1], -1).double()
+            s = torch.linalg.svdvals(f)
+            ranks[name] = int(torch.linalg.matrix_rank(f, atol=float(s[0] * max(f.shape) * EPS32), rtol=0.0))
+            x = x.clone()
+    return ranks
+
+
+@pytest.fixture
+def net():
+    return squeeze_net()
+
+
+def test_squeeze_is_flagged_and_caps_the_layer_it_feeds(net):
+    x = torch.randn(24, 16, 6, 6, generator=torch.Generator().manual_seed(1))
+    table = rankstudy.probe(net, x, max_columns=10_000).set_index("name")
+    assert list(table.index) == ["wide1", "act1", "squeeze", "wide2", "act2", "conv3"]
+    assert table.loc["wide2", "rank"] <= 4 and table.loc["wide2", "normalized_rank"] == 4 / 64
+    # the largest fall is at the wide layer fed by the squeeze, and the squeeze is named as its cap
+    assert table["drop"].idxmax() == "wide2" and table.loc["wide2", "falls"]
+    assert table.loc["wide2", "limited_by"] == "squeeze" and table.loc["squeeze", "caps"] == "wide2"
+    assert table.loc["squeeze", "flagged"] and table.loc["wide2", "flagged"] and not table.loc["wide1", "flagged"]
+    # every rank agrees with an independent float64 SVD of the full feature matrix (in-place ReLU included)
+    assert table["rank"].to_dict() == reference_ranks(net, x)
+    assert (table["columns"] == 24 * 36).all() and (table["positions"] == 36).all()
+    assert table.loc["wide1", "output_shape"] == "24x64x6x6"
+    for m in rankstudy.probe.__globals__["measure_names"]():
+        norm = table["normalized_" + m]
+        assert ((norm >= 0) & (norm <= 1 + 1e-12)).all(), m
+    assert (table["normalized_rank_rtol_1e-2"] == table["rank_rtol_1e-2"] / table["channels"]).all()
+
+
+def test_a_squeeze_as_wide_as_its_neighbours_is_not_flagged():
+    torch.manual_seed(0)
+    net = build({"wide1": nn.Conv2d(16, 64, 3, padding=1), "act1": nn.ReLU(),
+                 "squeeze": nn.Conv2d(64, 64, 1, bias=False), "wide2": nn.Conv2d(64, 64, 1, bias=False)})
+    table = rankstudy.probe(net, torch.randn(16, 16, 6, 6))
+    # square random layers lose a little rank at rtol 1e-2, far less than the flag threshold
+    assert not table["flagged"].any() and 0 < table["drop"].max() < 0.25
+
+
+def test_subsampled_columns_do_not_depend_on_batch_size(net):
+    x = torch.randn(20, 16, 6, 6)
+    tables = [rankstudy.probe(net, x, max_columns=300, batch_size=b) for b in (3, 20)]
+    assert (tables[0]["columns"] == 300).all()
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    other_seed = rankstudy.probe(net, x, max_columns=300, seed=1)
+    assert not other_seed["nuclear_norm"].equals(tables[0]["nuclear_norm"])  # other columns chosen
+
+
+def test_mode_and_weights_untouched_and_hooks_removed():
+    net = build([("conv", nn.Conv2d(16, 64, 3)), ("bn", nn.BatchNorm2d(64)), *list(squeeze_net().named_children())[1:]])
+    net.train()
+    net[1].eval()  # a mixed state to restore: root in train mode, one child in eval
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    modes = [m.training for m in net.modules()]
+    table = rankstudy.probe(net, torch.randn(8, 16, 6, 6))
+    assert len(table) == 7
+    assert [m.training for m in net.modules()] == modes
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats included
+    assert all(not m._forward_hooks for m in net.modules())
+
+
+class Boom(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("boom")
+
+
+def test_hooks_removed_and_mode_restored_after_a_failure(net):
+    net.append(Boom())
+    net.train()
+    with pytest.raises(RuntimeError, match="boom"):
+        rankstudy.probe(net, torch.randn(4, 16, 6, 6))
+    assert all(not m._forward_hooks for m in net.modules())
+    assert all(m.training for m in net.modules())
+
+
+def test_layer_selection_tokens_and_bad_input():
+    torch.manual_seed(0)
+    net = build({"proj": nn.Linear(8, 32), "act": nn.GELU(), "out": nn.Linear(32, 2)})
+    table = rankstudy.probe(net, torch.randn(10, 5, 8), layers=["proj", "out"], measures=["rank"])
+    assert list(table["name"]) == ["proj", "out"] and list(table["channels"]) == [32, 2]
+    assert list(table["positions"]) == [5, 5] and table.loc[0, "rank"] == 9  # affine image of 8 dims: ≤ 8 + 1
+    assert "effective_rank" not in table and "rank_rtol_1e-2" in table  # the flag measure is always there
+    with pytest.raises(StudyError, match="no module 'prj'.*did you mean proj"):
+        rankstudy.probe(net, torch.randn(2, 5, 8), layers=["prj"])
+    with pytest.raises(StudyError, match="unknown measure 'rnak'"):
+        rankstudy.probe(net, torch.randn(2, 5, 8), measures=["rnak"])
+    with pytest.raises(StudyError, match="non-empty tensor"):
+        rankstudy.probe(net, torch.randn(0, 5, 8))
+
+
+def test_capped_layers_are_marked_and_never_flagged():
+    torch.manual_seed(0)
+    net = build({"conv": nn.Conv2d(3, 32, 3, padding=1), "pool": nn.AdaptiveAvgPool2d(1), "fc": nn.Conv2d(32, 64, 1)})
+    table = rankstudy.probe(net, torch.randn(8, 3, 8, 8)).set_index("name")
+    assert table.loc["pool", "capped"] and table.loc["pool", "columns"] == 8 and table.loc["pool", "rank"] <= 8
+    assert not table.loc[["pool", "fc"], "falls"].any() and pd.isna(table.loc["pool", "drop"])
+
+
+def test_torchvision_resnet18_random_weights():
+    import torchvision
+
+    model = torchvision.models.get_model("resnet18", weights=None)
+    table = rankstudy.probe(model, torch.randn(6, 3, 32, 32), max_columns=512)
+    names = list(table["name"])
+    assert names[0] == "conv1" and names[-1] == "fc"
+    assert "layer1.0.relu#2" in names  # BasicBlock calls its ReLU twice: one row per call
+    assert (table["rank"] <= table[["channels", "columns"]].min(axis=1)).all()
+    assert table.set_index("name").loc["fc", "capped"]  # 1000 classes, 6 images
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+# --- the command line ---------------------------------------------------------------------------------------
+
+
+def run(args):
+    return CliRunner().invoke(cli, ["probe", *args, "--quiet"])
+
+
+def test_cli_writes_table_and_figure(tmp_path):
+    out = tmp_path / "p"
+    result = run(["--model", "torchvision:resnet18", "--data", "random", "--img-size", "32", "--n-images", "8",
+                  "--max-columns", "256", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "probe.csv")
+    assert len(table) > 40 and table["flagged"].any() and (out / "probe.png").stat().st_size > 0
+    assert "largest drops of rank_rtol_1e-2/channels" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "rexnet_0500"], "unknown model 'rexnet_0500'"),
+    (["--model", "timm:no_such_net"], "unknown timm model"),
+    (["--model", "torchvision:no_such_net"], "unknown torchvision model"),
+    (["--model", "torchvision:resnet18", "--checkpoint", "MISSING"], "not found"),
+    (["--model", "torchvision:resnet18", "--checkpoint", "LINEAR"], "does not fit torchvision:resnet18"),
+    (["--model", "torchvision:resnet18", "--checkpoint", "GARBAGE"], "not a loadable weights file"),
+    (["--model", "torchvision:resnet18", "--data", "imagefolder:/no/such/folder"], "does not exist"),
+    (["--model", "torchvision:resnet18", "--data", "cifar"], "unknown --data"),
+    (["--model", "rexnet_100", "--measure-typo"], None),
+])
+def test_cli_errors_exit_2_and_write_nothing(tmp_path, args, message):
+    torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "linear.pth")
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    files = {"MISSING": str(tmp_path / "missing.pth"), "LINEAR": str(tmp_path / "linear.pth"),
+             "GARBAGE": str(tmp_path / "garbage.pth")}
+    out = tmp_path / "out"
+    result = run([files.get(a, a) for a in args] + ["--n-images", "2", "--img-size", "32", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    if message is not None:
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
+    assert not out.exists()
