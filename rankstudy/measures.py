@@ -91,9 +91,11 @@ def check_table(table: pd.DataFrame) -> pd.DataFrame:
     table = table.assign(**derived) if derived else table
     if "n_over_d_bin" not in table.columns:
         table = table.assign(n_over_d_bin=n_over_d_bin(table["n_over_d_actual"]))
+    from .bounds import BOUND_COLUMNS, with_bound_columns, with_bounds
     if any(m.column not in table.columns for m in MEASURES.values()):
-        from .bounds import with_bound_columns
         table = with_bound_columns(table.drop(columns=[c for c in table.columns if c.startswith("bound_relative_")]))
+    elif any(c not in table.columns for c in BOUND_COLUMNS):
+        table = with_bounds(table)
     return table
 
 

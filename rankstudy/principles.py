@@ -8,6 +8,7 @@ structural bound (`rankstudy.bounds`). A finding that holds under the first but 
 from the shapes alone ("structural"); one that holds relative to the bound is caused by the nonlinearity.
 The design rules are read from bound-relative measures only.
 """
+import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -117,6 +118,7 @@ class _Context:
 
     def __init__(self, table: pd.DataFrame, meta: dict, settings: Settings):
         self.settings = settings
+        self._cache: dict = {}
         self.bands = stats.make_bands(settings.band_edges)
         self.grid = ratio_grid(table, meta)
         table = check_table(table).copy()
@@ -136,13 +138,21 @@ class _Context:
         self.design_filter = [list(p) for p in settings.design_rows] if mask.any() else []
         self.design_table = table[mask] if mask.any() else table
 
+    def _cached(self, fn, *arrays) -> stats.Estimate:
+        # A bound-relative measure equals its normalised twin wherever the bound is ≥ d_out (every single
+        # layer): the same bootstrap would run twice, so estimates are cached by their input values.
+        arrays = [np.ascontiguousarray(a, dtype=float) for a in arrays]
+        key = (fn.__name__, *(hashlib.blake2b(a.tobytes(), digest_size=16).digest() for a in arrays))
+        if key not in self._cache:
+            s = self.settings
+            self._cache[key] = fn(*arrays, s.confidence, s.n_resamples, s.rng_seed)
+        return self._cache[key]
+
     def ci(self, values) -> stats.Estimate:
-        s = self.settings
-        return stats.mean_ci(values, s.confidence, s.n_resamples, s.rng_seed)
+        return self._cached(stats.mean_ci, values)
 
     def diff(self, x, y) -> stats.Estimate:
-        s = self.settings
-        return stats.diff_ci(x, y, s.confidence, s.n_resamples, s.rng_seed)
+        return self._cached(stats.diff_ci, x, y)
 
     def holds(self, est: stats.Estimate) -> bool | None:
         """Returns whether a difference is material and its CI excludes 0 (None if it is not estimable)."""
@@ -247,6 +257,14 @@ def _recommended_nonlinearity(ctx: _Context) -> dict:
 
 def _thresholds(ctx: _Context, rows: pd.DataFrame, column: str) -> tuple[stats.CurveFit, dict]:
     """Returns the curve fitted to `rows` and, per τ, its fitted and empirical thresholds."""
+    key = ("fit", *(hashlib.blake2b(np.ascontiguousarray(rows[c], dtype=float).tobytes(), digest_size=16).digest()
+                    for c in ("expansion_ratio", "grid_ratio", column)))
+    if key not in ctx._cache:   # see _Context._cached: twin measures often hold the same values
+        ctx._cache[key] = _fit_thresholds(ctx, rows, column)
+    return ctx._cache[key]
+
+
+def _fit_thresholds(ctx: _Context, rows: pd.DataFrame, column: str) -> tuple[stats.CurveFit, dict]:
     fit = stats.fit_curve(rows["expansion_ratio"], rows[column])
     means = rows.groupby("grid_ratio")[column].mean()
     out = {}
@@ -314,25 +332,24 @@ def _gradual(ctx: _Context) -> dict:
 
 def _cells(ctx: _Context, kinds, select_x, select_y) -> list[dict]:
     """Returns one comparison mean(x) − mean(y) per measure × kind × (all rows, each factor level)."""
-    cells = []
+    cells: dict[str, list[dict]] = {m: [] for m in ctx.columns}
     table = ctx.table
-    for measure, column in ctx.columns.items():
-        for kind in kinds:
-            rows = table[table["kind"] == kind]
-            if rows.empty:
-                continue
-            slices = [("all", "all", rows)]
-            for factor in FACTORS:
-                for level, part in rows.groupby(factor, sort=True):
-                    if rows[factor].nunique() > 1:
-                        slices.append((factor, _level(level), part))
-            for factor, level, part in slices:
-                x, y = select_x(part)[column], select_y(part)[column]
-                est = ctx.diff(x, y)
-                cells.append({"measure": measure, "kind": kind, "factor": factor, "level": level,
-                              "difference": est.mean, "ci": [est.low, est.high], "n": [int(len(x)), int(len(y))],
-                              "holds": ctx.holds(est)})
-    return cells
+    for kind in kinds:
+        rows = table[table["kind"] == kind]
+        if rows.empty:
+            continue
+        slices = [("all", "all", rows)]
+        for factor in FACTORS:
+            if factor in rows.columns and rows[factor].nunique() > 1:
+                slices += [(factor, _level(level), part) for level, part in rows.groupby(factor, sort=True)]
+        for factor, level, part in slices:
+            x_rows, y_rows = select_x(part), select_y(part)   # selected once, read under every measure
+            for measure, column in ctx.columns.items():
+                est = ctx.diff(x_rows[column], y_rows[column])
+                cells[measure].append({"measure": measure, "kind": kind, "factor": factor, "level": level,
+                                       "difference": est.mean, "ci": [est.low, est.high],
+                                       "n": [int(len(x_rows)), int(len(y_rows))], "holds": ctx.holds(est)})
+    return [c for m in ctx.columns for c in cells[m]]
 
 
 def _verdict(cells: list[dict]) -> str:

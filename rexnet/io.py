@@ -46,6 +46,9 @@ def versions(packages: tuple[str, ...] = ("rankstudy-rexnet", "torch", "torchvis
     import platform
 
     def v(pkg: str) -> str:
+        if pkg == "torch":   # with its local build tag (e.g. +cu130), which the metadata lacks
+            import torch
+            return torch.__version__
         try:
             return importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
