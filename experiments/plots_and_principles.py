@@ -15,9 +15,10 @@ from rankstudy.plots import plot_all
 from rankstudy.principles import analysis_versions, write_findings
 from rankstudy.store import load_results, write_json
 
-METRICS = ("normalized_rank", "rank_rtol_1e-2", "effective_rank")
+METRICS = ("normalized_rank", "rank_rtol_1e-2", "effective_rank", "bound_relative_rank_rtol_1e-2",
+           "bound_relative_effective_rank")
 FACETED_METRICS = ("normalized_rank", "rank_rtol_1e-2")
-FACETS = ("n_over_d", "init", "norm")
+FACETS = ("n_over_d_bin", "init", "norm", "input_dist")
 
 
 def figures_and_findings(study_dir: str | Path = "results/study", results_dir: str | Path = "results",
