@@ -31,7 +31,7 @@ class StudyConfig:
       block_conv the same bottleneck with a full 3×3 conv in place of the depthwise one           [(c)]
       stack      `depth` blocks whose widths grow geometrically from d_in to d_out
 
-    Defaults were chosen so `n = 10_000` runs in about 3 minutes on 2 CPU cores; REXNET.md §1 leaves
+    Defaults were chosen so `n = 10_000` runs in a few minutes on 2 CPU cores; the paper (§3) leaves
     init, input distribution, N and tolerance unstated, so they are factors recorded per row.
     """
     n: int = 10_000

@@ -479,7 +479,7 @@ def _structural(ctx: _Context, gradual: dict) -> dict:
     t = int(ctx.table.loc[ctx.table["kind"].isin(BLOCK_KINDS), "block_expansion"].max()) \
         if ctx.table["kind"].isin(BLOCK_KINDS).any() else None
     cap = gradual.get("structural_capacity") or {}
-    normalized = BOUND_TWIN and next((m for m, b in BOUND_TWIN.items() if b == ctx.settings.design_measure), None)
+    normalized = next((m for m, b in BOUND_TWIN.items() if b == ctx.settings.design_measure), None)
     return {"block_rank_cap": None if t is None else f"min(d_out, N, {t + 1}·d_in) with shortcut (t = {t})",
             "block_cap_expansion": None if t is None else t + 1,
             "gradual_expansion_raises_bound": cap.get("beats"),
