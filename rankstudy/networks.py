@@ -82,14 +82,15 @@ def _depthwise(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
         for zi, wi in zip(z, w)])
 
 
-def _conv3x3(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
+def _conv3x3(w: torch.Tensor, z: torch.Tensor, spatial: int, grouped: bool | None = None) -> torch.Tensor:
     """Full 3×3 conv (zero padding) of (B, C_in, n_img·S·S) features with (B, C_out, C_in·9) weights.
 
-    As in `_depthwise`, one conv call per network on the CPU, so a row's result never depends on its batch.
+    As in `_depthwise`, one conv call per network on the CPU, so a row's result never depends on its batch;
+    off the CPU (or with `grouped`) one grouped conv over the whole batch.
     """
     b, c, n = z.shape
     c_out = w.shape[1]
-    if z.device.type != "cpu":
+    if grouped if grouped is not None else z.device.type != "cpu":
         maps = z.reshape(b * c, -1, spatial, spatial).transpose(0, 1)
         out = F.conv2d(maps, w.reshape(b * c_out, c, 3, 3), padding=1, groups=b)
         return out.transpose(0, 1).reshape(b, c_out, n)

@@ -96,6 +96,13 @@ def test_conv3x3_matches_conv2d(table):
         torch.testing.assert_close(rebuild_features(row), ref, rtol=1e-4, atol=1e-4)
 
 
+def test_conv3x3_grouped_batch_path_matches_per_network_path():
+    from rankstudy.networks import _conv3x3
+    gen = torch.Generator().manual_seed(0)
+    z, w = torch.randn((3, 5, 2 * 16), generator=gen), torch.randn((3, 7, 5 * 9), generator=gen)
+    torch.testing.assert_close(_conv3x3(w, z, 4, grouped=True), _conv3x3(w, z, 4, grouped=False))
+
+
 def test_depthwise_matches_conv2d(table):
     for norm in ("none", "bn"):
         row = one_row(table, kind="depthwise", norm=norm)
