@@ -108,11 +108,6 @@ def _estimate(est: stats.Estimate) -> dict:
     return {"value": est.mean, "ci": [est.low, est.high], "n": est.n}
 
 
-def analysis_versions() -> dict:
-    """Returns the versions of Python and the packages that shape the findings and figures."""
-    return versions()
-
-
 class _Context:
     """The table with its band and grid columns, and the settings: what every section below reads."""
 
