@@ -12,12 +12,14 @@ import time
 from pathlib import Path
 
 from rankstudy.plots import plot_all
-from rankstudy.principles import analysis_versions, write_findings
+from rankstudy.principles import write_findings
 from rankstudy.store import load_results, write_json
+from rexnet.io import versions
 
-METRICS = ("normalized_rank", "rank_rtol_1e-2", "effective_rank")
+METRICS = ("normalized_rank", "rank_rtol_1e-2", "effective_rank", "bound_relative_rank_rtol_1e-2",
+           "bound_relative_effective_rank")
 FACETED_METRICS = ("normalized_rank", "rank_rtol_1e-2")
-FACETS = ("n_over_d", "init", "norm")
+FACETS = ("n_over_d_bin", "init", "norm", "input_dist")
 
 
 def figures_and_findings(study_dir: str | Path = "results/study", results_dir: str | Path = "results",
@@ -39,7 +41,7 @@ def figures_and_findings(study_dir: str | Path = "results/study", results_dir: s
     findings = write_findings(table, meta, results_dir / "findings.json", results_dir / "FINDINGS.md",
                               command=command)
     write_json(figures_dir / "figures.json", {
-        "command": command, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": analysis_versions(),
+        "command": command, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
         "source": {"study": str(study_dir), "n_rows": meta.get("n_rows"), "seed": meta.get("seed"),
                    "command": meta.get("command"), "config": meta.get("config")},
         "wall_time_s": round(time.perf_counter() - start, 1), "figures": figures})

@@ -1,4 +1,4 @@
-"""rankstudy: the rank of random networks' features under nonlinearities and expansion ratios (ReXNet, §1)."""
+"""rankstudy: the rank of random networks' features under nonlinearities and expansion ratios (ReXNet, arXiv 2007.00992, §3 and Figure 1)."""
 from .config import KINDS, StudyConfig
 from .errors import StudyError
 from .networks import build_features, rebuild_features

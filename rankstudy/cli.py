@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .config import INPUT_DISTS, StudyConfig
+from .config import INPUT_DISTS, KINDS, StudyConfig
 from .errors import StudyError
 
 DEFAULT_OUT = "results/study"
@@ -61,7 +61,7 @@ def main():
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:i].")
 @click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True,
               help="Output directory (resumes if it holds this study's chunks).")
-@click.option("--kinds", help="Comma-separated subset of linear,depthwise,block,stack.")
+@click.option("--kinds", help=f"Comma-separated subset of {','.join(KINDS)}.")
 @click.option("--nonlinearities", help="Comma-separated names (see `rankstudy nonlinearities`).")
 @click.option("--d-in", "d_in", help="Comma-separated input widths, e.g. 8,16,32.")
 @click.option("--ratio-min", type=float, help="Smallest expansion ratio d_out/d_in.")
@@ -69,7 +69,7 @@ def main():
 @click.option("--n-over-d", "n_over_d", help="Comma-separated N/d_out values (samples per output channel).")
 @click.option("--inits", help="Comma-separated weight inits: kaiming,unit.")
 @click.option("--norms", help="Comma-separated: none,bn.")
-@click.option("--input-dist", type=click.Choice(INPUT_DISTS), help="Input distribution.")
+@click.option("--input-dists", "input_dists", help=f"Comma-separated input distributions: {','.join(INPUT_DISTS)}.")
 @click.option("--workers", type=int, default=None, help="CPU worker processes (joblib); default: one per core.")
 @click.option("--shard", help="Run only shard i of k, as i/k; combine with `rankstudy merge`.")
 @click.option("--scheduler", help="Run the chunks on a dask.distributed cluster (tcp://HOST:PORT of `dask scheduler`).")
@@ -78,13 +78,13 @@ def main():
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def sample(n, seed, device, out, kinds, nonlinearities, d_in, ratio_min, ratio_max, n_over_d, inits, norms,
-           input_dist, workers, shard, scheduler, batch_size, chunk_rows, quiet):
+           input_dists, workers, shard, scheduler, batch_size, chunk_rows, quiet):
     """Sample random networks, measure the rank of their features, write the results table."""
     from .study import run_study
 
     overrides = {"kinds": _names(kinds), "nonlinearities": _names(nonlinearities), "d_in": _numbers(d_in, int),
                  "ratio_min": ratio_min, "ratio_max": ratio_max, "n_over_d": _numbers(n_over_d),
-                 "inits": _names(inits), "norms": _names(norms), "input_dist": input_dist}
+                 "inits": _names(inits), "norms": _names(norms), "input_dists": _names(input_dists)}
     config = StudyConfig(n=n, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
     table = run_study(config, device=device, out=out, workers=workers, shard=shard, batch_size=batch_size,
                       chunk_rows=chunk_rows, progress=not quiet, scheduler=scheduler)
@@ -119,8 +119,9 @@ def list_nonlinearities_cmd():
 @click.option("--out", type=click.Path(file_okay=False), default="results/figures", show_default=True,
               help="Directory for the figures (PNG and PDF).")
 @click.option("--metric", default="normalized_rank", show_default=True,
-              help="normalized_rank | rank_rtol_1e-3 | rank_rtol_1e-2 | effective_rank | stable_rank (all / d_out).")
-@click.option("--facet", type=click.Choice(["n_over_d", "init", "norm", "d_in", "input_dist"]),
+              help="normalized_rank | rank_rtol_1e-3 | rank_rtol_1e-2 | effective_rank | stable_rank (all / d_out), "
+                   "or bound_relative_rank | bound_relative_rank_rtol_1e-2 | … (/ min(d_out, structural bound)).")
+@click.option("--facet", type=click.Choice(["n_over_d_bin", "init", "norm", "d_in", "input_dist"]),
               help="Draw the paper's figure with one row of panels per level of this factor.")
 @click.option("--kinds", help="Comma-separated subset of kinds to draw.")
 @click.option("--nonlinearities", help="Comma-separated subset of nonlinearities to draw.")
@@ -145,7 +146,7 @@ def plot(in_path, out, metric, facet, kinds, nonlinearities):
               help="findings.json to write; FINDINGS.md is written beside it unless --md is given.")
 @click.option("--md", type=click.Path(dir_okay=False), help="Where to write the Markdown rendering.")
 @click.option("--taus", default="0.9,0.95", show_default=True, help="Comma-separated rank thresholds τ.")
-@click.option("--design-measure", default="rank_rtol_1e-2", show_default=True,
+@click.option("--design-measure", default="bound_relative_rank_rtol_1e-2", show_default=True,
               help="Measure the design rules are read from.")
 @friendly_errors
 def principles(in_path, out, md, taus, design_measure):

@@ -8,9 +8,12 @@ import numpy as np
 from .errors import StudyError
 from .nonlinearities import BUILTIN_NONLINEARITIES, list_nonlinearities
 
-KINDS: tuple[str, ...] = ("linear", "depthwise", "block", "stack")
+KINDS: tuple[str, ...] = ("linear", "conv3x3", "depthwise", "block", "block_conv", "stack")
 INITS: tuple[str, ...] = ("kaiming", "unit")
-INPUT_DISTS: tuple[str, ...] = ("gaussian", "uniform", "halfnormal")
+INPUT_DISTS: tuple[str, ...] = ("gaussian", "uniform", "halfnormal", "correlated", "fmnist")
+# The input distributions of the default study: iid Gaussian (the usual random-network setting), non-negative
+# like post-ReLU features, correlated channels, and real image patches (see `rankstudy.inputs`).
+DEFAULT_INPUT_DISTS: tuple[str, ...] = ("gaussian", "halfnormal", "correlated", "fmnist")
 NORMS: tuple[str, ...] = ("none", "bn")
 
 
@@ -19,14 +22,16 @@ class StudyConfig:
     """A rank study: which random networks to sample and under which factors.
 
     Every network maps an input X (d_in channels) to features F (d_out × N) and the study measures the
-    rank of F. The kinds (see `rankstudy.networks`):
-      linear     F = f(norm(W X)), one fully connected / 1×1-conv layer
+    rank of F. The kinds (see `rankstudy.networks`; panels of the paper's Figure 1 in brackets):
+      linear     F = f(norm(W X)), one fully connected / 1×1-conv layer                         [(a)]
+      conv3x3    F = f(norm(W ⊛ X)), one full 3×3 conv d_in → d_out                              [(b)]
       depthwise  F = f(norm(DW3×3(W X))), a 1×1 conv to d_out, then a 3×3 depthwise conv on the map
       block      an inverted bottleneck d_in → block_expansion·d_in → d_out (1×1, f, 3×3 dw, f, 1×1),
-                 output taken after ReXNet's partial shortcut (added when d_out ≥ d_in)
+                 output taken after ReXNet's partial shortcut (added when d_out ≥ d_in)          [(d)]
+      block_conv the same bottleneck with a full 3×3 conv in place of the depthwise one           [(c)]
       stack      `depth` blocks whose widths grow geometrically from d_in to d_out
 
-    Defaults were chosen so `n = 10_000` runs in about 3 minutes on 2 CPU cores; REXNET.md §1 leaves
+    Defaults were chosen so `n = 10_000` runs in a few minutes on 2 CPU cores; the paper (§3) leaves
     init, input distribution, N and tolerance unstated, so they are factors recorded per row.
     """
     n: int = 10_000
@@ -39,7 +44,7 @@ class StudyConfig:
     n_ratios: int = 16
     n_over_d: tuple[float, ...] = (1.0, 2.0)    # N / d_out: samples per output channel
     inits: tuple[str, ...] = INITS               # kaiming: N(0, 2/fan_in); unit: N(0, 1)
-    input_dist: str = "gaussian"
+    input_dists: tuple[str, ...] = DEFAULT_INPUT_DISTS  # see rankstudy.inputs
     norms: tuple[str, ...] = NORMS               # none, or batch norm (no affine) before each f
     stack_depths: tuple[int, ...] = (2, 3, 4)
     spatial: int = 8                             # H = W of the conv kinds' input maps
@@ -71,12 +76,11 @@ class StudyConfig:
         need(isinstance(self.n, int) and self.n > 0, f"n must be a positive integer, got {self.n}")
         need(isinstance(self.seed, int) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
         for name, values, choices in (("kind", self.kinds, KINDS), ("init", self.inits, INITS),
-                                      ("norm", self.norms, NORMS)):
+                                      ("norm", self.norms, NORMS), ("input distribution", self.input_dists,
+                                                                    INPUT_DISTS)):
             need(len(values) > 0, f"no {name}s selected; choose from {', '.join(choices)}")
             for v in values:
                 need(v in choices, f"unknown {name} {v!r}; choose from {', '.join(choices)}")
-        need(self.input_dist in INPUT_DISTS,
-             f"unknown input distribution {self.input_dist!r}; choose from {', '.join(INPUT_DISTS)}")
         need(len(self.nonlinearities) > 0, "no nonlinearities selected")
         known = list_nonlinearities()
         for v in self.nonlinearities:
@@ -95,6 +99,13 @@ class StudyConfig:
         need(self.spatial >= 1, f"spatial must be >= 1, got {self.spatial}")
         need(isinstance(self.block_expansion, int) and self.block_expansion >= 1,
              f"block_expansion must be an integer >= 1, got {self.block_expansion}")
+        if "fmnist" in self.input_dists:
+            from .inputs import images_file, max_patch_d_in
+            widest = max(self.spatial if any(k != "linear" for k in self.kinds) else 1, 1)
+            need(max(self.d_in) <= max_patch_d_in(widest),
+                 f"fmnist inputs with {widest}×{widest} maps allow d_in ≤ {max_patch_d_in(widest)}, got {max(self.d_in)}; "
+                 "use smaller d_in or other input distributions")
+            images_file()  # raises StudyError naming where to get the images
         need("stack" not in self.kinds or (len(self.stack_depths) > 0 and all(d >= 2 for d in self.stack_depths)),
              f"stack depths must be >= 2 (a depth-1 stack is a block), got {self.stack_depths}")
         return self

@@ -11,19 +11,24 @@ import torch
 import torch.nn.functional as F
 
 from .batched import bmm, single_thread
+from .inputs import draw_correlated, draw_patches
 from .nonlinearities import get_nonlinearity
 from .sampling import SHAPE_COLUMNS, stack_widths
 
 BN_EPS = 1e-5
 
 
-def _draw(gen: torch.Generator, shape: tuple[int, ...], dist: str) -> torch.Tensor:
+def _draw(gen: torch.Generator, shape: tuple[int, ...], dist: str, spatial: int = 1) -> torch.Tensor:
     if dist == "gaussian":
         return torch.randn(shape, generator=gen)
     if dist == "uniform":  # unit variance
         return (torch.rand(shape, generator=gen) * 2 - 1) * math.sqrt(3)
     if dist == "halfnormal":  # non-negative, like post-ReLU features
         return torch.randn(shape, generator=gen).abs()
+    if dist == "correlated":  # low rank plus noise, see rankstudy.inputs
+        return draw_correlated(gen, *shape)
+    if dist == "fmnist":      # real image patches, see rankstudy.inputs
+        return draw_patches(gen, *shape, spatial)
     raise ValueError(dist)
 
 
@@ -36,13 +41,17 @@ def _layer_shapes(row) -> list[tuple[tuple[int, ...], int]]:
     """Returns (weight shape, fan_in) of each layer of the row's network, in drawing order."""
     if row.kind == "linear":
         return [((row.d_out, row.d_in), row.d_in)]
+    if row.kind == "conv3x3":  # the paper's Figure 1 (b): weights (d_out, d_in·3·3)
+        return [((row.d_out, row.d_in * 9), row.d_in * 9)]
     if row.kind == "depthwise":
         return [((row.d_out, row.d_in), row.d_in), ((row.d_out, 9), 9)]
     widths = stack_widths(row.d_in, row.d_out, row.depth) if row.kind == "stack" else [row.d_in, row.d_out]
     layers = []
     for c_in, c_out in zip(widths[:-1], widths[1:]):
         hidden = row.block_expansion * c_in
-        layers += [((hidden, c_in), c_in), ((hidden, 9), 9), ((c_out, hidden), hidden)]
+        # block_conv (Figure 1 (c)) has a full 3×3 conv in the middle, the others a depthwise one (d).
+        middle = ((hidden, hidden * 9), hidden * 9) if row.kind == "block_conv" else ((hidden, 9), 9)
+        layers += [((hidden, c_in), c_in), middle, ((c_out, hidden), hidden)]
     return layers
 
 
@@ -53,7 +62,7 @@ def largest_intermediate(row) -> int:
 
 def _draw_row(row) -> tuple[torch.Tensor, list[torch.Tensor]]:
     gen = torch.Generator().manual_seed(int(row.seed))
-    x = _draw(gen, (row.d_in, row.n_samples), row.input_dist)
+    x = _draw(gen, (row.d_in, row.n_samples), row.input_dist, int(row.spatial))
     return x, [_weight(gen, shape, fan_in, row.init) for shape, fan_in in _layer_shapes(row)]
 
 
@@ -70,6 +79,24 @@ def _depthwise(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
     return torch.stack([
         F.conv2d(zi.view(c, -1, spatial, spatial).transpose(0, 1).contiguous(), wi.reshape(c, 1, 3, 3).clone(),
                  padding=1, groups=c).transpose(0, 1).reshape(c, n)
+        for zi, wi in zip(z, w)])
+
+
+def _conv3x3(w: torch.Tensor, z: torch.Tensor, spatial: int, grouped: bool | None = None) -> torch.Tensor:
+    """Full 3×3 conv (zero padding) of (B, C_in, n_img·S·S) features with (B, C_out, C_in·9) weights.
+
+    As in `_depthwise`, one conv call per network on the CPU, so a row's result never depends on its batch;
+    off the CPU (or with `grouped`) one grouped conv over the whole batch.
+    """
+    b, c, n = z.shape
+    c_out = w.shape[1]
+    if grouped if grouped is not None else z.device.type != "cpu":
+        maps = z.reshape(b * c, -1, spatial, spatial).transpose(0, 1)
+        out = F.conv2d(maps, w.reshape(b * c_out, c, 3, 3), padding=1, groups=b)
+        return out.transpose(0, 1).reshape(b, c_out, n)
+    return torch.stack([
+        F.conv2d(zi.reshape(c, -1, spatial, spatial).transpose(0, 1).contiguous(), wi.reshape(c_out, c, 3, 3).clone(),
+                 padding=1).transpose(0, 1).reshape(c_out, n)
         for zi, wi in zip(z, w)])
 
 
@@ -122,17 +149,20 @@ def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Ten
     weights = [torch.stack([d[1][i] for d in drawn]).to(device) for i in range(len(drawn[0][1]))]
     ops, layers, spatial = _RowOps(rows), _layer_shapes(first), int(first.spatial)
 
+    if first.kind == "conv3x3":
+        return ops.act(ops.norm(_conv3x3(weights[0], x, spatial)))
     if first.kind in ("linear", "depthwise"):
         z = bmm(weights[0], x)
         if first.kind == "depthwise":
             z = _depthwise(weights[1], z, spatial)
         return ops.act(ops.norm(z))
 
+    middle = _conv3x3 if first.kind == "block_conv" else _depthwise
     z = x
     for i in range(0, len(layers), 3):  # one inverted bottleneck per three layers
         expand, dw, project = weights[i:i + 3]
         h = ops.act(ops.norm(bmm(expand, z)))
-        h = ops.act(ops.norm(_depthwise(dw, h, spatial)))
+        h = ops.act(ops.norm(middle(dw, h, spatial)))
         out = ops.norm(bmm(project, h))
         c_in = z.shape[1]
         if out.shape[1] >= c_in:  # ReXNet's partial residual: input added to the first c_in channels

@@ -1,6 +1,8 @@
 """Figures of a results table: the paper's figure (mean normalised rank vs expansion ratio, a line and a 95 %
 bootstrap band per nonlinearity, a panel per kind), the same in the paper's own axis (dimension ratio
-d_in/d_out), a heatmap per kind (nonlinearity × expansion ratio), and rank vs depth for stacks.
+d_in/d_out), the paper's Figure 1 values (read by eye) beside ours per panel, a heatmap per kind
+(nonlinearity × expansion ratio), and rank vs depth for stacks. Figures of kinds with a structural bound
+below d_out draw it (`rankstudy.bounds`) as a grey line.
 
 matplotlib only, Agg backend; every figure is written as PNG and PDF with a caption line giving the
 study's n, seed and config. Colours are Okabe–Ito (colour-blind safe); with 14 nonlinearities each colour
@@ -18,8 +20,8 @@ import pandas as pd  # noqa: E402
 
 from . import stats  # noqa: E402
 from .errors import StudyError  # noqa: E402
-from .measures import (FACET_CHOICES, PAPER_NONLINEARITIES, Measure, get_measure, kinds_in,  # noqa: E402
-                       nearest_grid_ratio, nonlinearities_in, ratio_grid, select_rows)
+from .measures import (FACET_CHOICES, PAPER_NONLINEARITIES, PAPER_PANELS, Measure, get_measure,  # noqa: E402
+                       kinds_in, nearest_grid_ratio, nonlinearities_in, ratio_grid, select_rows)
 
 DPI = 150
 PLOT_RESAMPLES = 999
@@ -45,8 +47,28 @@ STYLES: dict[str, tuple[str, str, str]] = {
 }
 _EXTRA_MARKERS = "PhH*pd<>"
 PAPER_LABELS = {"identity": "identity (linear)"}
-KIND_TITLES = {"linear": "linear: one 1×1 conv / FC layer", "depthwise": "depthwise: 1×1 conv → 3×3 depthwise",
-               "block": "block: one inverted bottleneck", "stack": "stack: 2–4 blocks, gradual expansion"}
+KIND_TITLES = {"linear": "linear: one 1×1 conv / FC layer (Fig. 1a)", "conv3x3": "conv3x3: one full 3×3 conv (Fig. 1b)",
+               "depthwise": "depthwise: 1×1 conv → 3×3 depthwise",
+               "block": "block: IB, 3×3 depthwise (Fig. 1d)", "block_conv": "block_conv: IB, full 3×3 conv (Fig. 1c)",
+               "stack": "stack: 2–4 blocks, gradual expansion"}
+# The paper's Figure 1 (arXiv 2007.00992 §3; CVPR 2021 version with BN), read by eye: per panel, per group
+# of nonlinearities, (dimension ratio d_in/d_out, low, high) of the average rank ratio as far as it can be
+# read. Panel (d) gives no readable numbers: its nonlinear curves lie "close to linear, slightly above".
+PAPER_FIGURE1: dict[str, dict[str, list[tuple[float, float, float]]]] = {
+    "a": {"relu, relu6": [(0.1, 0.85, 0.85), (0.5, 0.95, 0.97), (1.0, 0.95, 0.97)],
+          "elu, softplus, hardswish, silu": [(0.1, 0.93, 0.97), (0.35, 1.0, 1.0), (1.0, 1.0, 1.0)],
+          "linear": [(0.1, 0.1, 0.1), (1.0, 1.0, 1.0)]},
+    "b": {"relu, relu6": [(0.1, 0.85, 0.85), (0.5, 0.95, 0.97), (1.0, 0.95, 0.97)],
+          "elu, softplus, hardswish, silu": [(0.1, 0.93, 0.97), (0.35, 1.0, 1.0), (1.0, 1.0, 1.0)],
+          "linear": [(0.1, 0.1, 0.1), (1.0, 1.0, 1.0)]},
+    "c": {"nonlinear (all)": [(0.1, 0.35, 0.40), (0.35, 0.80, 0.90)]},
+    "d": {"linear": [(0.1, 0.1, 0.1), (1.0, 1.0, 1.0)]},
+}
+PAPER_GROUPS: dict[str, tuple[str, ...]] = {
+    "relu, relu6": ("relu", "relu6"), "elu, softplus, hardswish, silu": ("elu", "softplus", "hardswish", "silu"),
+    "linear": ("identity",), "nonlinear (all)": tuple(n for n in PAPER_NONLINEARITIES if n != "identity")}
+GROUP_COLOURS = {"relu, relu6": OKABE_ITO["orange"], "elu, softplus, hardswish, silu": OKABE_ITO["blue"],
+                 "linear": OKABE_ITO["black"], "nonlinear (all)": OKABE_ITO["purple"]}
 
 
 def style(name: str, index: int = 0) -> dict:
@@ -67,7 +89,8 @@ def caption(table: pd.DataFrame, meta: dict, extra: str = "") -> str:
     parts = [f"n = {len(table)} networks drawn (study n = {n_study}, seed {(meta or {}).get('seed', '?')})",
              f"d_in ∈ {{{vals('d_in')}}}", f"expansion ratio {c.get('ratio_min', '?')}–{c.get('ratio_max', '?')} "
              f"({c.get('n_ratios', '?')} log steps)", f"N/d_out ∈ {{{vals('n_over_d')}}}",
-             f"init ∈ {{{vals('inits')}}}", f"norm ∈ {{{vals('norms')}}}", f"input {vals('input_dist')}",
+             f"init ∈ {{{vals('inits')}}}", f"norm ∈ {{{vals('norms')}}}",
+             f"inputs {{{vals('input_dists') if c.get('input_dists') else vals('input_dist')}}}",
              f"block expansion {vals('block_expansion')}", f"stack depths {{{vals('stack_depths')}}}",
              f"spatial {vals('spatial')}×{vals('spatial')}"]
     text = "; ".join(parts) + "."
@@ -108,7 +131,7 @@ def _level_text(facet: str | None, level) -> str:
     if facet is None:
         return ""
     value = f"{level:g}" if isinstance(level, (int, float, np.integer, np.floating)) else str(level)
-    return f"{'N/d_out' if facet == 'n_over_d' else facet} = {value}"
+    return f"{'measured N/d_out' if facet == 'n_over_d_bin' else facet} = {value}"
 
 
 def binned_means(table: pd.DataFrame, column: str, grid: np.ndarray, by: list[str]) -> pd.DataFrame:
@@ -158,6 +181,7 @@ def plot_rank_vs_expansion(table: pd.DataFrame, meta: dict, out_dir: Path, measu
             if kind == "linear":
                 (bound,) = ax.plot(r, np.minimum(1, 1 / r), color="#BBBBBB", lw=3, zorder=0)
                 handles.setdefault("linear bound min(1, d_in/d_out)", bound)
+            _structural_line(ax, table[table["kind"] == kind], grid, "expansion_ratio", handles)
             _lines(ax, m, nls, "expansion_ratio", handles)
             ax.set_xscale("log")
             ax.set_xticks([0.5, 1, 2, 5, 10, 20], labels=["0.5", "1", "2", "5", "10", "20"])
@@ -174,6 +198,70 @@ def plot_rank_vs_expansion(table: pd.DataFrame, meta: dict, out_dir: Path, measu
     note = ("Points: mean over the networks nearest each grid ratio, at their mean ratio; bands: 95% "
             "percentile-bootstrap CI of the mean.")
     return _save(fig, out_dir, stem, caption(table, meta, note + _bn_note(table)))
+
+
+def _structural_line(ax, rows: pd.DataFrame, grid: np.ndarray, x: str, handles: dict) -> None:
+    """Draws the mean structural capacity min(1, bound/d_out) of `rows` per grid ratio where it is below 1."""
+    if rows.empty or "structural_bound" not in rows.columns:
+        return
+    cap = rows.assign(cap=np.minimum(1.0, rows["structural_bound"] / rows["d_out"]),
+                      grid_ratio=nearest_grid_ratio(rows["expansion_ratio"], grid))
+    means = cap.groupby("grid_ratio")[["cap", "expansion_ratio", "dimension_ratio"]].mean().sort_values(x)
+    if (means["cap"] < 1 - 1e-9).any():
+        (line,) = ax.plot(means[x], means["cap"], color="#999999", lw=2.5, ls=":", zorder=0)
+        handles.setdefault("structural bound min(1, bound/d_out)", line)
+
+
+def plot_paper_comparison(table: pd.DataFrame, meta: dict, out_dir: Path, measure: Measure) -> list[Path]:
+    """Returns the written files of the paper's Figure 1 beside ours: one panel per paper panel (a)–(d),
+    x = dimension ratio d_in/d_out, our mean per group of nonlinearities (BN rows, as the CVPR version)
+    as lines, the paper's values as read by eye (PAPER_FIGURE1) as bars."""
+    kinds = [k for k in PAPER_PANELS if k in set(table["kind"])]
+    rows = table[(table["expansion_ratio"] >= 1 - 1e-9) & table["kind"].isin(kinds)]
+    if "bn" in set(rows["norm"]):
+        rows = rows[rows["norm"] == "bn"]
+    if rows.empty:
+        return []
+    grid = ratio_grid(table, meta)
+    group_of = {nl: g for g, names in PAPER_GROUPS.items() if g != "nonlinear (all)" for nl in names}
+    kinds = sorted(kinds, key=lambda k: PAPER_PANELS[k])
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.4 * len(kinds) + 1.8, 3.4), sharey=True, squeeze=False,
+                             layout="constrained")
+    handles: dict = {}
+    for j, kind in enumerate(kinds):
+        ax, panel = axes[0, j], PAPER_PANELS[kind]
+        mine = rows[(rows["kind"] == kind) & rows["nonlinearity"].isin(group_of)]
+        mine = mine.assign(group=mine["nonlinearity"].map(group_of))
+        means = binned_means(mine, measure.column, grid[grid >= 1 - 1e-9], ["group"])
+        for group in dict.fromkeys(means["group"]):
+            m = means[means["group"] == group].sort_values("dimension_ratio")
+            (line,) = ax.plot(m["dimension_ratio"], m["mean"], color=GROUP_COLOURS[group], lw=1.5, marker="o", ms=3)
+            ax.fill_between(m["dimension_ratio"], m["ci_low"], m["ci_high"], color=GROUP_COLOURS[group], alpha=0.12,
+                            lw=0)
+            handles.setdefault(f"ours: {group}", line)
+        _structural_line(ax, rows[rows["kind"] == kind], grid, "dimension_ratio", handles)
+        for group, points in PAPER_FIGURE1[panel].items():
+            xs = np.array([p[0] for p in points])
+            lo, hi = np.array([p[1] for p in points]), np.array([p[2] for p in points])
+            bars = ax.errorbar(xs, (lo + hi) / 2, yerr=np.maximum((hi - lo) / 2, 0.01), fmt="s", ms=6, mfc="white",
+                               color=GROUP_COLOURS[group], capsize=3, lw=1.5, zorder=5)
+            handles.setdefault(f"paper Fig. 1 (read by eye): {group}", bars)
+        if panel == "d":
+            ax.text(0.5, 0.08, "paper: nonlinear curves\nslightly above linear", fontsize=7, ha="center",
+                    transform=ax.transAxes)
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(-0.02, 1.04)
+        ax.grid(True, alpha=0.3)
+        ax.set_title(f"({panel}) {KIND_TITLES.get(kind, kind)}", fontsize=8)
+        ax.set_xlabel("dimension ratio d_in / d_out", fontsize=9)
+        if j == 0:
+            ax.set_ylabel(f"mean {measure.label}", fontsize=9)
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=7, frameon=False)
+    return _save(fig, out_dir, f"paper_comparison_{measure.name}",
+                 caption(rows, meta, "The paper's Figure 1 values as read by eye (squares with bars: the range "
+                                     "read) beside this study's means (lines, 95% bootstrap bands) per group of "
+                                     "nonlinearities; BN rows only (the CVPR version applies BN), expansion "
+                                     "layers only (d_out ≥ d_in)."))
 
 
 def _bn_note(table: pd.DataFrame) -> str:
@@ -291,4 +379,5 @@ def plot_all(table: pd.DataFrame, meta: dict | None, out_dir: str | Path, metric
     if facet is not None:
         return plot_rank_vs_expansion(table, meta, out_dir, measure, facet)
     return (plot_rank_vs_expansion(table, meta, out_dir, measure) + plot_paper_axis(table, meta, out_dir, measure)
+            + plot_paper_comparison(table, meta, out_dir, measure)
             + plot_heatmaps(table, meta, out_dir, measure) + plot_depth(table, meta, out_dir, measure))

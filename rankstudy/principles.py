@@ -1,10 +1,14 @@
 """Turns a results table into quantified design rules and verdicts on the paper's findings (findings.json,
-schema in docs/findings_schema.md) and renders them as FINDINGS.md.
+schema in docs/findings_schema.md); `rankstudy.report` renders them as FINDINGS.md.
 
 The data flows one way: results table → `find_principles` → findings dict → JSON / Markdown. Every number
 comes from `rankstudy.stats`; the choices behind each rule are recorded in the findings' `settings`.
+Every finding is judged under each measure twice: normalised by d_out, and relative to the architecture's
+structural bound (`rankstudy.bounds`). A finding that holds under the first but not the second follows
+from the shapes alone ("structural"); one that holds relative to the bound is caused by the nonlinearity.
+The design rules are read from bound-relative measures only.
 """
-import importlib.metadata
+import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -15,11 +19,17 @@ import pandas as pd
 
 from . import stats
 from .errors import StudyError
-from .measures import (FACTORS, FINDING_MEASURES, MEASURES, PAPER_NONLINEARITIES, check_table, get_measure,
-                       kinds_in, nearest_grid_ratio, nonlinearities_in, ratio_grid)
-from .store import atomic_path, write_json
+from rexnet.io import atomic_write_text, versions
 
-SCHEMA_VERSION = 1
+from .bounds import BLOCK_KINDS, SINGLE_LAYER_KINDS
+from .measures import (BOUND_MEASURES, BOUND_TWIN, FACTORS, FINDING_MEASURES, MEASURES, PAPER_NONLINEARITIES,
+                       check_table, get_measure, kinds_in, nearest_grid_ratio, nonlinearities_in, ratio_grid)
+from .report import findings_markdown
+from .store import write_json
+
+# 2: bound-relative measures, the design rules read from them, `attribution` and `factor_dependence` per
+# finding, `recommendations.structural`, factors n_over_d_bin and input_dist (see docs/findings_schema.md).
+SCHEMA_VERSION = 2
 DEFAULT_TAUS: tuple[float, ...] = (0.9, 0.95)
 VERDICTS: tuple[str, ...] = ("reproduced", "not_reproduced", "mixed", "untestable")
 # "Complicated" and "simple" nonlinearities as the paper's finding (b) names them.
@@ -32,7 +42,9 @@ class Settings:
     """How findings are computed; recorded verbatim in findings.json `settings`.
 
     design_measure: the measure the design rules (max expansion, gradual vs single) are read from. The
-    default, rank at rtol 1e-2, counts directions carrying at least 1 % of the largest singular value:
+    default, rank at rtol 1e-2 relative to the structural bound, counts directions carrying at least 1 %
+    of the largest singular value, out of those the architecture allows (so a rule reflects what the
+    nonlinearity does, not the shapes; for one layer it equals rank at rtol 1e-2 / d_out):
     under the float32 default tolerance almost every nonlinear layer stays full rank up to 20× (so that
     rule would allow any expansion), while the effective rank is below 0.9 even at ratio 1 (so it would
     forbid all). Thresholds under every measure are in `curves` either way.
@@ -44,7 +56,7 @@ class Settings:
     large *and* its bootstrap CI excludes 0 (with thousands of rows, tiny differences are "significant").
     """
     measures: tuple[str, ...] = FINDING_MEASURES
-    design_measure: str = "rank_rtol_1e-2"
+    design_measure: str = "bound_relative_rank_rtol_1e-2"
     taus: tuple[float, ...] = DEFAULT_TAUS
     band_edges: tuple[float, ...] = stats.DEFAULT_BAND_EDGES
     confidence: float = stats.CONFIDENCE
@@ -96,32 +108,23 @@ def _estimate(est: stats.Estimate) -> dict:
     return {"value": est.mean, "ci": [est.low, est.high], "n": est.n}
 
 
-def analysis_versions() -> dict:
-    """Returns the versions of Python and the packages that shape the findings and figures."""
-    def v(pkg: str) -> str:
-        try:
-            return importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-    import platform
-    return {"python": platform.python_version(), **{p: v(p) for p in ("rankstudy-rexnet", "numpy", "scipy",
-                                                                       "pandas", "matplotlib")}}
-
-
 class _Context:
     """The table with its band and grid columns, and the settings: what every section below reads."""
 
     def __init__(self, table: pd.DataFrame, meta: dict, settings: Settings):
         self.settings = settings
+        self._cache: dict = {}
         self.bands = stats.make_bands(settings.band_edges)
         self.grid = ratio_grid(table, meta)
-        table = table.copy()
+        table = check_table(table).copy()
         table["band"] = stats.band_of(table["expansion_ratio"], self.bands)
         table["grid_ratio"] = nearest_grid_ratio(table["expansion_ratio"], self.grid)
         self.table = table
         self.kinds = kinds_in(table)
         self.nonlinearities = nonlinearities_in(table)
         self.columns = {m: get_measure(m).column for m in settings.measures}
+        # The measures the design rules rank by: the bound-relative ones (nonlinearity effects only).
+        self.design_columns = {m: c for m, c in self.columns.items() if m in BOUND_MEASURES} or self.columns
         mask = np.ones(len(table), dtype=bool)
         for column, value in settings.design_rows:
             if column not in table.columns:
@@ -130,13 +133,21 @@ class _Context:
         self.design_filter = [list(p) for p in settings.design_rows] if mask.any() else []
         self.design_table = table[mask] if mask.any() else table
 
+    def _cached(self, fn, *arrays) -> stats.Estimate:
+        # A bound-relative measure equals its normalised twin wherever the bound is ≥ d_out (every single
+        # layer): the same bootstrap would run twice, so estimates are cached by their input values.
+        arrays = [np.ascontiguousarray(a, dtype=float) for a in arrays]
+        key = (fn.__name__, *(hashlib.blake2b(a.tobytes(), digest_size=16).digest() for a in arrays))
+        if key not in self._cache:
+            s = self.settings
+            self._cache[key] = fn(*arrays, s.confidence, s.n_resamples, s.rng_seed)
+        return self._cache[key]
+
     def ci(self, values) -> stats.Estimate:
-        s = self.settings
-        return stats.mean_ci(values, s.confidence, s.n_resamples, s.rng_seed)
+        return self._cached(stats.mean_ci, values)
 
     def diff(self, x, y) -> stats.Estimate:
-        s = self.settings
-        return stats.diff_ci(x, y, s.confidence, s.n_resamples, s.rng_seed)
+        return self._cached(stats.diff_ci, x, y)
 
     def holds(self, est: stats.Estimate) -> bool | None:
         """Returns whether a difference is material and its CI excludes 0 (None if it is not estimable)."""
@@ -211,7 +222,7 @@ def _recommended_nonlinearity(ctx: _Context) -> dict:
     if rows.empty:
         return {"name": None, "reason": "no non-identity rows with expansion ratio > 1"}
     by_measure, positions = {}, {}
-    for measure, column in ctx.columns.items():
+    for measure, column in ctx.design_columns.items():
         values = {nl: g[column].to_numpy() for nl, g in rows.groupby("nonlinearity")}
         est = {nl: ctx.ci(v) for nl, v in values.items()}
         order = sorted(values, key=lambda nl: (-est[nl].mean, nl))
@@ -225,7 +236,7 @@ def _recommended_nonlinearity(ctx: _Context) -> dict:
         for nl in order:
             positions.setdefault(nl, []).append(position[nl])
     design = ctx.settings.design_measure
-    design_mean = {nl: by_measure[design]["means"][nl]["value"] for nl in positions}
+    design_mean = {nl: by_measure[design]["means"][nl]["value"] if design in by_measure else 0.0 for nl in positions}
     mean_position = {nl: float(np.mean(p)) for nl, p in positions.items()}
     ranked = sorted(mean_position, key=lambda nl: (mean_position[nl], -design_mean[nl], nl))
     tied = [nl for nl in ranked[1:] if mean_position[nl] == mean_position[ranked[0]]]
@@ -233,13 +244,22 @@ def _recommended_nonlinearity(ctx: _Context) -> dict:
             "rows": "expansion_ratio > 1, nonlinearity != identity",
             "design_rows": ctx.design_filter,
             "n_rows": int(len(rows)),
-            "rule": "lowest mean position over the measures (position = 1 + number of nonlinearities "
-                    "significantly above, Welch-Holm); ties broken by the design measure's mean",
+            "measures": list(ctx.design_columns),
+            "rule": "lowest mean position over the bound-relative measures (position = 1 + number of "
+                    "nonlinearities significantly above, Welch-Holm); ties broken by the design measure's mean",
             "mean_position": {nl: mean_position[nl] for nl in ranked}, "by_measure": by_measure}
 
 
 def _thresholds(ctx: _Context, rows: pd.DataFrame, column: str) -> tuple[stats.CurveFit, dict]:
     """Returns the curve fitted to `rows` and, per τ, its fitted and empirical thresholds."""
+    key = ("fit", *(hashlib.blake2b(np.ascontiguousarray(rows[c], dtype=float).tobytes(), digest_size=16).digest()
+                    for c in ("expansion_ratio", "grid_ratio", column)))
+    if key not in ctx._cache:   # see _Context._cached: twin measures often hold the same values
+        ctx._cache[key] = _fit_thresholds(ctx, rows, column)
+    return ctx._cache[key]
+
+
+def _fit_thresholds(ctx: _Context, rows: pd.DataFrame, column: str) -> tuple[stats.CurveFit, dict]:
     fit = stats.fit_curve(rows["expansion_ratio"], rows[column])
     means = rows.groupby("grid_ratio")[column].mean()
     out = {}
@@ -292,9 +312,14 @@ def _gradual(ctx: _Context) -> dict:
             e = ctx.diff(s[column], block[column])
             by_depth.append({"measure": measure, "depth": int(depth), **_estimate(e), "beats": ctx.holds(e)})
     design = by_measure[ctx.settings.design_measure]
+    # What the shapes alone give: the share of d_out the structural bound allows, stack minus block.
+    cap = lambda t: np.minimum(1.0, t["structural_bound"] / t["d_out"])   # noqa: E731
+    structural = ctx.diff(cap(stack), cap(block))
     return {"value": design["beats"], "measure": ctx.settings.design_measure, "difference": design["value"],
             "ci": design["ci"], "comparison": "mean(stack) - mean(block), expansion_ratio > 1, non-identity",
             "design_rows": ctx.design_filter,
+            "structural_capacity": {**_estimate(structural), "beats": ctx.holds(structural),
+                                    "what": "mean of min(1, structural_bound / d_out), stack minus block"},
             "by_measure": by_measure, "by_band": by_band, "by_depth": by_depth}
 
 
@@ -302,25 +327,24 @@ def _gradual(ctx: _Context) -> dict:
 
 def _cells(ctx: _Context, kinds, select_x, select_y) -> list[dict]:
     """Returns one comparison mean(x) − mean(y) per measure × kind × (all rows, each factor level)."""
-    cells = []
+    cells: dict[str, list[dict]] = {m: [] for m in ctx.columns}
     table = ctx.table
-    for measure, column in ctx.columns.items():
-        for kind in kinds:
-            rows = table[table["kind"] == kind]
-            if rows.empty:
-                continue
-            slices = [("all", "all", rows)]
-            for factor in FACTORS:
-                for level, part in rows.groupby(factor, sort=True):
-                    if rows[factor].nunique() > 1:
-                        slices.append((factor, _level(level), part))
-            for factor, level, part in slices:
-                x, y = select_x(part)[column], select_y(part)[column]
-                est = ctx.diff(x, y)
-                cells.append({"measure": measure, "kind": kind, "factor": factor, "level": level,
-                              "difference": est.mean, "ci": [est.low, est.high], "n": [int(len(x)), int(len(y))],
-                              "holds": ctx.holds(est)})
-    return cells
+    for kind in kinds:
+        rows = table[table["kind"] == kind]
+        if rows.empty:
+            continue
+        slices = [("all", "all", rows)]
+        for factor in FACTORS:
+            if factor in rows.columns and rows[factor].nunique() > 1:
+                slices += [(factor, _level(level), part) for level, part in rows.groupby(factor, sort=True)]
+        for factor, level, part in slices:
+            x_rows, y_rows = select_x(part), select_y(part)   # selected once, read under every measure
+            for measure, column in ctx.columns.items():
+                est = ctx.diff(x_rows[column], y_rows[column])
+                cells[measure].append({"measure": measure, "kind": kind, "factor": factor, "level": level,
+                                       "difference": est.mean, "ci": [est.low, est.high],
+                                       "n": [int(len(x_rows)), int(len(y_rows))], "holds": ctx.holds(est)})
+    return [c for m in ctx.columns for c in cells[m]]
 
 
 def _verdict(cells: list[dict]) -> str:
@@ -361,15 +385,46 @@ def _summary(cells: list[dict], measures) -> tuple[dict, str]:
     return by_measure, "; ".join(parts)
 
 
+def _attribution(cells: list[dict], claim: str) -> list[dict]:
+    """Returns, per kind and normalised measure, whether the pooled finding is structural or the
+    nonlinearity's: "nonlinearity" when it holds relative to the structural bound, "structural" when it
+    holds only normalised by d_out, "none" when it holds under neither, "untestable" when not estimable."""
+    pooled = {(c["kind"], c["measure"]): c["holds"] for c in cells if c["factor"] == "all"}
+    out = []
+    for kind in dict.fromkeys(c["kind"] for c in cells):
+        for m, b in BOUND_TWIN.items():
+            if (kind, m) not in pooled or (kind, b) not in pooled:
+                continue
+            raw, rel = pooled[kind, m], pooled[kind, b]
+            cause = ("untestable" if raw is None and rel is None else "nonlinearity" if rel
+                     else "structural" if raw else "none")
+            out.append({"claim": claim, "kind": kind, "measure": m, "bound_measure": b, "holds_normalized": raw,
+                        "holds_bound_relative": rel, "cause": cause})
+    return out
+
+
+def _factor_dependence(cells: list[dict], measures) -> dict:
+    """Returns factor → level → measure → verdict over the kinds' cells at that level: where a finding
+    depends on an unstated factor (input distribution, measured N/d_out, init, norm)."""
+    out: dict = {}
+    for c in cells:
+        if c["factor"] != "all":
+            out.setdefault(c["factor"], {}).setdefault(c["level"], {}).setdefault(c["measure"], []).append(c)
+    return {f: {lv: {m: _verdict(v[m]) for m in measures if m in v} for lv, v in levels.items()}
+            for f, levels in out.items()}
+
+
 def _finding(ctx: _Context, claim: str, operationalised: str, kinds, select_x, select_y) -> dict:
     cells = _cells(ctx, [k for k in kinds if k in ctx.kinds], select_x, select_y)
     by_measure, summary = _summary(cells, ctx.columns)
     return {"claim": claim, "operationalised": operationalised, "verdict": _verdict(cells),
-            "by_measure": by_measure, "summary": summary, "cells": cells}
+            "by_measure": by_measure, "summary": summary, "attribution": _attribution(cells, claim),
+            "factor_dependence": _factor_dependence(cells, ctx.columns), "cells": cells}
 
 
 def _paper_findings(ctx: _Context) -> dict:
-    """Returns the verdicts on REXNET.md §1 findings (a)–(c), each cell a bootstrap CI of a difference."""
+    """Returns the verdicts on the paper's findings (a)–(c) (§3, Figure 1), each cell a bootstrap CI of a
+    difference: (a) per kind of network, (b) on single layers, (c) on every kind with a 3×3 conv."""
     expansion = [b for b in ctx.bands if b.low >= 1]
     mild, drastic = (expansion[0].label, expansion[-1].label) if len(expansion) >= 2 else (None, None)
     paper_nl = [nl for nl in PAPER_NONLINEARITIES if nl != "identity"]
@@ -383,32 +438,48 @@ def _paper_findings(ctx: _Context) -> dict:
     def named(names):
         return lambda rows: expanded(rows)[expanded(rows)["nonlinearity"].isin(names)]
 
+    single, convs = SINGLE_LAYER_KINDS, ("conv3x3", "depthwise", "block", "block_conv", "stack")
     a = _finding(
         ctx, "drastic channel expansion harms the rank",
         f"mean over non-identity nonlinearities in band {mild} minus band {drastic}; holds when the drop is "
         f">= {ctx.settings.material_difference} and its CI excludes 0",
-        ("linear", "depthwise", "block"),
+        (*single, *(k for k in BLOCK_KINDS if k != "stack")),
         lambda rows: nonlinear(rows[rows["band"] == mild]), lambda rows: nonlinear(rows[rows["band"] == drastic]))
     b1 = _finding(
         ctx, "nonlinearities expand the rank",
         f"expansion rows (r > 1): mean over the paper's nonlinearities {paper_nl} minus identity",
-        ("linear", "depthwise"), named(paper_nl), named(["identity"]))
+        single, named(paper_nl), named(["identity"]))
     b2 = _finding(
         ctx, "complicated nonlinearities (ELU, SiLU) expand it more than ReLU/ReLU6",
         f"expansion rows (r > 1): mean over {list(COMPLICATED)} minus mean over {list(SIMPLE)}",
-        ("linear", "depthwise"), named(COMPLICATED), named(SIMPLE))
+        single, named(COMPLICATED), named(SIMPLE))
     parts = [b1["verdict"], b2["verdict"]]
     b_verdict = ("untestable" if "untestable" in parts else parts[0] if parts[0] == parts[1] else "mixed")
     c = _finding(
         ctx, "nonlinearities are critical for convolutions",
         f"convolutional kinds, expansion rows (r > 1): mean over the paper's nonlinearities minus identity",
-        ("depthwise", "block", "stack"), named(paper_nl), named(["identity"]))
+        convs, named(paper_nl), named(["identity"]))
     b = {"claim": "nonlinearities expand the rank, complicated ones (ELU, SiLU) more than ReLU/ReLU6",
          "verdict": b_verdict,
          "by_measure": {m: _combine(b1["by_measure"][m], b2["by_measure"][m]) for m in ctx.columns},
          "summary": f"nonlinear vs linear: {b1['verdict']}; complicated vs ReLU: {b2['verdict']}",
          "parts": {"nonlinear_above_linear": b1, "complicated_above_relu": b2}}
+    b["attribution"] = b1["attribution"] + b2["attribution"]
     return {"a": a, "b": b, "c": c}
+
+
+def _structural(ctx: _Context, gradual: dict) -> dict:
+    """Returns what the architecture alone implies (not read from any nonlinearity): the block's rank cap
+    and whether gradual expansion raises the structural capacity (its bound) over one block."""
+    t = int(ctx.table.loc[ctx.table["kind"].isin(BLOCK_KINDS), "block_expansion"].max()) \
+        if ctx.table["kind"].isin(BLOCK_KINDS).any() else None
+    cap = gradual.get("structural_capacity") or {}
+    normalized = next((m for m, b in BOUND_TWIN.items() if b == ctx.settings.design_measure), None)
+    return {"block_rank_cap": None if t is None else f"min(d_out, N, {t + 1}·d_in) with shortcut (t = {t})",
+            "block_cap_expansion": None if t is None else t + 1,
+            "gradual_expansion_raises_bound": cap.get("beats"),
+            "gradual_expansion_beats_single_normalized":
+                (gradual.get("by_measure") or {}).get(normalized, {}).get("beats") if normalized else None}
 
 
 def _combine(v1: str, v2: str) -> str:
@@ -421,7 +492,6 @@ def find_principles(table: pd.DataFrame, meta: dict | None = None, settings: Set
                     command: str | None = None) -> dict:
     """Returns the findings dict (schema docs/findings_schema.md, version SCHEMA_VERSION) of a results table."""
     settings.validate()
-    check_table(table)
     meta = meta or {}
     ctx = _Context(table, meta, settings)
     rankings = _rankings(ctx)
@@ -433,7 +503,7 @@ def find_principles(table: pd.DataFrame, meta: dict | None = None, settings: Set
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": command,
-        "versions": analysis_versions(),
+        "versions": versions(),
         "source": {"n_rows": meta.get("n_rows", len(table)), "rows_used": len(table), "seed": meta.get("seed"),
                    "config": meta.get("config"), "command": meta.get("command"), "versions": meta.get("versions"),
                    "device": meta.get("device"), "created": meta.get("created"),
@@ -448,11 +518,16 @@ def find_principles(table: pd.DataFrame, meta: dict | None = None, settings: Set
                      "significance": f"Welch t-test on means, Holm-corrected within each (measure, kind, band) "
                                      f"family, alpha {settings.alpha}",
                      "curve_family": stats.CURVE_FAMILY,
-                     "factors": list(FACTORS), "paper_nonlinearities": list(PAPER_NONLINEARITIES)},
+                     "factors": list(FACTORS), "paper_nonlinearities": list(PAPER_NONLINEARITIES),
+                     "bound_twins": dict(BOUND_TWIN), "design_measures": list(ctx.design_columns),
+                     "structural_bound": "rankstudy.bounds.structural_bound: the largest rank the shapes allow "
+                                         "over every nonlinearity; bound-relative = measure · d_out / "
+                                         "min(d_out, bound)"},
         "recommendations": {
             "recommended_nonlinearity": rec.get("name"),
             "max_expansion_per_layer": {k: v["ratio"] for k, v in max_exp["per_tau"].items()},
             "gradual_expansion_beats_single": gradual.get("value"),
+            "structural": _structural(ctx, gradual),
             "basis": {"recommended_nonlinearity": rec, "max_expansion_per_layer": max_exp,
                       "gradual_expansion_beats_single": gradual},
         },
@@ -478,164 +553,5 @@ def write_findings(table: pd.DataFrame, meta: dict | None, json_path: str | Path
         except OSError as e:
             raise StudyError(f"cannot create {p.parent} ({e.strerror}); choose a writable --out") from None
     write_json(json_path, findings)
-    with atomic_path(md_path) as tmp:
-        tmp.write_text(findings_markdown(findings))
+    atomic_write_text(md_path, findings_markdown(findings))
     return findings
-
-
-# --- Markdown --------------------------------------------------------------------------------------------
-
-def _num(x, digits: int = 3) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
-def _ci(ci) -> str:
-    return "" if ci is None or ci[0] is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
-
-
-def _ratio(t: dict) -> str:
-    if t["status"] == "above_range":
-        return f"≥ {t['ratio']:.3g} (never below τ)"
-    if t["status"] == "below_range":
-        return "< smallest ratio"
-    if t["status"] == "no_fit":
-        return "no fit"
-    return f"{t['ratio']:.3g}"
-
-
-def findings_markdown(findings: dict) -> str:
-    """Returns FINDINGS.md: the verdicts, the design rules, the rankings and thresholds, readable as text."""
-    f, src, st = findings, findings["source"], findings["settings"]
-    rec = f["recommendations"]
-    basis = rec["basis"]
-    config = src.get("config") or {}
-    lines = [
-        "# Rank study: findings",
-        "",
-        f"Source: {src['rows_used']} random networks (seed {src['seed']}), `{src['command']}`, created "
-        f"{src['created']}. Findings written by `{f['command']}` at {f['created']} (findings schema "
-        f"v{f['schema_version']}; versions: " + ", ".join(f"{k} {v}" for k, v in f["versions"].items()) + ").",
-        "",
-        f"Config: kinds {config.get('kinds')}, d_in {config.get('d_in')}, expansion ratio "
-        f"{config.get('ratio_min')}–{config.get('ratio_max')} ({config.get('n_ratios')} log steps), N/d_out "
-        f"{config.get('n_over_d')}, init {config.get('inits')}, norm {config.get('norms')}, input "
-        f"{config.get('input_dist')}.",
-        "",
-        f"Measures (all divided by d_out): {', '.join(st['measures'])}. Design rules read from "
-        f"**{st['design_measure']}**. CIs: {st['ci_method']}, {st['confidence']:.0%}. Significance: "
-        f"{st['significance']}. A difference counts only if ≥ {st['material_difference']} and its CI excludes 0.",
-        "",
-        "## The paper's findings (REXNET.md §1)",
-        "",
-        "| finding | verdict | " + " | ".join(st["measures"]) + " |",
-        "|---|---|" + "---|" * len(st["measures"]),
-    ]
-    for key, item in f["paper_findings"].items():
-        lines.append(f"| ({key}) {item['claim']} | **{item['verdict']}** | "
-                     + " | ".join(item["by_measure"].get(m, "–") for m in st["measures"]) + " |")
-    lines.append("")
-    for key, item in f["paper_findings"].items():
-        parts = item.get("parts", {"": item})
-        for name, part in parts.items():
-            title = f"({key}) {part['claim']}" + (f" — part `{name}`" if name else "")
-            lines += [f"### {title}: {part['verdict']}", "", f"Tested as: {part['operationalised']}.", "",
-                      f"Where it holds: {part['summary']}.", "",
-                      "Differences pooled over the factors (mean [95% CI]; ✓ = holds):", "",
-                      "| kind | " + " | ".join(st["measures"]) + " |", "|---|" + "---|" * len(st["measures"])]
-            kinds = list(dict.fromkeys(c["kind"] for c in part["cells"]))
-            for kind in kinds:
-                row = []
-                for m in st["measures"]:
-                    cell = next((c for c in part["cells"] if c["kind"] == kind and c["measure"] == m
-                                 and c["factor"] == "all"), None)
-                    mark = "" if cell is None or cell["holds"] is None else " ✓" if cell["holds"] else " ✗"
-                    row.append("–" if cell is None else f"{_num(cell['difference'])}{_ci(cell['ci'])}{mark}")
-                lines.append(f"| {kind} | " + " | ".join(row) + " |")
-            lines.append("")
-
-    r = basis["recommended_nonlinearity"]
-    lines += ["## Design rules", "",
-              f"**Recommended nonlinearity after an expansion layer: `{rec['recommended_nonlinearity']}`** "
-              f"(kind {r.get('kind')}, {r.get('rows')}, rows {r.get('design_rows')}; {r.get('rule')})."
-              + (f" Statistically tied with: {', '.join(r['tied_with'])}." if r.get("tied_with") else ""), "",
-              "| measure | best | not significantly below the best |", "|---|---|---|"]
-    for m, b in r.get("by_measure", {}).items():
-        lines.append(f"| {m} | {b['best']} ({_num(b['means'][b['best']]['value'])}) | {', '.join(b['top_group'])} |")
-    lines += ["", "Mean position over the measures: " + ", ".join(
-        f"{nl} {p:.1f}" for nl, p in r.get("mean_position", {}).items()) + ".", ""]
-
-    mx = basis["max_expansion_per_layer"]
-    lines += [f"**Maximum expansion per layer** ({mx['nonlinearity']}, kind {mx['kind']}, measure {mx['measure']}, "
-              "from the fitted curve; empirical = largest sampled ratio whose mean and all smaller ones "
-              "are ≥ τ):", "",
-              "| τ | max expansion (fit) | empirical | " + " | ".join(st["measures"]) + " (fit) |",
-              "|---|---|---|" + "---|" * len(st["measures"])]
-    for tau, t in mx["per_tau"].items():
-        per = [_ratio(t["by_measure"][m]["fit"]) if m in t["by_measure"] else "–" for m in st["measures"]]
-        emp = _ratio(t["empirical"]) if t.get("empirical") else "–"
-        main = "–" if t["ratio"] is None else _ratio({"ratio": t["ratio"], "status": t["status"]})
-        lines.append(f"| {tau} | **{main}** | {emp} | " + " | ".join(per) + " |")
-    lines.append("")
-
-    g = basis["gradual_expansion_beats_single"]
-    if g.get("value") is None and "reason" in g:
-        lines += [f"**Gradual vs one large expansion**: not tested ({g['reason']}).", ""]
-    else:
-        lines += [f"**Gradual expansion over several blocks beats one large expansion: {g['value']}** "
-                  f"({g['comparison']}; {g['measure']}: {_num(g['difference'])}{_ci(g['ci'])}).", "",
-                  "| measure | all r > 1 | " + " | ".join(b["label"] for b in st["bands"] if b["low"] >= 1)
-                  + " | " + " | ".join(f"depth {d}" for d in sorted({x['depth'] for x in g['by_depth']})) + " |"]
-        n_cols = 1 + sum(1 for b in st["bands"] if b["low"] >= 1) + len({x['depth'] for x in g['by_depth']})
-        lines.append("|---|" + "---|" * n_cols)
-        for m, overall in g["by_measure"].items():
-            cells = [f"{_num(overall['value'])}{_ci(overall['ci'])}"]
-            for b in (b for b in st["bands"] if b["low"] >= 1):
-                x = next((x for x in g["by_band"] if x["measure"] == m and x["band"] == b["label"]), None)
-                cells.append("–" if x is None else _num(x["value"]))
-            for d in sorted({x['depth'] for x in g['by_depth']}):
-                x = next(x for x in g["by_depth"] if x["measure"] == m and x["depth"] == d)
-                cells.append(_num(x["value"]))
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
-        lines.append("")
-
-    lines += ["## Nonlinearities ranked per expansion-ratio band (all kinds pooled)", "",
-              "Mean [95% CI] (rank); **bold** = not significantly below the band's best.", ""]
-    band_labels = [b["label"] for b in st["bands"]]
-    for m in st["measures"]:
-        ranks = {x["band"]: x for x in f["rankings"] if x["measure"] == m and x["kind"] == "all"}
-        if not ranks:
-            continue
-        nls = [o["nonlinearity"] for o in next(iter(ranks.values()))["order"]]
-        lines += [f"### {m}", "", "| nonlinearity | " + " | ".join(f"r {b}" for b in band_labels) + " |",
-                  "|---|" + "---|" * len(band_labels)]
-        for nl in sorted(nls):
-            cells = []
-            for b in band_labels:
-                o = next((o for o in ranks[b]["order"] if o["nonlinearity"] == nl), None) if b in ranks else None
-                if o is None:
-                    cells.append("–")
-                    continue
-                text = f"{_num(o['mean'])}{_ci(o['ci'])} ({o['rank']})"
-                cells.append(f"**{text}**" if nl in ranks[b]["top_group"] else text)
-            lines.append(f"| {nl} | " + " | ".join(cells) + " |")
-        lines.append("")
-
-    design = st["design_measure"]
-    for tau in st["taus"]:
-        key = _tau_key(tau)
-        curves = [c for c in f["curves"] if c["measure"] == design]
-        kinds = list(dict.fromkeys(c["kind"] for c in curves))
-        nls = list(dict.fromkeys(c["nonlinearity"] for c in curves))
-        lines += [f"## Largest expansion ratio keeping {design} ≥ {tau} (fitted curve / empirical)", "",
-                  "| nonlinearity | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
-        for nl in nls:
-            cells = []
-            for kind in kinds:
-                c = next((c for c in curves if c["kind"] == kind and c["nonlinearity"] == nl), None)
-                cells.append("–" if c is None else
-                             f"{_ratio(c['thresholds'][key]['fit'])} / {_ratio(c['thresholds'][key]['empirical'])}")
-            lines.append(f"| {nl} | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += [f"Curve family: `{st['curve_family']}`; parameters, fit RMSE and the thresholds under every "
-              "measure are in findings.json (`curves`).", ""]
-    return "\n".join(lines)

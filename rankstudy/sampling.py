@@ -10,7 +10,7 @@ from .config import StudyConfig
 SHAPE_COLUMNS: tuple[str, ...] = ("kind", "d_in", "d_out", "n_samples", "depth", "spatial", "block_expansion")
 CONFIG_COLUMNS: tuple[str, ...] = (
     "id", "kind", "nonlinearity", "d_in", "d_out", "expansion_ratio", "dimension_ratio", "depth",
-    "n_samples", "n_over_d", "spatial", "block_expansion", "init", "input_dist", "norm", "seed")
+    "n_samples", "n_over_d", "n_over_d_actual", "spatial", "block_expansion", "init", "input_dist", "norm", "seed")
 
 
 def row_seed(study_seed: int, row_id: int) -> int:
@@ -41,6 +41,8 @@ def sample_networks(config: StudyConfig) -> pd.DataFrame:
     n_over_d = _balanced(rng, config.n_over_d, n).astype(np.float64)
     init = _balanced(rng, config.inits, n)
     norm = _balanced(rng, config.norms, n)
+    # Drawn after the older factors, so the rest of a study's table does not move when inputs are added.
+    input_dist = _balanced(rng, config.input_dists, n)
     depth = np.where(kind == "stack", rng.choice(np.asarray(config.stack_depths or (2,)), n), 1).astype(np.int64)
 
     d_out = np.maximum(1, np.rint(d_in * ratio)).astype(np.int64)
@@ -49,6 +51,7 @@ def sample_networks(config: StudyConfig) -> pd.DataFrame:
     positions = spatial**2
     # N >= n_over_d·d_out samples: whole images for the conv kinds, single vectors for linear.
     n_images = np.array([math.ceil(a * b / p) for a, b, p in zip(n_over_d, d_out, positions)], dtype=np.int64)
+    n_samples = np.maximum(n_images, 1) * positions
     table = pd.DataFrame({
         "id": np.arange(n, dtype=np.int64),
         "kind": kind.astype(str),
@@ -58,12 +61,14 @@ def sample_networks(config: StudyConfig) -> pd.DataFrame:
         "expansion_ratio": d_out / d_in,
         "dimension_ratio": d_in / d_out,
         "depth": depth,
-        "n_samples": np.maximum(n_images, 1) * positions,
+        "n_samples": n_samples,
         "n_over_d": n_over_d,
+        # Whole maps round N up: for small conv layers the real N/d_out is several times the nominal one.
+        "n_over_d_actual": n_samples / d_out,
         "spatial": spatial,
-        "block_expansion": np.where(np.isin(kind, ["block", "stack"]), config.block_expansion, 0).astype(np.int64),
+        "block_expansion": np.where(np.isin(kind, ["block", "block_conv", "stack"]), config.block_expansion, 0).astype(np.int64),
         "init": init.astype(str),
-        "input_dist": config.input_dist,
+        "input_dist": input_dist.astype(str),
         "norm": norm.astype(str),
         "seed": np.array([row_seed(config.seed, i) for i in range(n)], dtype=np.int64),
     })

@@ -238,6 +238,12 @@ class CurveFit:
 def fit_curve(ratios, values) -> CurveFit:
     """Returns the least-squares CURVE_FAMILY fit to (ratio, value) points; converged=False when it fails.
 
+    When `scipy.optimize.curve_fit` fails (no convergence within its budget, or a non-finite result) the
+    fit reports converged=False and carries the coarse-grid start point as its parameters (with its
+    RMSE), for inspection only: its `crossing` is NaN, so `fit_threshold` says "no_fit" and the design
+    rules fall back to `empirical_threshold`. A converged refinement that ends worse than its start keeps
+    the start point (least squares from a grid optimum cannot be worse; this only guards numerics).
+
     Points are pooled per distinct ratio (mean, weighted by count), which gives the same least-squares
     solution as fitting every point, at a fraction of the cost.
     """
@@ -267,20 +273,21 @@ def fit_curve(ratios, values) -> CurveFit:
     lo = [b[0] for b in _BOUNDS.values()]
     hi = [b[1] for b in _BOUNDS.values()]
     p0 = _grid_start(log_r, means, counts)
-    best = None
+    start_sse = float(np.sum(counts * (model(log_r, *p0) - means) ** 2))
+    best, converged = (np.asarray(p0), start_sse), False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             params, _ = optimize.curve_fit(model, log_r, means, p0=p0, sigma=sigma, method="trf",
                                            bounds=(lo, hi), jac=jacobian, max_nfev=300)
-        best = (params, float(np.sum(counts * (model(log_r, *params) - means) ** 2)))
+        sse = float(np.sum(counts * (model(log_r, *params) - means) ** 2))
+        converged = bool(np.all(np.isfinite(params)) and math.isfinite(sse))
+        if converged and sse <= start_sse:
+            best = (params, sse)
     except (RuntimeError, ValueError):
-        pass
-    start_sse = float(np.sum(counts * (model(log_r, *p0) - means) ** 2))
-    if best is None or start_sse < best[1]:
-        best = (np.asarray(p0), start_sse)
+        pass   # not converged: the grid start is reported, and thresholds fall back to the empirical ones
     (top, log_rb, tail, sharp), sse = best
-    return CurveFit(float(top), float(math.exp(log_rb)), float(tail), float(sharp), True,
+    return CurveFit(float(top), float(math.exp(log_rb)), float(tail), float(sharp), converged,
                     math.sqrt((sse + sse_within) / r.size), int(r.size), *_range(r))
 
 

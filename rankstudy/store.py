@@ -4,7 +4,6 @@
     OUT/chunks/chunk-00012.parquet   one per finished chunk, written atomically (temp file + rename)
     OUT/results.parquet, results.csv, metadata.json   the full table, written once every chunk exists
 """
-import contextlib
 import json
 import os
 import tempfile
@@ -13,29 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from rexnet.io import atomic_path  # one home for atomic writes (rankstudy may import rexnet)
 
 from .errors import StudyError
 
-SCHEMA_VERSION = 1
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+# 2: kinds conv3x3 and block_conv, input_dist as a per-row factor, the measured n_over_d_actual, the
+# structural bounds and the bound-relative measures.
+SCHEMA_VERSION = 2
 MANIFEST, METADATA, TABLE, CSV, CHUNKS = "manifest.json", "metadata.json", "results.parquet", "results.csv", "chunks"
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path):
-    """Yields a temporary path beside `path`; on success it replaces `path` atomically, else is removed."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def write_json(path: Path, obj: dict) -> None:
@@ -90,9 +74,9 @@ def read_chunk(path: Path, expected_ids) -> pd.DataFrame:
     try:
         table = pq.read_table(path).to_pandas()
     except (OSError, pa.ArrowException) as e:
-        raise StudyError(f"chunk {path} is corrupt ({e.__class__.__name__}); delete it and rerun to recompute it") from None
+        raise StudyError(f"chunk {path} is damaged ({e.__class__.__name__})") from None
     if "id" not in table or sorted(table["id"].tolist()) != sorted(int(i) for i in expected_ids):
-        raise StudyError(f"chunk {path} holds other rows than the study plans; delete it and rerun to recompute it")
+        raise StudyError(f"chunk {path} holds other rows than the study plans")
     return table
 
 

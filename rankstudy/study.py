@@ -1,10 +1,10 @@
 """Runs a study: plans chunks, computes them (batched by shape, optionally in worker processes or shards),
 stores each chunk atomically, resumes after interruption, and merges shards into one table."""
-import importlib.metadata
 import os
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,10 @@ import torch
 from joblib import delayed
 from tqdm.auto import tqdm
 
+from rexnet.io import versions  # noqa: F401  (one home for provenance; re-exported for the experiments)
+
 from . import store
+from .bounds import with_bound_columns
 from .config import StudyConfig
 from .errors import StudyError
 from .networks import build_features, largest_intermediate
@@ -76,22 +79,13 @@ def analyze(rows: pd.DataFrame, device: torch.device, batch_size: int = DEFAULT_
 
 def _run_chunk(rows: pd.DataFrame, device: str, batch_size: int, out: str | None,
                index: int) -> tuple[int, pd.DataFrame | None]:
-    table = analyze(rows, torch.device(device), batch_size)
+    # The structural bounds and bound-relative measures are derived from each row's shapes and metrics
+    # (`rankstudy.bounds`), after the metrics, so the analyzer itself stays unaware of them.
+    table = with_bound_columns(analyze(rows, torch.device(device), batch_size))
     if out is None:
         return index, table
     store.write_table(store.chunk_path(Path(out), index), table)
     return index, None
-
-
-def versions() -> dict[str, str]:
-    """Returns the versions of Python and the packages that shape the numbers."""
-    def v(pkg: str) -> str:
-        try:
-            return importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-    return {"python": platform.python_version(), "rankstudy-rexnet": v("rankstudy-rexnet"), "torch": torch.__version__,
-            "numpy": np.__version__, "pandas": pd.__version__, "pyarrow": v("pyarrow"), "platform": platform.platform()}
 
 
 def _manifest(config: StudyConfig, chunk_rows: int, n_chunks: int) -> dict:
@@ -172,6 +166,7 @@ def run_study(config: StudyConfig, device: str = "auto", out: str | os.PathLike 
         for stale in (out_dir / store.CHUNKS).glob(".chunk-*.tmp"):  # left by a killed run
             stale.unlink(missing_ok=True)
     done = {i for i in mine if out_dir is not None and store.chunk_path(out_dir, i).exists()}
+    done -= _damaged({i: (store.chunk_path(out_dir, i), chunks[i]) for i in done})
     todo = [i for i in mine if i not in done]
 
     if workers is None:
@@ -204,6 +199,20 @@ def run_study(config: StudyConfig, device: str = "auto", out: str | os.PathLike 
     return result
 
 
+def _damaged(stored: dict[int, tuple[Path, np.ndarray]]) -> set[int]:
+    """Returns the stored chunks (index → (path, row ids)) that cannot be read back, after deleting them
+    with a warning: chunks are deterministic, so a damaged one is simply computed again."""
+    bad = set()
+    for i, (path, ids) in stored.items():
+        try:
+            store.read_chunk(path, ids)
+        except StudyError as e:
+            warnings.warn(f"{e}; recomputing it", stacklevel=3)
+            path.unlink(missing_ok=True)
+            bad.add(i)
+    return bad
+
+
 def _metadata(config: StudyConfig, chunk_rows: int, dev: torch.device, workers: int, batch_size: int,
               start: float, resumed_chunks: int, command: str | None, **extra) -> dict:
     return {
@@ -233,23 +242,44 @@ def merge(dirs: list[str | os.PathLike], out: str | os.PathLike, *, progress: bo
     start = time.perf_counter()
     if not dirs:
         raise StudyError("merge needs at least one study directory")
+    seen: dict[Path, str] = {}
+    for d in dirs:
+        key = Path(d).resolve()
+        if key in seen:
+            raise StudyError(f"{d} is given twice (as {seen[key]} and {d}); pass each shard directory once")
+        seen[key] = str(d)
     manifests = [store.read_json(Path(d) / store.MANIFEST, "pass directories written by `rankstudy sample`")
                  for d in dirs]
     first = manifests[0]
     for d, m in zip(dirs, manifests):
         if m != first:
-            raise StudyError(f"{d} holds a different study than {dirs[0]}; merge only shards of one config")
+            mc, fc = m.get("config") or {}, first.get("config") or {}
+            differ = sorted(k for k in set(mc) | set(fc) if mc.get(k) != fc.get(k))
+            if m.get("chunk_rows") != first.get("chunk_rows"):
+                differ.append("chunk_rows")
+            raise StudyError(f"{d} holds a different study than {dirs[0]} (differs in: {', '.join(differ) or 'schema'}); "
+                             "merge only shards of one command (same config and seed)")
     config = StudyConfig.from_dict(first["config"])
-    chunks = plan_chunks(sample_networks(config), first["chunk_rows"])
+    table = sample_networks(config)
+    chunks = plan_chunks(table, first["chunk_rows"])
     found: dict[int, Path] = {}
     for d in dirs:
         for i in range(len(chunks)):
-            if i not in found and store.chunk_path(Path(d), i).exists():
-                found[i] = store.chunk_path(Path(d), i)
+            path = store.chunk_path(Path(d), i)
+            if not path.exists():
+                continue
+            if i in found:
+                raise StudyError(f"chunk {i} is in both {found[i].parent.parent} and {d}: the same shard was given "
+                                 "twice; pass each shard's directory once")
+            found[i] = path
     missing = [i for i in range(len(chunks)) if i not in found]
     if missing:
         raise StudyError(f"{len(missing)} of {len(chunks)} chunks are missing (first: {missing[:5]}); "
                          "run the missing shards with the same command, then merge again")
+    by_id = table.set_index("id", drop=False)
+    for i in sorted(_damaged({i: (found[i], chunks[i]) for i in found})):   # recomputed where it was stored
+        _run_chunk(by_id.loc[chunks[i]].reset_index(drop=True), "cpu", DEFAULT_BATCH_SIZE,
+                   str(found[i].parent.parent), i)
     parts = [store.read_chunk(found[i], chunks[i]) for i in tqdm(range(len(chunks)), desc="merge", disable=not progress)]
     table = pd.concat(parts).sort_values("id", kind="stable").reset_index(drop=True)
     if write:

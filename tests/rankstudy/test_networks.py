@@ -84,6 +84,25 @@ def to_maps(m, s):  # (C, n_img·s·s) → (n_img, C, s, s)
     return m.view(m.shape[0], -1, s, s).transpose(0, 1)
 
 
+def test_conv3x3_matches_conv2d(table):
+    for norm in ("none", "bn"):
+        row = one_row(table, kind="conv3x3", norm=norm)
+        x, (w,) = _draw_row(row)
+        assert w.shape == (row.d_out, row.d_in * 9)
+        z = F.conv2d(to_maps(x, row.spatial), w.view(row.d_out, row.d_in, 3, 3), padding=1)
+        if norm == "bn":
+            z = bn(z)
+        ref = act(row.nonlinearity)(z).transpose(0, 1).reshape(row.d_out, -1)
+        torch.testing.assert_close(rebuild_features(row), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_conv3x3_grouped_batch_path_matches_per_network_path():
+    from rankstudy.networks import _conv3x3
+    gen = torch.Generator().manual_seed(0)
+    z, w = torch.randn((3, 5, 2 * 16), generator=gen), torch.randn((3, 7, 5 * 9), generator=gen)
+    torch.testing.assert_close(_conv3x3(w, z, 4, grouped=True), _conv3x3(w, z, 4, grouped=False))
+
+
 def test_depthwise_matches_conv2d(table):
     for norm in ("none", "bn"):
         row = one_row(table, kind="depthwise", norm=norm)
@@ -97,7 +116,7 @@ def test_depthwise_matches_conv2d(table):
         torch.testing.assert_close(rebuild_features(row), ref, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["block", "stack"])
+@pytest.mark.parametrize("kind", ["block", "block_conv", "stack"])
 def test_blocks_match_nn_reference(table, kind):
     for norm in ("none", "bn"):
         row = one_row(table, kind=kind, norm=norm)
@@ -109,7 +128,10 @@ def test_blocks_match_nn_reference(table, kind):
         for j, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
             e, d, p = weights[3 * j:3 * j + 3]
             h = f(maybe_bn(F.conv2d(z, e[:, :, None, None])))
-            h = f(maybe_bn(F.conv2d(h, d.view(-1, 1, 3, 3), padding=1, groups=h.shape[1])))
+            if kind == "block_conv":   # the paper's Figure 1 (c): a full 3×3 conv in the middle
+                h = f(maybe_bn(F.conv2d(h, d.view(h.shape[1], h.shape[1], 3, 3), padding=1)))
+            else:
+                h = f(maybe_bn(F.conv2d(h, d.view(-1, 1, 3, 3), padding=1, groups=h.shape[1])))
             out = maybe_bn(F.conv2d(h, p[:, :, None, None]))
             if c_out >= c_in:
                 out = torch.cat([out[:, :c_in] + z, out[:, c_in:]], dim=1)

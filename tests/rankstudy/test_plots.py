@@ -44,7 +44,9 @@ def test_every_figure_written_as_png_and_pdf(figures):
     out, paths = figures
     stems = {p.stem for p in paths}
     assert stems == {"rank_vs_expansion_normalized_rank", "paper_axis_normalized_rank", "depth_normalized_rank",
-                     *(f"heatmap_{k}_normalized_rank" for k in ("linear", "depthwise", "block", "stack"))}
+                     "paper_comparison_normalized_rank",
+                     *(f"heatmap_{k}_normalized_rank" for k in ("linear", "conv3x3", "depthwise", "block", "block_conv",
+                                                                  "stack"))}
     for stem in stems:
         png, pdf = out / f"{stem}.png", out / f"{stem}.pdf"
         assert png.stat().st_size > 20_000 and pdf.stat().st_size > 10_000
@@ -116,8 +118,9 @@ def test_cli_plot_draws_the_filtered_rows(study, tmp_path):
     assert result.exit_code == 0, result.output
     # no stacks selected → no depth figure; one kind → one heatmap
     assert {p.name for p in tmp_path.iterdir()} == {f"{stem}.{ext}" for ext in ("png", "pdf") for stem in (
-        "rank_vs_expansion_rank_rtol_1e-2", "paper_axis_rank_rtol_1e-2", "heatmap_linear_rank_rtol_1e-2")}
-    assert result.output.startswith("6 files")
+        "rank_vs_expansion_rank_rtol_1e-2", "paper_axis_rank_rtol_1e-2", "heatmap_linear_rank_rtol_1e-2",
+        "paper_comparison_rank_rtol_1e-2")}
+    assert result.output.startswith("8 files")
 
 
 def test_cli_plot_bad_input(study, tmp_path):
@@ -139,3 +142,15 @@ def test_cli_plot_bad_input(study, tmp_path):
     (tmp_path / "broken" / "results.parquet").write_bytes(b"not parquet")
     (tmp_path / "broken" / "metadata.json").write_text(json.dumps(meta))
     assert "parquet" in _one_line_error(runner.invoke(main, ["plot", "--in", str(tmp_path / "broken")]))
+
+
+def test_paper_comparison_has_a_panel_per_figure1_panel(study, tmp_path):
+    from rankstudy.plots import PAPER_FIGURE1, plot_paper_comparison
+    from rankstudy.measures import get_measure
+    table, meta = load_results(study)
+    [png, _] = plot_paper_comparison(table, meta, tmp_path, get_measure("bound_relative_rank"))
+    assert png.name == "paper_comparison_bound_relative_rank.png" and _png(png)[..., :3].std() > 0.05
+    assert set(PAPER_FIGURE1) == {"a", "b", "c", "d"}
+    for panel in PAPER_FIGURE1.values():   # read values: dimension ratios in (0, 1], ranges low ≤ high
+        for points in panel.values():
+            assert all(0 < x <= 1 and 0 <= lo <= hi <= 1 for x, lo, hi in points)

@@ -40,7 +40,7 @@ def test_default_study_is_balanced_and_in_range():
     ({"nonlinearities": ("swish2",)}, "unknown nonlinearity 'swish2'"),
     ({"ratio_min": 0.01}, "d_out < 1"), ({"ratio_min": 3.0, "ratio_max": 2.0}, "ratio_min <= ratio_max"),
     ({"n_over_d": (0.0,)}, "n_over_d"), ({"inits": ("orthogonal",)}, "unknown init"),
-    ({"input_dist": "cauchy"}, "unknown input distribution"), ({"stack_depths": (1,)}, "stack depths"),
+    ({"input_dists": ("cauchy",)}, "unknown input distribution"), ({"stack_depths": (1,)}, "stack depths"),
 ])
 def test_impossible_configs_are_rejected(kwargs, match):
     with pytest.raises(StudyError, match=match):
@@ -62,3 +62,24 @@ def test_config_round_trips_through_dict():
     assert StudyConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(StudyError, match="unknown study config keys"):
         StudyConfig.from_dict({**cfg.to_dict(), "colour": "red"})
+
+
+def test_measured_n_over_d_is_recorded_and_binned():
+    from rankstudy.measures import check_table, n_over_d_bin
+    t = sample_networks(StudyConfig(n=2000))
+    assert np.allclose(t.n_over_d_actual, t.n_samples / t.d_out)
+    assert (t.n_over_d_actual >= t.n_over_d - 1e-12).all()
+    linear, conv = t[t.kind == "linear"], t[t.kind != "linear"]
+    assert np.allclose(linear.n_over_d_actual, np.ceil(linear.n_over_d * linear.d_out) / linear.d_out)
+    assert (conv.n_over_d_actual >= 2 * conv.n_over_d).any()   # whole 8×8 maps round N up
+    assert list(n_over_d_bin([1.0, 1.5, 1.6, 3.0, 3.5])) == ["1-1.5", "1-1.5", "1.5-3", "1.5-3", ">3"]
+    assert set(check_table(t.assign(**{c: 0.5 for c in ("normalized_rank", "normalized_rank_rtol_1e-3",
+                                                          "normalized_rank_rtol_1e-2", "normalized_effective_rank",
+                                                          "normalized_stable_rank")}))["n_over_d_bin"]) \
+        == {"1-1.5", "1.5-3", ">3"}
+
+
+def test_input_distribution_is_a_balanced_factor():
+    t = sample_networks(StudyConfig(n=400))
+    counts = t.input_dist.value_counts()
+    assert set(counts.index) == {"gaussian", "halfnormal", "correlated", "fmnist"} and counts.max() - counts.min() <= 1

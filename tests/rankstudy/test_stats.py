@@ -110,3 +110,35 @@ def test_empirical_threshold():
     assert stats.empirical_threshold(g, [0.3, 1, 0.98, 0.93, 0.85, 0.95], 0.9) == stats.Threshold(4.0, "crossed")
     assert stats.empirical_threshold(g, [1] * 6, 0.9) == stats.Threshold(16.0, "above_range")
     assert stats.empirical_threshold(g, [1, 0.8, 1, 1, 1, 1], 0.9) == stats.Threshold(None, "below_range")
+
+
+def test_failed_curve_fit_is_reported_and_thresholds_fall_back(monkeypatch):
+    r = np.repeat(np.geomspace(0.5, 20, 12), 3)
+    y = np.minimum(1.0, 6.0 / r)
+    assert stats.fit_curve(r, y).converged
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Optimal parameters not found: The maximum number of function evaluations is exceeded.")
+    monkeypatch.setattr(stats.optimize, "curve_fit", fail)
+    fit = stats.fit_curve(r, y)
+    assert not fit.converged and math.isfinite(fit.rmse)          # the grid start, reported as such
+    assert math.isnan(fit.crossing(0.9)) and stats.fit_threshold(fit, 0.9).status == "no_fit"
+
+
+def test_design_rule_uses_the_empirical_threshold_when_the_fit_fails(monkeypatch):
+    from rankstudy.principles import Settings, find_principles
+
+    from .synthetic import synthetic_table
+
+    def value(row):
+        r = row["expansion_ratio"]
+        return 1.0 if row["nonlinearity"] != "identity" and r <= 6 else min(1.0, 1 / r) if row["nonlinearity"] == "identity" else 6 / r
+    table, meta = synthetic_table(value, kinds=("linear",), nonlinearities=("identity", "relu", "silu"))
+    ok = find_principles(table, meta, Settings(n_resamples=99))["recommendations"]["basis"]["max_expansion_per_layer"]
+    assert ok["per_tau"]["0.9"]["source"] == "fit"
+    monkeypatch.setattr(stats.optimize, "curve_fit", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no")))
+    findings = find_principles(table, meta, Settings(n_resamples=99))
+    basis = findings["recommendations"]["basis"]["max_expansion_per_layer"]["per_tau"]["0.9"]
+    assert basis["source"] == "empirical" and basis["ratio"] == basis["empirical"]["ratio"]
+    assert findings["recommendations"]["max_expansion_per_layer"]["0.9"] == basis["empirical"]["ratio"]
+    assert not any(c["converged"] for c in findings["curves"])
