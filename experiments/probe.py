@@ -34,7 +34,8 @@ from rankstudy.probe import load_images, load_model, probe
 from rankstudy.study import versions
 from rexnet.arch import arch_to_dict
 from rexnet.baseline import SMALL_INPUT_MODES, build_classifier
-from rexnet.blocks import ACTIVATIONS, LinearBottleneck, SqueezeExcite
+from rexnet.activations import ACTIVATIONS
+from rexnet.blocks import LinearBottleneck, SqueezeExcite
 from rexnet.checkpoint import read_checkpoint
 from rexnet.io import atomic_path, atomic_write_text
 from rexnet.train import resolve_arch
@@ -42,7 +43,7 @@ from rexnet.train import resolve_arch
 DEFAULT_RUNS = ("runs/fashion_mnist/rexnet_050_s0", "runs/fashion_mnist/mobilenetv2_070_s0")
 MEASURES = ("rank", "rank_rtol_1e-3", "rank_rtol_1e-2", "effective_rank", "stable_rank", "nuclear_norm")
 SUMMARY_MEASURES = ("rank", "rank_rtol_1e-2", "effective_rank")
-_ACTIVATION_TYPES = tuple(set(ACTIVATIONS.values()) - {nn.Identity})
+_ACTIVATION_TYPES = tuple({a.module for a in ACTIVATIONS.values()} - {nn.Identity})
 
 
 def init_model(checkpoint: Path) -> nn.Module:

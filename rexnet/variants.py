@@ -278,7 +278,10 @@ def _rules_v1(data: dict, tau: float, where: str) -> Rules:
 
 
 # schema_version → reader. A new schema adds one reader returning the same Rules.
-FINDINGS_READERS: dict[int, Callable[[dict, float, str], Rules]] = {1: _rules_v1}
+# Schema 2 keeps schema 1's keys: its recommendations are read from bound-relative measures (rank divided by
+# min(d_out, structural bound)) and `gradual_expansion_beats_single` compares stacks and blocks relative to
+# each one's bound; the builder applies them the same way, and the evidence records the measure used.
+FINDINGS_READERS: dict[int, Callable[[dict, float, str], Rules]] = {1: _rules_v1, 2: _rules_v1}
 
 
 def read_rules(findings: dict | str | os.PathLike, *, tau: float = 0.9) -> Rules:

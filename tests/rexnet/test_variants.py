@@ -132,8 +132,17 @@ def test_variant_hits_budget_and_records_its_findings(tmp_path):
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 10)
 
 
+def test_schema_2_is_read_with_its_bound_relative_measure():
+    data = synthetic_findings(nonlinearity="relu6", cap=3.2, gradual=False, version=2)
+    data["settings"]["design_measure"] = "bound_relative_rank_rtol_1e-2"
+    rules = read_rules(data, tau=0.9)
+    assert (rules.nonlinearity, rules.max_expansion, rules.schedule) == ("relu6", 3, "stagewise")
+    assert rules.source["schema_version"] == 2
+    assert rules.evidence["nonlinearity"]["finding"]["measure"] == "bound_relative_rank_rtol_1e-2"
+
+
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d.update(schema_version=2), "schema_version 2, this builder reads 1"),
+    (lambda d: d.update(schema_version=3), "schema_version 3, this builder reads 1, 2"),
     (lambda d: d.update(schema_version="1"), "schema_version '1'"),
     (lambda d: d.pop("schema_version"), "schema_version None"),
     (lambda d: d["recommendations"].pop("gradual_expansion_beats_single"), "missing key"),
