@@ -95,11 +95,12 @@ def export(name: str, onnx_path: str, checkpoint: str | None, num_classes: int |
     """Export NAME (or a block-table .json) to ONNX with a dynamic batch dimension."""
     from .export import export_onnx
 
-    if checkpoint is None:
-        click.echo(f"note: no --checkpoint given: exporting {name} with random (untrained) weights", err=True)
     model = _model_from_cli(name, checkpoint, num_classes, skip_head)
     path = export_onnx(model, onnx_path, img_size=img_size, dynamo=dynamo)
     click.echo(f"wrote {path} ({model.arch.name}, {model.num_classes} classes, input 3×{img_size}×{img_size})")
+    if checkpoint is None:
+        click.echo("note: no --checkpoint was given, so these are random, untrained weights; pass --checkpoint FILE "
+                   "to export a trained model")
 
 
 @main.command()

@@ -35,6 +35,7 @@ _LISTED = (
     + [("mobilenetv2", 1.0)]
 )
 _NAME = re.compile(r"(rexnet_lite|rexnet|mobilenetv2)_(\d{3})")
+_MAX_WIDTH_X100 = 400  # wider than the widest published model (3.0×) by a margin; rexnet_999 is a typo
 # Options of ReXNet itself (the rest go to the block table).
 _MODEL_OPTIONS = ("stem_stride", "output_stride", "drop_path_rate")
 
@@ -51,11 +52,11 @@ def list_models() -> list[str]:
 def parse_name(name: str) -> tuple[str, float]:
     """Returns (family, width) of a model name such as 'rexnet_130', or raises a RexnetError with a suggestion."""
     match = _NAME.fullmatch(name)
-    if match is None or int(match.group(2)) == 0:
+    if match is None or not 0 < int(match.group(2)) <= _MAX_WIDTH_X100:
         close = difflib.get_close_matches(name, list_models(), n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise RexnetError(f"unknown model {name!r}; {hint}use one of {', '.join(list_models())} (or another width "
-                          "×100, e.g. rexnet_070), or a block-table .json")
+                          "×100 up to 4.0, e.g. rexnet_070), or a block-table .json")
     return match.group(1), int(match.group(2)) / 100
 
 
