@@ -19,6 +19,8 @@ epoch k replays epochs k+1… exactly as an uninterrupted run does (on CPU; CUDA
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import errno
 import io
@@ -33,7 +35,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .arch import ArchSpec
@@ -147,23 +149,36 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_ema(model: nn.Module, decay: float) -> AveragedModel:
-    """Returns an EMA of `model`'s parameters and BN statistics, starting at its current weights.
+class WeightEMA:
+    """An exponential moving average of a model's parameters and BN statistics, kept in `module` (a model copy).
 
-    Each `update_parameters` moves every floating-point tensor toward the model's by (1 − decay) with one
-    foreach lerp per dtype (torch's EMA function); integer buffers (BN's batch counters) are copied.
+    `update()` applies torch's EMA step (`torch.optim.swa_utils.get_ema_multi_avg_fn`: one foreach lerp by
+    1 − decay) to every floating-point tensor and copies the integer ones (BN's batch counters). It does
+    not go through `AveragedModel.update_parameters`, which tests a counter on the device with `bool()`
+    twice per call: a host sync every step on a GPU. The tensor lists are built once: the optimizer and BN
+    update the model's tensors in place.
     """
-    lerp = get_ema_multi_avg_fn(decay)
 
-    def update(ema_tensors, model_tensors, num_averaged):
-        if ema_tensors[0].is_floating_point():
-            lerp(ema_tensors, model_tensors, num_averaged)
-        else:
-            torch._foreach_copy_(ema_tensors, model_tensors)
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        pairs = list(zip([*self.module.parameters(), *self.module.buffers()], [*model.parameters(), *model.buffers()]))
+        self._floats = ([e for e, _ in pairs if e.is_floating_point()], [m for e, m in pairs if e.is_floating_point()])
+        self._others = ([e for e, _ in pairs if not e.is_floating_point()],
+                        [m for e, m in pairs if not e.is_floating_point()])
+        self._lerp = get_ema_multi_avg_fn(decay)
 
-    ema = AveragedModel(model, multi_avg_fn=update, use_buffers=True)
-    ema.update_parameters(model)  # the first call copies: the EMA starts at the initial weights
-    return ema
+    @torch.no_grad()
+    def update(self) -> None:
+        """Moves the average one step toward the model's current weights."""
+        self._lerp(*self._floats, None)
+        if self._others[0]:
+            torch._foreach_copy_(*self._others)
+
+
+def make_ema(model: nn.Module, decay: float) -> WeightEMA:
+    """Returns an EMA of `model` (parameters and BN statistics) that starts at its current weights."""
+    return WeightEMA(model, decay)
 
 
 def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> torch.Tensor:
@@ -262,7 +277,7 @@ class Run:
     step_model: nn.Module  # what the training step calls: the model, wrapped by DDP and/or torch.compile
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    ema: AveragedModel | None
+    ema: WeightEMA | None
     autocast_dtype: torch.dtype | None
     channels_last: bool
     metadata: dict[str, Any]
@@ -368,6 +383,8 @@ def train_one_epoch(run: Run, epoch: int) -> dict[str, float]:
         from tqdm import tqdm
 
         batches = tqdm(run.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
+    autocast = torch.autocast(run.device.type, dtype=run.autocast_dtype) if run.autocast_dtype is not None \
+        else contextlib.nullcontext()
     lr = cfg.lr
     for i, (images, target) in enumerate(batches):
         lr = lr_at(epoch * steps_per_epoch + i, total_steps, warmup_steps, cfg.lr, cfg.min_lr)
@@ -377,7 +394,7 @@ def train_one_epoch(run: Run, epoch: int) -> dict[str, float]:
         target = target.to(run.device, non_blocking=True)
         if run.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(run.device.type, dtype=run.autocast_dtype, enabled=run.autocast_dtype is not None):
+        with autocast:
             logits = run.step_model(images)
             loss = criterion(logits.float(), target)
         run.optimizer.zero_grad(set_to_none=True)
@@ -388,7 +405,7 @@ def train_one_epoch(run: Run, epoch: int) -> dict[str, float]:
         run.scaler.step(run.optimizer)
         run.scaler.update()
         if run.ema is not None:
-            run.ema.update_parameters(run.model)
+            run.ema.update()
         sums += torch.cat([(loss.detach() * len(target))[None], topk_correct(logits.detach(), target, (1,))]).double()
         count += len(target)
         if show and (i + 1) % _PROGRESS_EVERY == 0:
@@ -485,5 +502,5 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: DataSpec | None = Non
             dist.destroy_process_group()
 
 
-__all__ = ["Run", "TrainConfig", "evaluate_loss_acc", "lr_at", "make_ema", "resolve_arch", "save_epoch", "setup",
+__all__ = ["Run", "TrainConfig", "WeightEMA", "evaluate_loss_acc", "lr_at", "make_ema", "resolve_arch", "save_epoch", "setup",
            "sync_replicas", "train", "train_one_epoch"]

@@ -75,7 +75,7 @@ def test_ema_update_known_answer():
         model.weight.fill_(2.0)
         model.running_mean.fill_(4.0)
     model.num_batches_tracked += 7
-    ema.update_parameters(model)
+    ema.update()
     assert torch.equal(ema.module.weight, torch.full((2,), 0.5))  # 0.75·0 + 0.25·2
     assert torch.equal(ema.module.running_mean, torch.full((2,), 1.0))  # BN statistics are averaged too
     assert ema.module.num_batches_tracked == model.num_batches_tracked == 7  # integers are copied
@@ -92,7 +92,7 @@ def test_ema_matches_the_per_tensor_lerp_it_replaced():
         optimizer.zero_grad()
         model(torch.randn(4, 3, 16, 16)).square().mean().backward()
         optimizer.step()
-        ema.update_parameters(model)
+        ema.update()
         for name, value in model.state_dict().items():
             if value.is_floating_point():
                 reference[name].lerp_(value, 0.1)
@@ -255,3 +255,110 @@ def test_out_of_disk_leaves_the_last_complete_epoch(tmp_path, arch_json, monkeyp
     monkeypatch.setattr(torch, "save", real_save)
     assert _cli_tiny(arch_json, run, "--resume").exit_code == 0
     assert len(_rows(run / "metrics.csv")) == 2
+
+
+# --- the named steps: device placement, host syncs, options --------------------------------------------
+
+
+def _setup(tmp_path, arch_json, train=64, **changes):
+    from rexnet.train import setup
+
+    from .train_helpers import tiny_data
+
+    return setup(tiny_config(tmp_path / "run", arch_json, **changes), data=tiny_data(train=train))
+
+
+def test_metric_sums_are_reduced_on_the_training_device(tmp_path, arch_json, monkeypatch):
+    # NCCL reduces CUDA tensors only: every all_reduce must get a tensor on the model's device. The meta device
+    # stands in for a GPU here (a CPU tensor would be the bug); the reduction is where the check stops.
+    import rexnet.train as train_module
+
+    class Reduced(Exception):
+        pass
+
+    def all_reduce(tensor, *args, **kwargs):
+        devices.append(tensor.device.type)
+        raise Reduced
+
+    monkeypatch.setattr(train_module.dist, "all_reduce", all_reduce)
+    run = _setup(tmp_path, arch_json, ema_decay=0.0)
+    meta = torch.device("meta")
+    run.model.to(meta)
+    run.device = meta
+    for step in (lambda: train_module.evaluate_loss_acc(run.model, run.test_loader, meta, distributed=True),
+                 lambda: train_module.train_one_epoch(run, 0)):
+        devices = []
+        run.world = 2
+        with pytest.raises(Reduced):
+            step()
+        assert devices == ["meta"]
+
+
+def test_no_host_sync_per_step(tmp_path, arch_json, monkeypatch):
+    from rexnet.train import train_one_epoch
+
+    calls = []
+    for name in ("item", "tolist", "__int__", "__float__", "__bool__"):
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _real=real, _name=name: calls.append(_name)
+                            or _real(self, *a))
+    counts = []
+    for train in (32, 128):  # 2 and 8 steps
+        run = _setup(tmp_path / str(train), arch_json, train=train)
+        run.train_loader = list(run.train_loader)  # the batches made beforehand: count the step's reads only
+        calls.clear()
+        train_one_epoch(run, 0)
+        counts.append(len(calls))
+    assert counts[0] == counts[1] <= 1, counts  # one read of the sums per epoch, whatever the number of steps
+
+
+def test_clip_grad_bounds_the_first_update(tmp_path, arch_json):
+    from rexnet.train import train_one_epoch
+
+    moved = {}
+    for clip in (None, 1e-3):
+        run = _setup(tmp_path / str(clip), arch_json, train=16, clip_grad=clip, weight_decay=0.0, ema_decay=0.0)
+        before = [p.detach().clone() for p in run.model.parameters()]
+        lr = train_one_epoch(run, 0)["lr"]
+        delta = torch.cat([(p.detach() - b).flatten() for p, b in zip(run.model.parameters(), before)])
+        moved[clip] = (delta.norm().item(), lr * (1 + run.cfg.momentum) * 1e-3)  # Nesterov's first step: (1+m)·g
+    assert moved[1e-3][0] <= moved[1e-3][1] * 1.0001 < moved[None][0]
+
+
+def test_compile_drop_path_and_amp_options(tmp_path, arch_json, monkeypatch):
+    from rexnet.errors import RexnetError
+    from rexnet.train import cpu_has_bfloat16, train_one_epoch
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(module) or module)
+    run = _setup(tmp_path / "c", arch_json, compile=True, drop_path=0.2)
+    assert compiled == [run.model] and run.step_model is run.model
+    assert [b.drop_path for b in run.model.features[3:6]] == pytest.approx([0.0, 0.0, 0.2])  # only block 2 has a shortcut
+    if cpu_has_bfloat16():
+        run = _setup(tmp_path / "a", arch_json, train=16, amp=True)
+        dtypes = []
+        run.model.features[0].register_forward_hook(lambda m, a, out: dtypes.append(out.dtype))
+        train_one_epoch(run, 0)
+        assert dtypes == [torch.bfloat16] and run.model.features[0].weight.dtype == torch.float32
+    else:
+        with pytest.raises(RexnetError, match="no native bfloat16"):
+            _setup(tmp_path / "a", arch_json, amp=True)
+    assert _setup(tmp_path / "d", arch_json).autocast_dtype is None  # default on CPU: float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="NCCL needs a CUDA GPU")
+def test_nccl_reduces_metrics_on_cuda(tmp_path, arch_json, monkeypatch):
+    import torch.distributed as dist
+
+    from rexnet.train import evaluate_loss_acc, train_one_epoch
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    dist.init_process_group("nccl", rank=0, world_size=1)
+    try:
+        run = _setup(tmp_path, arch_json, device="cuda")
+        run.world = 2  # take the distributed code paths; a world of one reduces to the same numbers
+        assert train_one_epoch(run, 0)["train_loss"] > 0
+        assert 0 <= evaluate_loss_acc(run.model, run.test_loader, run.device, distributed=True)["test_top1"] <= 100
+    finally:
+        dist.destroy_process_group()
