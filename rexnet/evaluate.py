@@ -1,8 +1,8 @@
 """Evaluating a trained classifier: top-1/top-5, per-class accuracy, confusion matrix, penultimate feature rank.
 
-The feature rank follows the paper's measure (§3.1, the rank of the output feature): the pooled penultimate features F (N × C) of the
-test set, cut into consecutive chunks of 2·C images, each chunk's rank (float32 tolerance of
-`torch.linalg.matrix_rank`, computed in float64) divided by C; the mean over chunks is reported, with the
+The feature rank follows the paper's measure (the rank ratio of its rank study, Figure 1): the pooled
+penultimate features F (N × C) of the test set, cut into consecutive chunks of 2·C images, each chunk's rank
+(float32 tolerance of `torch.linalg.matrix_rank`, computed in float64) divided by C; the mean over chunks is reported, with the
 nuclear norm of the whole-test-set feature matrix (the rank proxy of CVPR Table 2).
 """
 

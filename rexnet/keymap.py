@@ -3,8 +3,8 @@
 timm's `rexnet_*` holds the same tensors as the official release under other names: `stem.conv/bn`,
 `features.i.{conv_exp,conv_dw,se,conv_pwl}` per block, `features.16` for the penultimate conv, `head.fc` for
 the classifier. The official layout numbers every Sequential slot, activations included, so a block's slot
-numbers depend on whether it has an expansion conv and SE (paper §3: no expansion in the first block, SE from
-the third stage on).
+numbers depend on whether it has an expansion conv and SE (the paper's ReXNet-V1: no expansion in the first
+block, SE from the third stage on).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 One `PretrainedCfg` per registered name (timm's `pretrained_cfg` fields, same values as timm's `rexnet_*`).
 Models without published ImageNet weights (e.g. rexnet_050) get the same preprocessing and no files. The
-ImageNet preprocessing is the one the official models were trained and evaluated with (paper §4: 224×224).
+ImageNet preprocessing is the one the official models were trained and evaluated with (the paper reports ImageNet at 224×224).
 
 Files: the official release (Google Drive links in its README; the README names the 1.0× file
 `rexnetv1_1.0x.pth`) and timm's Hugging Face copies (`timm/rexnet_100.nav_in1k`). No SHA-256 of these files

@@ -1,7 +1,7 @@
 """Small-input modes for 28–32 px data (Fashion-MNIST, CIFAR): fewer downsamplings, for any block table.
 
-ReXNet, like MobileNetV2, is laid out for 224×224 ImageNet images (paper §3: five stride-2 layers, total stride
-32), which leaves a 32×32 image as a single pixel after the last stage. The modes remove downsampling:
+ReXNet, like MobileNetV2, is laid out for 224×224 ImageNet images (the paper's ReXNet-V1: five stride-2 layers,
+total stride 32), which leaves a 32×32 image as a single pixel after the last stage. The modes remove downsampling:
 "s16" makes the first stride-2 block stride 1 (total stride 16: 32×32 ends as 2×2); "s8" also sets the stem
 conv's stride to 1 (total stride 8, 4×4), as CIFAR variants of MobileNetV2 do, at about four times s16's cost
 on CPU. Whichever is chosen is applied identically to every model compared. The stem stride is a constructor

@@ -1,6 +1,6 @@
 """Training a ReXNet (or any block table) on a dataset: one config dataclass, named steps, exact resume, DDP.
 
-Recipe (the paper's §4 ImageNet setup, scaled down): SGD with (Nesterov) momentum, linear warm-up then cosine
+Recipe (the official release's ImageNet recipe, scaled down): SGD with (Nesterov) momentum, linear warm-up then cosine
 decay per step, label smoothing, weight decay on conv/linear weights only (not on BN or biases), optional EMA of
 the weights and stochastic depth, gradient clipping, mixed precision (float16/bfloat16 on CUDA, bfloat16 on CPUs
 with native support), channels_last on CUDA. Launched by `torchrun` (WORLD_SIZE > 1) it runs
