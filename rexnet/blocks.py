@@ -187,7 +187,7 @@ class LinearBottleneck(nn.Module):
     """The ReXNet block described by a `BlockSpec`; its output keeps no activation (a linear bottleneck).
 
     `stride`/`dilation` override the depthwise conv's for output_stride 8/16 (a removed downsampling becomes
-    dilation of the later convs); the shortcut stays the table's, so the block computes the same function.
+    dilation of the later convs); the shortcut stays the table's (a former downsampling block gets none, as in timm).
     `drop_path` (stochastic depth) drops the residual branch of a whole sample with that probability while
     training; only blocks with a shortcut have a branch to drop (a downsampling block's main path is the block).
     """

@@ -178,7 +178,7 @@ class ReXNet(nn.Module):
     # Loops rather than Sequential slices: a slice is a new, unnamed module on every call, which would
     # hide the layers' names from hooks and from FlopCounterMode's per-module counts.
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Returns the unpooled penultimate feature map, (batch, num_features, H/32, W/32)."""
+        """Returns the unpooled penultimate feature map, (batch, num_features, H/s, W/s) at total stride s (32)."""
         body_len = len(self.features) - (0 if self.lite_head else 1)  # V1's last slot is the pool
         for index, layer in enumerate(self.features):
             if index == body_len:

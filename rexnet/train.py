@@ -1,8 +1,8 @@
 """Training a ReXNet (or any block table) on a dataset: one config dataclass, named steps, exact resume, DDP.
 
-Recipe (the official release's ImageNet recipe, scaled down): SGD with (Nesterov) momentum, linear warm-up then cosine
-decay per step, label smoothing, weight decay on conv/linear weights only (not on BN or biases), optional EMA of
-the weights and stochastic depth, gradient clipping, mixed precision (float16/bfloat16 on CUDA, bfloat16 on CPUs
+Recipe (the official release's ImageNet recipe, scaled down): SGD with (Nesterov) momentum, linear warm-up then
+cosine decay per step, label smoothing, weight decay on conv/linear weights only (not on BN or biases), optional
+EMA of the weights and stochastic depth, gradient clipping, mixed precision (float16/bfloat16 on CUDA, bfloat16 on CPUs
 with native support), channels_last on CUDA. Launched by `torchrun` (WORLD_SIZE > 1) it runs
 DistributedDataParallel with a DistributedSampler (gloo on CPU, nccl on CUDA); only rank 0 writes and prints.
 
@@ -241,7 +241,9 @@ def _load_resume(cfg: TrainConfig, out: Path) -> Checkpoint:
         raise RexnetError(f"{out} holds no run to resume (config.json and checkpoint.pth); drop --resume to start "
                           "a new run there")
     known = {f.name for f in fields(TrainConfig)}
-    theirs = {k: v for k, v in saved.items() if k in known and k not in _RUNTIME_FIELDS}
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.name not in _RUNTIME_FIELDS}
+    # Settings added after a run was started are compared at their defaults (which reproduce the old behaviour).
+    theirs = {**defaults, **{k: v for k, v in saved.items() if k in known and k not in _RUNTIME_FIELDS}}
     ours = cfg.semantic()
     diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
     if diff:

@@ -140,3 +140,15 @@ def test_checkpoint_file_is_verified_against_a_known_hash(tmp_path, monkeypatch)
         else:
             with pytest.raises(RexnetError, match="SHA-256"):
                 create_model("rexnet_090", num_classes=4, checkpoint=path)
+
+
+def test_transforms_follow_the_pretrained_cfg():
+    from torchvision import transforms as T
+
+    from rexnet.data import build_transforms
+
+    cfg = pretrained_cfg("rexnet_100")
+    ops = build_transforms("imagefolder", 224, train=False, pretrained_cfg=cfg).transforms
+    resize, crop, norm = ops[0], ops[1], ops[-1]
+    assert resize.size == 256 and resize.interpolation == T.InterpolationMode.BICUBIC  # 224 / 0.875
+    assert crop.size == (224, 224) and tuple(norm.mean) == cfg.mean and tuple(norm.std) == cfg.std
