@@ -2,8 +2,8 @@
 
 The feature rank follows the paper's measure (the rank ratio of its rank study, Figure 1): the pooled
 penultimate features F (N × C) of the test set, cut into consecutive chunks of 2·C images, each chunk's rank
-(float32 tolerance of `torch.linalg.matrix_rank`, computed in float64) divided by C; the mean over chunks is reported, with the
-nuclear norm of the whole-test-set feature matrix (the rank proxy of CVPR Table 2).
+(float32 tolerance of `torch.linalg.matrix_rank`, computed in float64) divided by C; the mean over chunks is
+reported, with the nuclear norm of the whole-test-set feature matrix (the rank proxy of CVPR Table 2).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def evaluate(model: nn.Module, dataset: Dataset, classes: tuple[str, ...], *, ba
     for images, target in DataLoader(dataset, batch_size, shuffle=False, num_workers=workers):
         images = images.to(device)
         pooled = model.forward_head(model.forward_features(images), pre_logits=True)
-        logits = model.output[-1](pooled)  # forward_head's last step, applied to the pooled features kept for the rank
+        logits = model.output[-1](pooled)  # forward_head's last step, on the pooled features kept for the rank
         logits, pooled = logits.float().cpu(), pooled.float().cpu()
         pred = logits.argmax(1)
         confusion += torch.bincount(target * k + pred, minlength=k * k).reshape(k, k)
@@ -154,12 +154,14 @@ def load_for_eval(checkpoint: str | os.PathLike, data: str, data_root: str | os.
 
     A checkpoint written by `rexnet train` carries its block table, stem stride, input channels and image
     size; `model_name`, when given, must name that same network. Other checkpoints (official/timm) need
-    `model_name`. Weights are read with weights_only=True.
+    `model_name`, and their test images are prepared as the model's `pretrained_cfg` says (size, crop,
+    interpolation, mean/std: those the weights were trained with). Weights are read with weights_only=True.
     """
     from .arch import arch_from_dict, arch_to_dict
-    from .baseline import build_classifier
     from .checkpoint import load_checkpoint, read_checkpoint
     from .data import load_data
+    from .model import ReXNet
+    from .registry import pretrained_cfg
     from .train import pick_device, resolve_arch
 
     ckpt = read_checkpoint(checkpoint)
