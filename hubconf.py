@@ -18,10 +18,12 @@ def _entry(name: str):
         return _create_model(name, **kwargs)
 
     entry.__name__ = name
-    entry.__doc__ = f"Returns {name} (kwargs: num_classes, checkpoint, features_only, skip_head, dropout, …)."
+    entry.__doc__ = (f"Returns {name} (kwargs: num_classes, checkpoint, in_chans, features_only, output_stride, "
+                     "drop_path_rate, skip_head, dropout, …; see rexnet.create_model).")
     return entry
 
 
-# One public callable per registered name: torch.hub lists a hubconf's public callables as its models.
+# One public callable per listed name (the names `rexnet models` prints): torch.hub lists a hubconf's public
+# callables as its models.
 for _name in _list_models():
     globals()[_name] = _entry(_name)

@@ -33,10 +33,12 @@ import pandas as pd
 import torch
 
 from rankstudy.study import versions
-from rexnet.baseline import mobilenetv2_arch, model_costs, small_input_variant
+from rexnet.baseline import mobilenetv2_arch
 from rexnet.data import load_data
 from rexnet.evaluate import evaluate, load_for_eval, write_eval
 from rexnet.io import atomic_path, atomic_write_text
+from rexnet.small_input import small_input_variant
+from rexnet.summary import model_costs
 from rexnet.train import TrainConfig, resolve_arch, train
 from rexnet.variants import match_macs
 
@@ -136,7 +138,7 @@ def plot_curves(cfgs: list[TrainConfig], results: Path) -> Path:
 @click.command()
 @click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
 @click.option("--small-input", type=click.Choice(["off", "s16", "s8"]), default="s16", show_default=True,
-              help="Small-input mode for both models (rexnet/baseline.py).")
+              help="Small-input mode for both models (rexnet/small_input.py).")
 @click.option("--seeds", default="0,1", show_default=True, help="Comma-separated seeds.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--lr", type=float, default=0.1, show_default=True)

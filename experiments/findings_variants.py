@@ -71,7 +71,8 @@ from fashion_mnist import command_line, plot_curves, run_one, summarize_run  # n
 from rankstudy.rank import rank_metrics  # noqa: E402
 from rankstudy.study import versions  # noqa: E402
 from rexnet.arch import ArchSpec, arch_to_dict, rexnet_v1_arch, save_arch  # noqa: E402
-from rexnet.baseline import build_classifier, small_input_variant  # noqa: E402
+from rexnet.model import ReXNet  # noqa: E402
+from rexnet.small_input import small_input_variant  # noqa: E402
 from rexnet.data import load_data  # noqa: E402
 from rexnet.evaluate import load_for_eval  # noqa: E402
 from rexnet.io import atomic_path, atomic_write_text  # noqa: E402
@@ -276,7 +277,7 @@ def time_training_steps(models: list[Model], base: TrainConfig, steps: int, in_c
             continue
         arch, stem_stride = small_input_variant(m.arch, base.small_input)
         torch.manual_seed(0)
-        model = build_classifier(arch, 10, in_chans, stem_stride=stem_stride).train()
+        model = ReXNet(arch, num_classes=10, in_chans=in_chans, stem_stride=stem_stride).train()
         opt = torch.optim.SGD(param_groups(model, base.weight_decay), lr=0.01, momentum=0.9, nesterov=True)
         x, y = torch.randn(base.batch_size, in_chans, IMG_SIZE, IMG_SIZE), torch.randint(0, 10, (base.batch_size,))
         times = []

@@ -33,7 +33,8 @@ from torch import nn
 from rankstudy.probe import load_images, load_model, probe
 from rankstudy.study import versions
 from rexnet.arch import arch_to_dict
-from rexnet.baseline import SMALL_INPUT_MODES, build_classifier
+from rexnet.model import ReXNet
+from rexnet.small_input import SMALL_INPUT_MODES
 from rexnet.activations import ACTIVATIONS
 from rexnet.blocks import LinearBottleneck, SqueezeExcite
 from rexnet.checkpoint import read_checkpoint
@@ -56,7 +57,7 @@ def init_model(checkpoint: Path) -> nn.Module:
     if arch_to_dict(arch) != ckpt.arch:
         raise click.ClickException(f"{checkpoint}: rebuilding {cfg['model']} does not give the trained table")
     stem_stride = SMALL_INPUT_MODES[cfg["small_input"]][1]
-    return build_classifier(arch, ckpt.num_classes, meta["in_chans"], stem_stride=stem_stride)
+    return ReXNet(arch, num_classes=ckpt.num_classes, in_chans=meta["in_chans"], stem_stride=stem_stride)
 
 
 def layer_roles(model: nn.Module) -> dict[str, str]:

@@ -182,7 +182,7 @@ def schedule_row(cfg: dict, config_id: int, in_chans: int, num_classes: int) -> 
 
     Config i draws from its own generator (seed, i), so a study of n configs is the first n of a larger one.
     """
-    from rexnet.baseline import model_costs
+    from rexnet.summary import model_costs
     from rexnet.errors import RexnetError
     from rexnet.variants import match_macs
 
@@ -260,7 +260,7 @@ def run_config(schedule: dict, seed: int, cfg: dict, data_root: str, threads: in
     the machine's core count).
     """
     from rexnet.arch import save_arch
-    from rexnet.baseline import build_classifier
+    from rexnet.model import ReXNet
     from rexnet.data import load_data
     from rexnet.train import TrainConfig, train
 
@@ -272,7 +272,7 @@ def run_config(schedule: dict, seed: int, cfg: dict, data_root: str, threads: in
         arch = schedule_arch(parse_widths(schedule["widths"]), f"ch{schedule['config_id']:04d}")
         started = time.perf_counter()
         torch.manual_seed(seed)
-        model = build_classifier(arch, len(data.classes), data.in_chans)
+        model = ReXNet(arch, num_classes=len(data.classes), in_chans=data.in_chans)
         count = min(study.probe_images, len(data.test))
         images = torch.stack([data.test[i][0] for i in range(count)])
         proxy = proxy_ranks(model, images)

@@ -310,7 +310,7 @@ def load_model(spec: str | None, checkpoint: str | os.PathLike | None = None, *,
 
 def _load_rexnet(spec: str | None, checkpoint, in_chans: int, num_classes: int | None) -> LoadedModel:
     from rexnet.arch import arch_from_dict, arch_to_dict
-    from rexnet.baseline import build_classifier
+    from rexnet.model import ReXNet
     from rexnet.checkpoint import load_checkpoint, read_checkpoint
     from rexnet.registry import create_model
     from rexnet.train import resolve_arch
@@ -328,8 +328,8 @@ def _load_rexnet(spec: str | None, checkpoint, in_chans: int, num_classes: int |
             if arch_to_dict(wanted) != arch_to_dict(arch):
                 raise StudyError(f"{checkpoint} holds {arch.name}, not {wanted.name}; use --model "
                                  f"{config.get('model', arch.name)} or leave --model out")
-        model = build_classifier(arch, ckpt.num_classes or len(meta.get("classes", [])) or 1000, meta["in_chans"],
-                                 stem_stride=meta.get("stem_stride", 2))
+        model = ReXNet(arch, num_classes=ckpt.num_classes or len(meta.get("classes", [])) or 1000,
+                       in_chans=meta["in_chans"], stem_stride=meta.get("stem_stride", 2))
         load_checkpoint(model, checkpoint)
         return LoadedModel(model, meta["in_chans"], meta.get("img_size"), f"{config.get('model', arch.name)} "
                            f"({checkpoint})")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+from torchvision.ops import stochastic_depth
 
 # The activations live in their own registry (shared with the rank study); re-exported here for old imports.
 from .activations import InferenceInplaceSiLU, MemoryEfficientReLU6, autograd_on, make_activation  # noqa: F401
@@ -63,20 +64,22 @@ def _dense_taps(height: int, width: int, stride: int, kernel: int) -> tuple[torc
 class DepthwiseConv2d(nn.Conv2d):
     """A depthwise k×k conv (groups = channels, 'same' padding, no bias), an nn.Conv2d with the same weight.
 
+    With `dilation` > 1 (output_stride 8/16 for dense prediction) it is always the plain conv.
     On tiny maps (≤ 16 pixels: the last stages at 32×32 input) PyTorch's CPU depthwise backward is
     10–50× slower than the arithmetic warrants; while training on CPU such maps go through an exact
     equivalent instead — each channel's conv as a dense (out pixels × in pixels) matrix built from its
     taps, applied with one batched matmul. Elsewhere (GPU, inference, export) it is the plain conv.
     """
 
-    def __init__(self, channels: int, kernel_size: int = 3, stride: int = 1):
-        super().__init__(channels, channels, kernel_size, stride, kernel_size // 2, groups=channels, bias=False)
+    def __init__(self, channels: int, kernel_size: int = 3, stride: int = 1, dilation: int = 1):
+        super().__init__(channels, channels, kernel_size, stride, dilation * (kernel_size // 2), dilation,
+                         groups=channels, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Autograd first: it is off while tracing for export, where shapes must not become Python branches.
         training = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
         if not training or torch.jit.is_tracing() or torch.compiler.is_compiling() or not x.is_cpu \
-                or x.shape[-2] * x.shape[-1] > 16:
+                or x.shape[-2] * x.shape[-1] > 16 or self.dilation[0] != 1:
             return super().forward(x)
         n, c, h, w = x.shape
         index, out_h, out_w = _dense_taps(h, w, self.stride[0], self.kernel_size[0])
@@ -87,11 +90,12 @@ class DepthwiseConv2d(nn.Conv2d):
 
 
 def conv_bn(
-    in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, groups: int = 1, act: str | None = None
+    in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, groups: int = 1, act: str | None = None,
+    dilation: int = 1,
 ) -> list[nn.Module]:
     """Returns [conv (no bias), BN] plus the activation if `act` is given: three or two Sequential slots."""
     if groups == in_channels == out_channels > 1:
-        conv: nn.Conv2d = DepthwiseConv2d(out_channels, kernel_size, stride)
+        conv: nn.Conv2d = DepthwiseConv2d(out_channels, kernel_size, stride, dilation)
     else:
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False)
     layers: list[nn.Module] = [conv, nn.BatchNorm2d(out_channels)]
@@ -120,18 +124,27 @@ class SqueezeExcite(nn.Module):
 
 
 class LinearBottleneck(nn.Module):
-    """The ReXNet block described by a `BlockSpec`; its output keeps no activation (a linear bottleneck)."""
+    """The ReXNet block described by a `BlockSpec`; its output keeps no activation (a linear bottleneck).
 
-    def __init__(self, spec: BlockSpec, se_reduction: int = 12):
+    `stride`/`dilation` override the depthwise conv's for output_stride 8/16 (a removed downsampling becomes
+    dilation of the later convs); the shortcut stays the table's (a former downsampling block gets none, as in timm).
+    `drop_path` (stochastic depth) drops the residual branch of a whole sample with that probability while
+    training; only blocks with a shortcut have a branch to drop (a downsampling block's main path is the block).
+    """
+
+    def __init__(self, spec: BlockSpec, se_reduction: int = 12, *, stride: int | None = None, dilation: int = 1,
+                 drop_path: float = 0.0):
         super().__init__()
         self.in_channels = spec.in_channels
         self.out_channels = spec.out_channels
         self.use_shortcut = spec.shortcut
+        self.drop_path = drop_path if spec.shortcut else 0.0
         mid = spec.mid_channels
         layers: list[nn.Module] = []
         if spec.expansion != 1:
             layers += conv_bn(spec.in_channels, mid, act=spec.act)
-        layers += conv_bn(mid, mid, spec.kernel_size, spec.stride, groups=mid)
+        layers += conv_bn(mid, mid, spec.kernel_size, spec.stride if stride is None else stride, groups=mid,
+                          dilation=dilation)
         if spec.se:
             layers.append(SqueezeExcite(mid, se_reduction))
         layers.append(make_activation(spec.dw_act))
@@ -140,6 +153,10 @@ class LinearBottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.out(x)
+        if not self.use_shortcut:
+            return out
+        if self.drop_path and self.training:
+            out = stochastic_depth(out, self.drop_path, "row", training=True)  # a fresh tensor: safe to add into
         # Partial residual, written in place into the projection's BN output (BN's backward does not need
         # its output): no extra full-size tensor, unlike a torch.cat.
-        return partial_residual(out, x) if self.use_shortcut else out
+        return partial_residual(out, x)

@@ -22,14 +22,24 @@ class _Group(click.Group):
             ctx.exit(2)
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("rankstudy-rexnet")
+    except metadata.PackageNotFoundError:  # run from a clone without installing
+        return "unknown (not installed)"
+
+
 @click.group(cls=_Group)
+@click.version_option(_version(), "--version", prog_name="rexnet", message="%(prog)s %(version)s")
 def main() -> None:
     """ReXNet models: summaries, checkpoint conversion, ONNX export."""
 
 
 @main.command("models")
 def models_cmd() -> None:
-    """List the registered model names."""
+    """List the model names (other widths work too: rexnet_070, mobilenetv2_035, …)."""
     from .registry import list_models
 
     click.echo("\n".join(list_models()))
@@ -88,6 +98,9 @@ def export(name: str, onnx_path: str, checkpoint: str | None, num_classes: int |
     model = _model_from_cli(name, checkpoint, num_classes, skip_head)
     path = export_onnx(model, onnx_path, img_size=img_size, dynamo=dynamo)
     click.echo(f"wrote {path} ({model.arch.name}, {model.num_classes} classes, input 3×{img_size}×{img_size})")
+    if checkpoint is None:
+        click.echo("note: no --checkpoint was given, so these are random, untrained weights; pass --checkpoint FILE "
+                   "to export a trained model")
 
 
 @main.command()
@@ -123,48 +136,65 @@ def fashion_mnist_cmd(root: str, source: str | None, no_download: bool) -> None:
 
 
 @main.command("train")
-@click.option("--model", "model_name", help="Registered name (rexnet_050 …) or mobilenetv2_WIDTH×100 (mobilenetv2_070).")
+@click.option("--model", "model_name", help="Model name (`rexnet models`; any width ×100, e.g. rexnet_050, "
+              "mobilenetv2_070).")
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False), help="A saved block table (.json) instead.")
 @click.option("--data", "data", default="fashion-mnist", show_default=True,
               help="fashion-mnist | cifar10 | cifar100 | imagefolder:PATH | fake")
-@click.option("--data-root", default="data", show_default=True, type=click.Path(file_okay=False))
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
-@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True)
-@click.option("--nesterov/--no-nesterov", default=True, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-5, show_default=True)
-@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=1.0, show_default=True)
-@click.option("--min-lr", type=click.FloatRange(min=0), default=0.0, show_default=True)
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Default: the table's (0.2).")
+@click.option("--data-root", default="data", show_default=True, type=click.Path(file_okay=False),
+              help="Where the datasets are (see `rexnet data`).")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Training epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Total batch per step (split over processes under torchrun).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
+              help="Peak learning rate (after warm-up) for --batch-size.")
+@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True, help="SGD momentum.")
+@click.option("--nesterov/--no-nesterov", default=True, show_default=True, help="Nesterov momentum.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-5, show_default=True,
+              help="On conv/linear weights only (not BN, not biases).")
+@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Linear warm-up from 0 to --lr over this many epochs, then cosine decay.")
+@click.option("--min-lr", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Learning rate at the end of the cosine.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+              help="Label smoothing of the cross-entropy.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Before the classifier. Default: the "
+              "table's (0.2).")
+@click.option("--drop-path", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Stochastic depth at the last block, linear in the block index (e.g. 0.1–0.2 for wide models).")
 @click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="EMA of the weights (0 = off, e.g. 0.999); evaluated and saved when on.")
-@click.option("--randaugment", is_flag=True)
-@click.option("--random-erasing", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--clip-grad", type=click.FloatRange(min=0, min_open=True),
+              help="Clip the global gradient norm to this value. Default: no clipping.")
+@click.option("--randaugment", is_flag=True, help="RandAugment (2 ops, magnitude 9) on training images.")
+@click.option("--random-erasing", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Probability of random erasing on training images.")
 @click.option("--small-input", type=click.Choice(["off", "s16", "s8"]), default="off", show_default=True,
               help="28–32 px data: s16 = one fewer downsampling (total stride 16); s8 = also stem stride 1 (8).")
 @click.option("--img-size", type=click.IntRange(min=8), help="Default: 32 (small datasets), 224 (ImageFolder).")
 @click.option("--train-limit", type=click.IntRange(min=1), help="Train on a fixed random subset of this size.")
 @click.option("--test-limit", type=click.IntRange(min=1), help="Test on a fixed random subset of this size.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA only).")
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds init, shuffling and augmentation.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="auto = CUDA when visible.")
+@click.option("--amp/--no-amp", default=None, help="Mixed precision: bfloat16/float16 on CUDA, bfloat16 on CPUs with "
+              "native support. Default: on for CUDA, off for CPU.")
+@click.option("--compile", is_flag=True, help="torch.compile the training step (minutes to compile on CPU).")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader processes.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out (same settings required).")
-@click.option("--progress/--no-progress", default=True)
+@click.option("--progress/--no-progress", default=True, help="Progress bar per epoch.")
 def train_cmd(model_name: str | None, arch_path: str | None, resume: bool, **options) -> None:
     """Train a model (name or block table) with SGD, warm-up + cosine, label smoothing; torchrun for DDP."""
     from .errors import RexnetError
-    from .train import TrainConfig, train
+    from .train import TrainConfig, rank_info, train
 
     if (model_name is None) == (arch_path is None):
         raise RexnetError("give exactly one of --model NAME or --arch block_table.json; "
                           "see `rexnet models` for names")
     cfg = TrainConfig(model=model_name or arch_path, **options)
     row = train(cfg, resume=resume)
-    if row:
+    if row and rank_info()[0] == 0:  # under torchrun every process returns; one prints
         click.echo(f"done: {cfg.out} epoch {row['epoch']} test top-1 {row['test_top1']:.2f}%")
 
 

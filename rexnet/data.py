@@ -5,7 +5,7 @@ PATH/test, one folder per class) and `fake` (random images from torchvision's Fa
 
 Fashion-MNIST is prepared in the layout torchvision's `FashionMNIST` reads: the four idx files, gunzipped, in
 `<root>/FashionMNIST/raw/`. Sources, in order: files already there; Debian's `dataset-fashion-mnist` package
-(`/usr/share/datasets/fashion-mnist/*.gz`, REXNET.md §4); a directory or tarball given as `source`; torchvision's
+(`/usr/share/datasets/fashion-mnist/*.gz`); a directory or tarball given as `source`; torchvision's
 download. Debian recompresses the `.gz` files, so their md5s differ from the ones torchvision publishes: the
 check that matters is on the *gunzipped* bytes, whose md5s are listed below (they agree with the published
 raw-file checksums and with the Debian files; torchvision's `.gz` md5s are still accepted for its downloads).
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import tarfile
@@ -198,24 +199,34 @@ _STATS = {  # per-channel mean/std of the training sets
 
 
 def build_transforms(name: str, img_size: int, *, train: bool, randaugment: bool = False,
-                     random_erasing: float = 0.0, hflip: bool = True):
+                     random_erasing: float = 0.0, hflip: bool = True, pretrained_cfg=None):
     """Returns the torchvision transform: train = random crop with padding (or resized crop), flip, [RandAugment],
-    tensor, normalise, [random erasing]; test = resize/pad to img_size, tensor, normalise."""
+    tensor, normalise, [random erasing]; test = resize/pad to img_size, tensor, normalise.
+
+    A `pretrained_cfg` (rexnet.pretrained.PretrainedCfg) sets mean/std, interpolation and the test crop
+    (resize to img_size / crop_pct, centre-crop) to those its weights expect.
+    """
     from torchvision import transforms as T
 
     mean, std = _STATS.get(name, _STATS["imagenet"])
+    resize_to, interpolation = int(img_size * 256 / 224), T.InterpolationMode.BILINEAR
+    if pretrained_cfg is not None:
+        mean, std = pretrained_cfg.mean, pretrained_cfg.std
+        resize_to = math.floor(img_size / pretrained_cfg.crop_pct)
+        interpolation = T.InterpolationMode(pretrained_cfg.interpolation)
     small = name in ("fashion-mnist", "cifar10", "cifar100", "fake")
     pre = []
     if name == "fashion-mnist" and img_size != 28:
         pre = [T.Pad((img_size - 28) // 2)] if img_size > 28 and (img_size - 28) % 2 == 0 else [T.Resize(img_size)]
     if train:
-        ops = pre + ([T.RandomCrop(img_size, padding=img_size // 8)] if small else [T.RandomResizedCrop(img_size)])
+        ops = pre + ([T.RandomCrop(img_size, padding=img_size // 8)] if small
+                     else [T.RandomResizedCrop(img_size, interpolation=interpolation)])
         if hflip:
             ops.append(T.RandomHorizontalFlip())
         if randaugment:
             ops.append(T.RandAugment(num_ops=2, magnitude=9))
     else:
-        ops = pre if small else [T.Resize(int(img_size * 256 / 224)), T.CenterCrop(img_size)]
+        ops = pre if small else [T.Resize(resize_to, interpolation=interpolation), T.CenterCrop(img_size)]
     ops += [T.ToTensor(), T.Normalize(mean, std)]
     if train and random_erasing > 0:
         ops.append(T.RandomErasing(p=random_erasing))
@@ -239,19 +250,26 @@ def load_data(
     random_erasing: float = 0.0,
     train_limit: int | None = None,
     test_limit: int | None = None,
+    pretrained_cfg=None,
 ) -> DataSpec:
-    """Returns the train/test datasets (with transforms) a `--data` string names; RexnetError when unavailable."""
+    """Returns the train/test datasets (with transforms) a `--data` string names; RexnetError when unavailable.
+
+    With a `pretrained_cfg`, ImageNet-like data (imagefolder) is prepared as its weights expect, at its input size
+    unless `img_size` is given.
+    """
     from torchvision import datasets
 
     name, _, arg = spec.partition(":")
     kinds = ("fashion-mnist", "cifar10", "cifar100", "imagefolder", "fake")
     if name not in kinds or (name == "imagefolder") != bool(arg):
         raise RexnetError(f"unknown dataset {spec!r}; use one of {', '.join(DATA_NAMES)}")
-    size = img_size or {"fashion-mnist": 32, "cifar10": 32, "cifar100": 32, "fake": 32}.get(name, 224)
+    default = pretrained_cfg.input_size[-1] if pretrained_cfg is not None else 224
+    size = img_size or {"fashion-mnist": 32, "cifar10": 32, "cifar100": 32, "fake": 32}.get(name, default)
+    cfg = pretrained_cfg if name == "imagefolder" else None  # the small datasets keep their own statistics
 
     def tf(train: bool):
         return build_transforms(name, size, train=train, randaugment=randaugment, random_erasing=random_erasing,
-                                hflip=True)
+                                hflip=True, pretrained_cfg=cfg)
 
     root = Path(root)
     if name == "fashion-mnist":

@@ -1,9 +1,9 @@
 """Evaluating a trained classifier: top-1/top-5, per-class accuracy, confusion matrix, penultimate feature rank.
 
-The feature rank follows the paper's measure (REXNET.md §1): the pooled penultimate features F (N × C) of the
-test set, cut into consecutive chunks of 2·C images, each chunk's rank (float32 tolerance of
-`torch.linalg.matrix_rank`, computed in float64) divided by C; the mean over chunks is reported, with the
-nuclear norm of the whole-test-set feature matrix (the rank proxy of CVPR Table 2).
+The feature rank follows the paper's measure (the rank ratio of its rank study, Figure 1): the pooled
+penultimate features F (N × C) of the test set, cut into consecutive chunks of 2·C images, each chunk's rank
+(float32 tolerance of `torch.linalg.matrix_rank`, computed in float64) divided by C; the mean over chunks is
+reported, with the nuclear norm of the whole-test-set feature matrix (the rank proxy of CVPR Table 2).
 """
 
 from __future__ import annotations
@@ -68,8 +68,7 @@ def evaluate(model: nn.Module, dataset: Dataset, classes: tuple[str, ...], *, ba
     for images, target in DataLoader(dataset, batch_size, shuffle=False, num_workers=workers):
         images = images.to(device)
         pooled = model.forward_head(model.forward_features(images), pre_logits=True)
-        classifier = model.output[-1]  # forward_head's last step, applied to the pooled features kept for the rank
-        logits = torch.nn.functional.linear(pooled, classifier.weight.flatten(1), classifier.bias)
+        logits = model.output[-1](pooled)  # forward_head's last step, on the pooled features kept for the rank
         logits, pooled = logits.float().cpu(), pooled.float().cpu()
         pred = logits.argmax(1)
         confusion += torch.bincount(target * k + pred, minlength=k * k).reshape(k, k)
@@ -155,12 +154,14 @@ def load_for_eval(checkpoint: str | os.PathLike, data: str, data_root: str | os.
 
     A checkpoint written by `rexnet train` carries its block table, stem stride, input channels and image
     size; `model_name`, when given, must name that same network. Other checkpoints (official/timm) need
-    `model_name`. Weights are read with weights_only=True.
+    `model_name`, and their test images are prepared as the model's `pretrained_cfg` says (size, crop,
+    interpolation, mean/std: those the weights were trained with). Weights are read with weights_only=True.
     """
     from .arch import arch_from_dict, arch_to_dict
-    from .baseline import build_classifier
     from .checkpoint import load_checkpoint, read_checkpoint
     from .data import load_data
+    from .model import ReXNet
+    from .registry import pretrained_cfg
     from .train import pick_device, resolve_arch
 
     ckpt = read_checkpoint(checkpoint)
@@ -179,7 +180,8 @@ def load_for_eval(checkpoint: str | os.PathLike, data: str, data_root: str | os.
                                   "or without --model")
     else:
         arch = resolve_arch(model_name)
-    spec = load_data(data, data_root, img_size=meta.get("img_size"), test_limit=test_limit)
+    cfg = None if ours else pretrained_cfg(model_name)
+    spec = load_data(data, data_root, img_size=meta.get("img_size"), test_limit=test_limit, pretrained_cfg=cfg)
     in_chans = meta.get("in_chans", 3)
     num_classes = ckpt.num_classes or len(spec.classes)
     if (len(spec.classes), spec.in_chans) != (num_classes, in_chans):
@@ -187,6 +189,6 @@ def load_for_eval(checkpoint: str | os.PathLike, data: str, data_root: str | os.
         raise RexnetError(f"{checkpoint} was trained on {trained_on} ({num_classes} classes, {in_chans} channels), "
                           f"{data} has {len(spec.classes)} classes, {spec.in_chans} channels; evaluate on "
                           f"{trained_on}")
-    model = build_classifier(arch, num_classes, in_chans, stem_stride=meta.get("stem_stride", 2))
+    model = ReXNet(arch, num_classes, in_chans, stem_stride=meta.get("stem_stride", 2))
     load_checkpoint(model, checkpoint)
     return model.to(pick_device(device)).eval(), spec

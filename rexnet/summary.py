@@ -112,3 +112,12 @@ def format_summary(summary: ModelSummary) -> str:
         f"activation memory    {mib:.1f} MiB per image (float32 tensors saved for backward in a training step)",
     ]
     return "\n".join(table)
+
+
+def model_costs(arch: ArchSpec, img_size: int, *, num_classes: int = 10, in_chans: int = 3,
+                stem_stride: int = 2) -> tuple[int, int]:
+    """Returns (parameters, MACs) of one image through ReXNet(arch), counted on the meta device."""
+    with torch.device("meta"):
+        model = ReXNet(arch, num_classes=num_classes, in_chans=in_chans, stem_stride=stem_stride).eval()
+        flops, _ = count_flops(model, torch.empty(1, in_chans, img_size, img_size))
+    return count_params(model), flops // 2

@@ -19,7 +19,9 @@ from typing import Any
 
 from .activations import ACTIVATIONS
 from .arch import STAGES, ArchSpec, rexnet_v1_arch
-from .baseline import mobilenetv2_arch, model_costs, small_input_variant
+from .baseline import mobilenetv2_arch
+from .small_input import small_input_variant
+from .summary import model_costs
 from .errors import RexnetError
 
 

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import click
 import numpy as np
 import pytest
 import torch
@@ -31,8 +32,42 @@ def test_summary_prints_table_params_and_macs(tmp_path):
 
 
 def test_models_lists_names():
+    from rexnet import list_models
+
     result = _invoke("models")
-    assert result.exit_code == 0 and "rexnet_lite_200" in result.output.split()
+    assert result.exit_code == 0 and result.output.split() == list_models()
+    assert "rexnet_lite_200" in result.output.split() and "rexnet_050" in result.output.split()
+
+
+def test_version_and_help_for_every_train_option():
+    from importlib import metadata
+
+    from rexnet.cli import train_cmd
+
+    result = _invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"rexnet {metadata.version('rankstudy-rexnet')}"
+    missing = [p.name for p in train_cmd.params if isinstance(p, click.Option) and not p.help]
+    assert not missing
+    assert "--drop-path" in _invoke("train", "--help").output
+
+
+def test_export_without_checkpoint_says_the_weights_are_random(tmp_path, monkeypatch):
+    import rexnet.export
+
+    monkeypatch.setattr(rexnet.export, "export_onnx", lambda model, path, **kw: path)  # the export itself is tested below
+    result = _invoke("export", "rexnet_100", "--onnx", tmp_path / "m.onnx")
+    assert result.exit_code == 0 and "random, untrained weights" in result.output
+
+
+@pytest.mark.parametrize("rank, prints", [("0", True), ("1", False)])
+def test_train_prints_on_rank_0_only(tmp_path, monkeypatch, rank, prints):
+    import rexnet.train
+
+    monkeypatch.setattr(rexnet.train, "train", lambda cfg, resume=False: {"epoch": 1, "test_top1": 50.0})
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = _invoke("train", "--model", "rexnet_050", "--data", "fake", "--out", tmp_path / "run")
+    assert result.exit_code == 0 and ("done:" in result.output) == prints
 
 
 def test_export_with_checkpoint_matches_pytorch(tmp_path):

@@ -7,8 +7,7 @@ import torch
 from click.testing import CliRunner
 from torch.utils.data import TensorDataset
 
-from rexnet import save_arch
-from rexnet.baseline import build_classifier
+from rexnet import ReXNet, save_arch
 from rexnet.cli import main
 from rexnet.evaluate import evaluate, normalized_feature_rank
 from rexnet.train import train
@@ -28,7 +27,7 @@ def test_feature_rank_of_constructed_matrices():
 
 
 def test_metrics_match_a_direct_computation():
-    model = randomize(build_classifier(TINY, 10), seed=2)
+    model = randomize(ReXNet(TINY, 10), seed=2)
     gen = torch.Generator().manual_seed(5)
     images, labels = torch.randn(70, 3, 16, 16, generator=gen), torch.randint(0, 10, (70,), generator=gen)
     result = evaluate(model, TensorDataset(images, labels), tuple("abcdefghij"), batch_size=32)

@@ -107,8 +107,16 @@ def test_reset_classifier():
 
 def test_registry():
     names = list_models()
-    assert names[:6] == ["rexnet_090", "rexnet_100", "rexnet_130", "rexnet_150", "rexnet_200", "rexnet_300"]
-    assert "rexnet_lite_130" in names
+    assert names[:7] == ["rexnet_050", "rexnet_090", "rexnet_100", "rexnet_130", "rexnet_150", "rexnet_200",
+                         "rexnet_300"]
+    assert "rexnet_lite_130" in names and "mobilenetv2_100" in names
+    with torch.device("meta"):
+        for name in names:  # every listed name is creatable, as the class a user of the official code expects
+            model = create_model(name)
+            assert model.arch.name == name
+        assert isinstance(create_model("rexnet_050"), ReXNetV1)
+        assert create_model("rexnet_050").arch == ReXNetV1(0.5).arch
+        assert create_model("mobilenetv2_070").arch.name == "mobilenetv2_070"  # unlisted widths resolve too
     with torch.device("meta"):
         model = create_model("rexnet_130", num_classes=10, dropout=0.1)
     assert isinstance(model, ReXNetV1) and model.num_classes == 10 and model.output[0].p == 0.1
@@ -133,6 +141,8 @@ def test_hubconf_loads_locally():
     repo = Path(__file__).resolve().parents[2]
     model = torch.hub.load(str(repo), "rexnet_lite_100", source="local", num_classes=10)
     assert isinstance(model, ReXNetV1Lite) and model.num_classes == 10
+    with torch.device("meta"):  # the names `rexnet models` lists, e.g. rexnet_050, are hub entries too
+        assert torch.hub.load(str(repo), "rexnet_050", source="local").arch.name == "rexnet_050"
     with pytest.raises(RexnetError, match="no pretrained weights"):
         torch.hub.load(str(repo), "rexnet_100", source="local", pretrained=True)
 

@@ -8,7 +8,9 @@ from click.testing import CliRunner
 
 from rexnet import RexnetError, create_model, load_arch, rexnet_v1_arch, save_arch
 from rexnet.arch import STAGES, format_block_table
-from rexnet.baseline import mobilenetv2_arch, model_costs, small_input_variant
+from rexnet.baseline import mobilenetv2_arch
+from rexnet.small_input import small_input_variant
+from rexnet.summary import model_costs
 from rexnet.cli import main
 from rexnet.variants import from_findings, match_macs, read_rules, variant_arch
 
