@@ -53,10 +53,13 @@ def analyze(rows: pd.DataFrame, device: torch.device, batch_size: int = DEFAULT_
             rtols: tuple[float, ...] = DEFAULT_RTOLS) -> pd.DataFrame:
     """Returns `rows` (network configs) with the metric columns added, in id order.
 
-    Rows of equal shape are built and analysed as one batch of at most `batch_size` networks; each row's
-    result does not depend on the batching.
+    Rows of equal shape are built and analysed as one batch of at most `batch_size` networks, in a few
+    tensor calls on `device`; each row's result does not depend on the batching (see `rankstudy.batched`).
+    Metrics stay on the device until the whole frame is done: one transfer per metric and batch.
     """
-    parts = []
+    rows = rows.reset_index(drop=True)
+    columns = metric_columns(rtols)
+    batches, results = [], []
     for _, group in rows.groupby(list(SHAPE_COLUMNS), sort=True):
         per_batch = max(1, min(batch_size, BATCH_ELEMENTS // largest_intermediate(group.iloc[0])))
         for start in range(0, len(group), per_batch):
@@ -65,12 +68,16 @@ def analyze(rows: pd.DataFrame, device: torch.device, batch_size: int = DEFAULT_
                 metrics = rank_metrics(build_features(batch, device), rtols)
             except StudyError as e:
                 raise StudyError(f"rows {batch['id'].tolist()[:5]}: {e}") from None
-            part = batch.copy()
-            for name, values in metrics.items():
-                part[name] = values.cpu().numpy()
-            parts.append(part)
-    result = pd.concat(parts).sort_values("id", kind="stable").reset_index(drop=True)
-    return result[list(CONFIG_COLUMNS) + metric_columns(rtols)]
+            batches.append(batch.index.to_numpy())
+            results.append(torch.stack([metrics[c].to(torch.float64) for c in columns], dim=1))
+    order = np.concatenate(batches)
+    values = torch.cat(results).cpu().numpy()
+    result = rows[list(CONFIG_COLUMNS)].copy()
+    for j, name in enumerate(columns):
+        column = np.empty(len(rows), dtype=np.int64 if name.startswith("rank") else np.float64)
+        column[order] = values[:, j]
+        result[name] = column
+    return result.sort_values("id", kind="stable").reset_index(drop=True)
 
 
 def _run_chunk(rows: pd.DataFrame, device: str, batch_size: int, out: str | None,
