@@ -5,6 +5,7 @@ fixed order (input, then each layer's weights), so a row's features never depend
 batch; the forward pass then runs on any device.
 """
 import math
+from types import SimpleNamespace
 
 import pandas as pd
 import torch
@@ -60,14 +61,15 @@ def _draw_row(row) -> tuple[torch.Tensor, list[torch.Tensor]]:
 def _depthwise(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
     """3×3 depthwise conv (zero padding) of (B, C, n_img·S·S) features with (B, C, 9) weights.
 
-    One grouped conv over all B·C channels of the batch: each output channel reads only its own input
-    channel and 9 weights, and oneDNN's result for a channel does not depend on the other channels
-    (checked in the tests against one network at a time).
+    One grouped conv in which every (network, channel, image) map is its own group: no transpose or copy of
+    the features, and each map's result depends only on that map and its 9 weights (checked in the tests
+    against one network at a time).
     """
     b, c, n = z.shape
-    maps = z.reshape(b * c, -1, spatial, spatial).transpose(0, 1)
-    out = F.conv2d(maps, w.reshape(b * c, 1, 3, 3), padding=1, groups=b * c)
-    return out.transpose(0, 1).reshape(b, c, n)
+    n_img = n // (spatial * spatial)
+    maps = z.reshape(1, b * c * n_img, spatial, spatial)
+    taps = w.reshape(b * c, 1, 1, 3, 3).expand(b * c, n_img, 1, 3, 3).reshape(b * c * n_img, 1, 3, 3)
+    return F.conv2d(maps, taps, padding=1, groups=b * c * n_img).reshape(b, c, n)
 
 
 def _conv3x3(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
@@ -84,44 +86,63 @@ def _conv3x3(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
     return bmm(w.reshape(b, w.shape[1], c * 9), cols)
 
 
+# Rows whose pre-activations stay under this magnitude use torch's fused batch norm directly: its sums
+# of squares cannot overflow float32 (N · (2·2**40)**2 ≪ 3.4e38). Larger ones (unit-variance weights in deep
+# stacks without norm upstream) are first scaled per channel.
+_BN_SAFE = 2.0**40
+
+
 def _batch_norm(z: torch.Tensor) -> torch.Tensor:
-    """Returns batch norm (no affine) of (..., C, N) pre-activations over each channel's N samples."""
-    # Scaled first so that the variance of huge pre-activations (unit-variance weights, deep stacks)
-    # cannot overflow float32; batch norm is invariant to this per-channel scale.
+    """Returns batch norm (no affine, eps 1e-5) of (B, C, N) pre-activations over each channel's N samples."""
+    b, c, n = z.shape
+    safe = z.abs().flatten(1).amax(dim=1) < _BN_SAFE   # per network, so a row's path never depends on its batch
+    if bool(safe.all()):
+        return F.batch_norm(z.reshape(1, b * c, n), None, None, training=True, eps=BN_EPS).view(b, c, n)
+    out = torch.empty_like(z)
+    for rows, fn in ((safe, _batch_norm), (~safe, _scaled_batch_norm)):
+        idx = torch.nonzero(rows).flatten()
+        if len(idx):
+            out.index_copy_(0, idx, fn(z.index_select(0, idx)))
+    return out
+
+
+def _scaled_batch_norm(z: torch.Tensor) -> torch.Tensor:
+    # Scaled first so that the variance of huge pre-activations cannot overflow float32; batch norm is
+    # invariant to this per-channel scale, which the eps term compensates.
     scale = z.abs().amax(dim=-1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
     z = z / scale
     var, mean = torch.var_mean(z, dim=-1, unbiased=False, keepdim=True)
     return (z - mean) / torch.sqrt(var + BN_EPS / scale**2)
 
 
+def _runs(values) -> list[tuple[int, int, object]]:
+    """Returns (start, stop, value) of each run of equal consecutive values."""
+    runs, start = [], 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            runs.append((start, i, values[start]))
+            start = i
+    return runs
+
+
 class _RowOps:
     """Per-row nonlinearity and normalisation for a batch whose rows may differ in both.
 
-    Rows are grouped by nonlinearity (and by norm): one call per distinct function and layer, not per row.
+    One call per run of consecutive rows with the same function (`analyze` sorts each batch by norm and
+    nonlinearity, so a batch has a few runs), never one per row.
     """
 
-    def __init__(self, rows: pd.DataFrame, device: torch.device):
-        names = rows.nonlinearity.to_numpy()
-        self.fns = [(get_nonlinearity(name), torch.from_numpy((names == name).nonzero()[0]).to(device))
-                    for name in dict.fromkeys(names)]
-        bn = (rows.norm == "bn").to_numpy()
-        self.bn = None if not bn.any() else torch.from_numpy(bn.nonzero()[0]).to(device)
-        self.all_bn = bool(bn.all())
+    def __init__(self, nonlinearities, norms):
+        self.fns = [(a, b, get_nonlinearity(name)) for a, b, name in _runs(list(nonlinearities))]
+        self.norms = _runs([n == "bn" for n in norms])
 
     def norm(self, z: torch.Tensor) -> torch.Tensor:
-        if self.bn is None:
-            return z
-        if self.all_bn:
-            return _batch_norm(z)
-        return z.index_copy(0, self.bn, _batch_norm(z.index_select(0, self.bn)))
+        parts = [_batch_norm(z[a:b]) if bn else z[a:b] for a, b, bn in self.norms]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def act(self, z: torch.Tensor) -> torch.Tensor:
-        if len(self.fns) == 1:
-            return rowwise(self.fns[0][0], z)
-        out = torch.empty_like(z)
-        for fn, idx in self.fns:
-            out.index_copy_(0, idx, rowwise(fn, z.index_select(0, idx)))
-        return out
+        parts = [rowwise(fn, z[a:b]) for a, b, fn in self.fns]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def build_features(rows: pd.DataFrame, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -134,13 +155,14 @@ def build_features(rows: pd.DataFrame, device: str | torch.device = "cpu") -> to
 
 
 def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Tensor:
-    first = rows.iloc[0]
-    assert all((rows[c] == first[c]).all() for c in SHAPE_COLUMNS), "rows must share one shape"
-    device = torch.device(device)
-    drawn = [_draw_row(r) for r in rows.itertuples(index=False)]
+    columns = {c: rows[c].to_numpy() for c in rows.columns}  # plain arrays: pandas rows cost ~10 µs a field
+    assert all((columns[c] == columns[c][0]).all() for c in SHAPE_COLUMNS), "rows must share one shape"
+    records = [SimpleNamespace(**{c: v[i] for c, v in columns.items()}) for i in range(len(rows))]
+    first, device = records[0], torch.device(device)
+    drawn = [_draw_row(r) for r in records]
     x = torch.stack([d[0] for d in drawn]).to(device)
     weights = [torch.stack([d[1][i] for d in drawn]).to(device) for i in range(len(drawn[0][1]))]
-    ops, layers, spatial = _RowOps(rows, device), _layer_shapes(first), int(first.spatial)
+    ops, layers, spatial = _RowOps(columns["nonlinearity"], columns["norm"]), _layer_shapes(first), int(first.spatial)
 
     if first.kind in ("linear", "depthwise"):
         z = bmm(weights[0], x)

@@ -44,19 +44,20 @@ def singular_values(features: torch.Tensor) -> torch.Tensor:
 
 
 def _singular_values(f: torch.Tensor) -> torch.Tensor:
-    amax = torch.linalg.vector_norm(f.flatten(1), float("inf"), dim=1)  # NaN and inf propagate: checks finiteness too
+    amax = f.abs().flatten(1).amax(dim=1)  # NaN and inf propagate: checks finiteness too
     finite = torch.isfinite(amax)
     if not bool(finite.all()):
         bad = torch.nonzero(~finite).flatten().tolist()
         raise StudyError(f"feature matrix {bad[:5]} of the batch contains NaN or inf; "
                          "check the network's scale (init, depth) or drop those rows")
-    # Scale each matrix by a power of two (exact; frexp, not log2, so no rounding) so that the Gram matrix
-    # neither overflows nor underflows: amax = mantissa · 2**exponent with mantissa in [0.5, 1).
+    # Scale a matrix by a power of two (exact; frexp, not log2, so no rounding) only where its Gram matrix
+    # could overflow or underflow float64 (never for float32 features): amax = mantissa · 2**exponent.
     exponent = torch.frexp(amax).exponent
-    scale = torch.where(amax > 0, torch.ldexp(torch.ones_like(amax), exponent - 1), torch.ones_like(amax))
-    f = f / scale[:, None, None]
-    t = f.mT.contiguous()
-    gram = bmm(f, t) if f.shape[1] <= f.shape[2] else bmm(t, f)
+    extreme = (amax > 0) & ((exponent > 400) | (exponent < -400))
+    scale = torch.where(extreme, torch.ldexp(torch.ones_like(amax), exponent - 1), torch.ones_like(amax))
+    if bool(extreme.any()):
+        f = f / scale[:, None, None]
+    gram = bmm(f, f.mT) if f.shape[1] <= f.shape[2] else bmm(f.mT, f)
     eig = eigvalsh(gram).flip(-1).clamp_min(0)
     return eig.sqrt() * scale[:, None]
 
@@ -87,6 +88,11 @@ def metrics_from_singular_values(sigma: torch.Tensor, shape: tuple[int, int],
     matrix every rank is 0 (effective rank included, where the entropy is undefined). Computed for the
     whole batch in a few tensor calls on sigma's device; each row's values depend on that row only.
     """
+    with single_thread():  # float64 log/exp call MKL, whose threads spin for ms on a shared CPU
+        return _metrics(sigma, shape, rtols)
+
+
+def _metrics(sigma: torch.Tensor, shape: tuple[int, int], rtols: tuple[float, ...]) -> dict[str, torch.Tensor]:
     m, n = shape
     s = _pad_rows(sigma.to(torch.float64), 0.0)       # zeros add nothing to any metric
     smax = s[:, 0]
