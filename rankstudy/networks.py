@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .batched import bmm, rowwise, single_thread
+from .batched import bmm, ieee_float32, rowwise, single_thread
 from .nonlinearities import get_nonlinearity
 from .sampling import SHAPE_COLUMNS, stack_widths
 
@@ -148,9 +148,10 @@ class _RowOps:
 def build_features(rows: pd.DataFrame, device: str | torch.device = "cpu") -> torch.Tensor:
     """Returns the float32 features (B, d_out, N) of rows that share all SHAPE_COLUMNS, on `device`.
 
-    On the CPU it runs on one thread so that the features do not depend on the thread count.
+    On the CPU it runs on one thread so that the features do not depend on the thread count; on CUDA in
+    IEEE float32 (no TF32).
     """
-    with single_thread():
+    with single_thread(), ieee_float32():
         return _build_features(rows, device)
 
 

@@ -8,7 +8,7 @@ resolves singular values down to ~1e-8 σ_max, well under that tolerance (≥ 1.
 """
 import torch
 
-from .batched import ROW_ALIGN, bmm, eigvalsh, rowwise, single_thread
+from .batched import ROW_ALIGN, eigvalsh, gram, rowwise, single_thread
 from .errors import StudyError
 
 EPS_FLOAT32 = torch.finfo(torch.float32).eps
@@ -57,8 +57,7 @@ def _singular_values(f: torch.Tensor) -> torch.Tensor:
     scale = torch.where(extreme, torch.ldexp(torch.ones_like(amax), exponent - 1), torch.ones_like(amax))
     if bool(extreme.any()):
         f = f / scale[:, None, None]
-    gram = bmm(f, f.mT) if f.shape[1] <= f.shape[2] else bmm(f.mT, f)
-    eig = eigvalsh(gram).flip(-1).clamp_min(0)
+    eig = eigvalsh(gram(f)).flip(-1).clamp_min(0)
     return eig.sqrt() * scale[:, None]
 
 
