@@ -3,20 +3,24 @@
   (a) naive   for each network: build it alone (`build_features` of one row), `torch.linalg.matrix_rank`
               (float32 SVD); one process, on torch's default threads or on one thread, whichever is faster
               on the first 200 rows (on a shared CPU, idle-spinning threads can make the default slower)
-  (b) ours    `run_study` on the CPU with one worker process per core, as `rankstudy sample` runs it
-              (process start-up included); its wall time and peak memory (all processes) are printed too
   (b1) ours   `analyze` in this process on one thread: build + float64 Gram + eigen-solve + every metric
   (c) floor   the bare linear algebra of (b1) on the same feature matrices (built beforehand, untimed):
               float64 conversion, Gram product and `torch.linalg.eigvalsh`, one batched call each per shape,
               on one thread
+  (b) ours    `rankstudy sample` (the CLI, a subprocess) on the CPU with one worker process per core, writing
+              its table to a temporary directory; its wall time and peak memory (PSS summed over its processes)
+(a), (b1) and (c) run interleaved, study chunk by study chunk (the chunks `run_study` uses, so batches are
+the same), so that load from other jobs on a shared machine hits them alike; (b) runs after them.
 Goals (issue #14): a/b ≥ 4 on the default 10k study, b1/c ≤ 1.5 (b1 and c use the same single core).
-On a shared machine the seconds are noisy; the ratios are what each run reports.
 
-    python benchmarks/bench_rank.py               # the default 10k study, seed 0 (several minutes)
-    python benchmarks/bench_rank.py --n 2000      # a quicker reading on the first 2,000 rows' configs
+    python benchmarks/bench_rank.py               # the default 10k study, seed 0 (15–30 minutes on 2 cores)
+    python benchmarks/bench_rank.py --n 2000      # a quicker reading on a 2,000-row study
 """
 import argparse
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rankstudy import StudyConfig, analyze, build_features, run_study, sample_networks
+from rankstudy.study import plan_chunks
 from rankstudy.batched import single_thread
 from rankstudy.sampling import SHAPE_COLUMNS
 
@@ -38,31 +43,34 @@ def timed(fn, *args, **kwargs) -> float:
 
 
 class PeakMemory:
-    """Samples the summed resident memory of this process and its descendants (Linux /proc) while open."""
+    """Samples the summed memory (PSS) of process `root` and its descendants (Linux /proc) while open."""
 
-    def __init__(self, interval: float = 0.1):
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+    def __init__(self, root: int, interval: float = 0.1):
+        self.root, self.interval, self.peak, self._stop = root, interval, 0, threading.Event()
 
-    @staticmethod
-    def _tree_rss() -> int:
+    def _tree_rss(self) -> int:
         children: dict[int, list[int]] = {}
-        rss: dict[int, int] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                pid = int(stat.parent.name)
                 ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-                status = (stat.parent / "status").read_text()
             except (OSError, ValueError, IndexError):
                 continue
-            children.setdefault(ppid, []).append(pid)
-            rss[pid] = next((int(line.split()[1]) * 1024 for line in status.splitlines()
-                             if line.startswith("VmRSS:")), 0)
-        total, todo = 0, [os.getpid()]
+            children.setdefault(ppid, []).append(int(stat.parent.name))
+        total, todo = 0, [self.root]
         while todo:
             pid = todo.pop()
-            total += rss.get(pid, 0)
+            total += self._pss(pid)
             todo += children.get(pid, [])
         return total
+
+    @staticmethod
+    def _pss(pid: int) -> int:
+        """Proportional set size: shared library pages count once across the processes, not once each."""
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            return 0
+        return next((int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:")), 0)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -80,15 +88,14 @@ class PeakMemory:
 
 
 def naive(frames: list) -> None:
-    for frame in tqdm(frames, desc="(a) naive", leave=False, unit="net"):
+    for frame in frames:
         torch.linalg.matrix_rank(build_features(frame)[0])
 
 
-def floor_and_batches(rows) -> float:
+def floor(rows) -> float:
     """Returns the seconds of the bare float64 Gram + eigen-solve on every row's features (one thread)."""
     total = 0.0
-    groups = list(rows.groupby(list(SHAPE_COLUMNS)))
-    for _, group in tqdm(groups, desc="(c) floor", leave=False, unit="shape"):
+    for _, group in rows.groupby(list(SHAPE_COLUMNS)):
         first = group.iloc[0]
         per_batch = max(1, FLOOR_BATCH_ELEMENTS // int(first.d_out * first.n_samples))
         for start in range(0, len(group), per_batch):
@@ -100,6 +107,18 @@ def floor_and_batches(rows) -> float:
                 torch.linalg.eigvalsh(gram)
                 total += time.perf_counter() - t0
     return total
+
+
+def cli_study(n: int, seed: int, workers: int) -> tuple[float, int]:
+    """Returns the wall time and peak memory (bytes, all processes) of `rankstudy sample` on the CPU."""
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "rankstudy", "sample", "--n", str(n), "--seed", str(seed),
+                                 "--device", "cpu", "--workers", str(workers), "--quiet", "--out", out])
+        with PeakMemory(proc.pid) as mem:
+            if proc.wait() != 0:
+                raise SystemExit(f"rankstudy sample failed with exit code {proc.returncode}")
+        return time.perf_counter() - start, mem.peak
 
 
 def main() -> None:
@@ -114,26 +133,30 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, {os.cpu_count()} cores")
     analyze(rows.head(50), torch.device("cpu"))  # warm-up
 
-    frames = [rows.iloc[i:i + 1] for i in range(len(rows))]
+    frames = [rows.iloc[i:i + 1] for i in range(min(200, len(rows)))]
     default_threads = torch.get_num_threads()
     with single_thread():
         one = timed(naive, frames[:200])
     naive_threads = 1 if one < timed(naive, frames[:200]) else default_threads
-    torch.set_num_threads(naive_threads)
-    t_naive = timed(naive, frames)
-    torch.set_num_threads(default_threads)
-    with PeakMemory() as mem:
-        t_ours = timed(run_study, config, "cpu", None, workers=workers, progress=False)
-    with single_thread():
-        t_one = timed(analyze, rows, torch.device("cpu"))
-    t_floor = floor_and_batches(rows)
 
-    print(f"(a)  naive loop, 1 process, {naive_threads} thread(s):         {t_naive:8.1f} s")
-    print(f"(b)  run_study, {workers} worker processes:           {t_ours:8.1f} s   peak memory {mem.peak / 2**30:.2f} GiB")
+    t_naive = t_one = t_floor = 0.0
+    by_id = rows.set_index("id", drop=False)
+    for chunk in tqdm(plan_chunks(rows), desc="(a), (b1), (c) by chunk", unit="chunk"):
+        part = by_id.loc[chunk].reset_index(drop=True)
+        torch.set_num_threads(naive_threads)
+        t_naive += timed(naive, [part.iloc[i:i + 1] for i in range(len(part))])
+        torch.set_num_threads(default_threads)
+        with single_thread():
+            t_one += timed(analyze, part, torch.device("cpu"))
+        t_floor += floor(part)
+    t_ours, peak = cli_study(args.n, args.seed, workers)
+
+    print(f"(a)  naive loop, 1 process, {naive_threads} thread(s):        {t_naive:8.1f} s")
     print(f"(b1) analyze, 1 process, 1 thread:              {t_one:8.1f} s")
     print(f"(c)  floor: float64 Gram + eigvalsh, 1 thread:  {t_floor:8.1f} s")
+    print(f"(b)  rankstudy sample, {workers} worker processes:   {t_ours:8.1f} s   peak memory {peak / 2**30:.2f} GiB")
     print(f"a/b  = {t_naive / t_ours:5.2f}   (goal ≥ 4)")
-    print(f"a/b1 = {t_naive / t_one:5.2f}   (one core against the naive loop on all cores)")
+    print(f"a/b1 = {t_naive / t_one:5.2f}   (naive loop and analyze, one core each)")
     print(f"b1/c = {t_one / t_floor:5.2f}   (goal ≤ 1.5)")
     if torch.cuda.is_available():
         run_study(StudyConfig(n=200, seed=args.seed), "cuda", progress=False)  # warm-up

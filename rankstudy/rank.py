@@ -5,6 +5,21 @@ smaller Gram matrix computed in float64. The numerical rank uses `torch.linalg.m
 float32 data, σ > σ_max · max(m, n) · eps_float32, whatever precision the computation uses: a float64
 tolerance would count the float32 rounding noise of the features as rank. In float64 the Gram matrix
 resolves singular values down to ~1e-8 σ_max, well under that tolerance (≥ 1.2e-7 σ_max · max(m, n)).
+
+Why not a float32 first pass: on 1,000 default rows (one thread) a float32 Gram + eigen-solve took 0.57×
+the time of the float64 one, but its eigenvalue error bound, ~n · eps_float32 · σ_max², resolves singular
+values only down to ~sqrt(n · eps_float32) · σ_max (≈ 9e-3 σ_max at n = 640), far above the float32 rank
+tolerance (≤ 1.5e-4 σ_max): it could certify no matrix with a singular value in between, which includes
+every rank-deficient and every square random feature matrix (σ_min ~ σ_max / n), and the effective rank
+and nuclear norm need those small singular values to float64 accuracy anyway. So every row is solved once,
+in float64.
+
+Determinism: a batch's metrics come from a few tensor calls, and each row's values depend on that row only,
+bit for bit, on the CPU: the per-matrix products and eigen-solves of `rankstudy.batched`, sums by a fixed
+tree of IEEE additions (`_pairwise_sum`) and log/exp on rows padded to `batched.ROW_ALIGN`. No weaker
+guarantee (such as 1e-12 relative) is needed on the CPU. On CUDA the same code runs as batched calls; its
+floats differ from the CPU's in the last bits, its ranks are compared with the CPU's by
+benchmarks/gpu_check.sh.
 """
 import torch
 
