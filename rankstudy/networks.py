@@ -99,7 +99,8 @@ _BN_SAFE = 2.0**40
 def _batch_norm(z: torch.Tensor) -> torch.Tensor:
     """Returns batch norm (no affine, eps 1e-5) of (B, C, N) pre-activations over each channel's N samples."""
     b, c, n = z.shape
-    safe = z.abs().flatten(1).amax(dim=1) < _BN_SAFE   # per network, so a row's path never depends on its batch
+    low, high = torch.aminmax(z.flatten(1), dim=1)   # per network, so a row's path never depends on its batch
+    safe = (high < _BN_SAFE) & (low > -_BN_SAFE)
     if bool(safe.all()):
         return F.batch_norm(z.reshape(1, b * c, n), None, None, training=True, eps=BN_EPS).view(b, c, n)
     out = torch.empty_like(z)
@@ -183,7 +184,7 @@ def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Ten
         out = ops.norm(bmm(project, h))
         c_in = z.shape[1]
         if out.shape[1] >= c_in:  # ReXNet's partial residual: input added to the first c_in channels
-            out = torch.cat([out[:, :c_in] + z, out[:, c_in:]], dim=1)
+            out[:, :c_in] += z
         z = out
     return z
 
