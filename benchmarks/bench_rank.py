@@ -1,29 +1,39 @@
-"""Benchmark of the rank analyzer on 1,000 configurations of the default study, in one run.
+"""Benchmark of the rank analyzer on the default study, in one run: ratios, measured side by side.
 
-Pipeline (build the networks + measure):
-  (a) naive:  build each network alone, then torch.linalg.matrix_rank (float32 SVD) one at a time
-  (b) ours:   rankstudy.analyze: batched build + every metric (exact float32-tolerance ranks), one process
-Rank part only (on the same, prebuilt features):
-  (b') ours:  rankstudy.rank_metrics (float64 Gram + eigenvalues + all metrics)
-  (c) floor:  torch.linalg.eigvalsh alone on the same float64 Gram matrices — the faster of one batched
-      call per shape (default threads) and one matrix at a time on one thread; float32 shown too
-Prints seconds and ratios, overall and per size band of d_out (< 128, 128–512, > 512), then the
-full `run_study` with one worker process per core (and on CUDA, where there is one).
+  (a) naive   for each network: build it alone (`build_features` of one row), `torch.linalg.matrix_rank`
+              (float32 SVD); one process on one thread, like (b1): on a shared CPU torch's default threads
+              spin idle and made this loop 4× slower in one run, which no ratio should count in our favour
+  (b1) ours   `analyze` in this process on one thread: build + float64 Gram + eigen-solve + every metric
+  (c) floor   the bare linear algebra of (b1) on the same feature matrices (built beforehand, untimed):
+              float64 conversion, Gram product and `torch.linalg.eigvalsh`, one batched call each per shape,
+              on one thread
+  (b) ours    `rankstudy sample` (the CLI, a subprocess) on the CPU with one worker process per core, writing
+              its table to a temporary directory; its wall time and peak memory (PSS summed over its processes)
+(a), (b1) and (c) run interleaved, study chunk by study chunk (the chunks `run_study` uses, so batches are
+the same), so that load from other jobs on a shared machine hits them alike; (b) runs after them.
+Goals (issue #14): a/b ≥ 4 on the default 10k study, b1/c ≤ 1.5 (b1 and c use the same single core).
 
-    python benchmarks/bench_rank.py [--n 1000] [--seed 0]
+    python benchmarks/bench_rank.py               # the default 10k study, seed 0 (4–30 minutes on 2 shared cores)
+    python benchmarks/bench_rank.py --n 2000      # a quicker reading on a 2,000-row study
 """
 import argparse
 import os
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+from pathlib import Path
 
-import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
-from rankstudy import StudyConfig, analyze, build_features, rank_metrics, rebuild_features, run_study, sample_networks
+from rankstudy import StudyConfig, analyze, build_features, run_study, sample_networks
+from rankstudy.study import plan_chunks
 from rankstudy.batched import single_thread
 from rankstudy.sampling import SHAPE_COLUMNS
 
-BANDS = [("d_out < 128", 0, 128), ("128–512", 128, 513), ("> 512", 513, 10**9)]
+FLOOR_BATCH_ELEMENTS = 2**24  # features per floor batch (elements), to bound memory
 
 
 def timed(fn, *args, **kwargs) -> float:
@@ -32,62 +42,119 @@ def timed(fn, *args, **kwargs) -> float:
     return time.perf_counter() - start
 
 
-def naive(rows: pd.DataFrame) -> None:
-    for _, row in rows.iterrows():
-        torch.linalg.matrix_rank(rebuild_features(row))
+class PeakMemory:
+    """Samples the summed memory (PSS) of process `root` and its descendants (Linux /proc) while open."""
+
+    def __init__(self, root: int, interval: float = 0.1):
+        self.root, self.interval, self.peak, self._stop = root, interval, 0, threading.Event()
+
+    def _tree_rss(self) -> int:
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(stat.parent.name))
+        total, todo = 0, [self.root]
+        while todo:
+            pid = todo.pop()
+            total += self._pss(pid)
+            todo += children.get(pid, [])
+        return total
+
+    @staticmethod
+    def _pss(pid: int) -> int:
+        """Proportional set size: shared library pages count once across the processes, not once each."""
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            return 0
+        return next((int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self._tree_rss())
+
+    def __enter__(self) -> "PeakMemory":
+        self.peak = self._tree_rss()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
-def eig_floor(grams: list[torch.Tensor]) -> float:
-    batched = timed(lambda: [torch.linalg.eigvalsh(g) for g in grams])
-    with single_thread():
-        one_by_one = timed(lambda: [torch.linalg.eigvalsh(m.clone()) for g in grams for m in g])
-    return min(batched, one_by_one)
+def naive(frames: list) -> None:
+    for frame in frames:
+        torch.linalg.matrix_rank(build_features(frame)[0])
 
 
-def band_times(rows: pd.DataFrame) -> list[float]:
-    features = [build_features(g) for _, g in rows.groupby(list(SHAPE_COLUMNS))]
-    grams = {dt: [f.to(dt) @ f.to(dt).mT if f.shape[1] <= f.shape[2] else f.to(dt).mT @ f.to(dt) for f in features]
-             for dt in (torch.float64, torch.float32)}
-    return [timed(naive, rows), timed(analyze, rows, torch.device("cpu")),
-            timed(lambda: [rank_metrics(f) for f in features]),
-            eig_floor(grams[torch.float64]), eig_floor(grams[torch.float32])]
+def floor(rows) -> float:
+    """Returns the seconds of the bare float64 Gram + eigen-solve on every row's features (one thread)."""
+    total = 0.0
+    for _, group in rows.groupby(list(SHAPE_COLUMNS)):
+        first = group.iloc[0]
+        per_batch = max(1, FLOOR_BATCH_ELEMENTS // int(first.d_out * first.n_samples))
+        for start in range(0, len(group), per_batch):
+            f = build_features(group.iloc[start:start + per_batch])
+            with single_thread():
+                t0 = time.perf_counter()
+                f64 = f.to(torch.float64)
+                gram = f64 @ f64.mT if f.shape[1] <= f.shape[2] else f64.mT @ f64
+                torch.linalg.eigvalsh(gram)
+                total += time.perf_counter() - t0
+    return total
+
+
+def cli_study(n: int, seed: int, workers: int) -> tuple[float, int]:
+    """Returns the wall time and peak memory (bytes, all processes) of `rankstudy sample` on the CPU."""
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "rankstudy", "sample", "--n", str(n), "--seed", str(seed),
+                                 "--device", "cpu", "--workers", str(workers), "--quiet", "--out", out])
+        with PeakMemory(proc.pid) as mem:
+            if proc.wait() != 0:
+                raise SystemExit(f"rankstudy sample failed with exit code {proc.returncode}")
+        return time.perf_counter() - start, mem.peak
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--n", type=int, default=StudyConfig().n, help="rows of the default study (default 10000)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    rows = sample_networks(StudyConfig(n=args.n, seed=args.seed))
+    config = StudyConfig(n=args.n, seed=args.seed)
+    rows = sample_networks(config)
+    workers = os.cpu_count() or 1
     print(f"{len(rows)} configs of the default study (seed {args.seed}); torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} cores")
-    analyze(rows.head(20), torch.device("cpu"))  # warm-up
+    analyze(rows.head(50), torch.device("cpu"))  # warm-up
 
-    print(f"{'band':<13}{'rows':>6}{'(a) naive':>11}{'(b) ours':>10}{'a/b':>7}   |{'(b′) rank':>11}"
-          f"{'(c) eig64':>11}{'b′/c':>7}{'eig32':>8}{'b′/eig32':>10}")
-    totals = [0.0] * 5
+    t_naive = t_one = t_floor = 0.0
+    by_id = rows.set_index("id", drop=False)
+    for chunk in tqdm(plan_chunks(rows), desc="(a), (b1), (c) by chunk", unit="chunk"):
+        part = by_id.loc[chunk].reset_index(drop=True)
+        frames = [part.iloc[i:i + 1] for i in range(len(part))]
+        with single_thread():
+            t_naive += timed(naive, frames)
+            t_one += timed(analyze, part, torch.device("cpu"))
+        t_floor += floor(part)
+    t_ours, peak = cli_study(args.n, args.seed, workers)
 
-    def line(name: str, n: int, t: list[float]) -> None:
-        print(f"{name:<13}{n:>6}{t[0]:>10.2f}s{t[1]:>9.2f}s{t[0] / t[1]:>7.2f}   |{t[2]:>10.2f}s"
-              f"{t[3]:>10.2f}s{t[2] / t[3]:>7.2f}{t[4]:>7.2f}s{t[2] / t[4]:>10.2f}")
-
-    for name, lo, hi in BANDS:
-        band = rows[(rows.d_out >= lo) & (rows.d_out < hi)]
-        if not band.empty:
-            t = band_times(band)
-            totals = [a + b for a, b in zip(totals, t)]
-            line(name, len(band), t)
-    line("overall", len(rows), totals)
-
-    workers = os.cpu_count() or 1
-    b2 = timed(run_study, StudyConfig(n=args.n, seed=args.seed), "cpu", None, workers=workers, chunk_rows=100,
-               progress=False)
-    print(f"run_study, {workers} worker processes (incl. start-up): {b2:.2f}s → (a)/this = {totals[0] / b2:.2f}")
+    print(f"(a)  naive loop, 1 process, 1 thread:           {t_naive:8.1f} s")
+    print(f"(b1) analyze, 1 process, 1 thread:              {t_one:8.1f} s")
+    print(f"(c)  floor: float64 Gram + eigvalsh, 1 thread:  {t_floor:8.1f} s")
+    print(f"(b)  rankstudy sample, {workers} worker processes:   {t_ours:8.1f} s   peak memory {peak / 2**30:.2f} GiB")
+    print(f"a/b  = {t_naive / t_ours:5.2f}   (goal ≥ 4; naive loop on one core, the study on all)")
+    print(f"a/b1 = {t_naive / t_one:5.2f}   (naive loop and analyze, one core each)")
+    print(f"b1/c = {t_one / t_floor:5.2f}   (goal ≤ 1.5)")
     if torch.cuda.is_available():
-        cfg = StudyConfig(n=args.n, seed=args.seed)
-        run_study(cfg, device="cuda", progress=False)  # warm-up
-        g = timed(run_study, cfg, "cuda", None, progress=False)
-        print(f"run_study on {torch.cuda.get_device_name()}: {g:.2f}s → (a)/this = {totals[0] / g:.1f}")
+        run_study(StudyConfig(n=200, seed=args.seed), "cuda", progress=False)  # warm-up
+        t_gpu = timed(run_study, config, "cuda", None, progress=False)
+        print(f"run_study on {torch.cuda.get_device_name()}: {t_gpu:.1f} s → a/this = {t_naive / t_gpu:.1f}")
 
 
 if __name__ == "__main__":

@@ -2,15 +2,20 @@
 
 Each row's input and weights are drawn on the CPU from a generator seeded with the row's own seed, in a
 fixed order (input, then each layer's weights), so a row's features never depend on which rows share its
-batch; the forward pass then runs on any device.
+batch (drawing is ~5% of a CPU study). The forward pass then runs on any device, a few tensor calls per
+layer for the whole batch: a 1×1 conv is a per-network product (`batched.bmm`), a 3×3 depthwise conv one
+grouped conv (`_depthwise`), a full 3×3 conv (weight (d_out, d_in, 3, 3)) im2col plus a product
+(`_conv3x3`), and each nonlinearity and batch norm one call per run of rows that share it (`_RowOps`).
+On the CPU every row's features are bit-identical to that row built alone (tests/rankstudy/test_networks.py).
 """
 import math
+from types import SimpleNamespace
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .batched import bmm, single_thread
+from .batched import bmm, ieee_float32, rowwise, single_thread
 from .inputs import draw_correlated, draw_patches
 from .nonlinearities import get_nonlinearity
 from .sampling import SHAPE_COLUMNS, stack_widths
@@ -69,85 +74,110 @@ def _draw_row(row) -> tuple[torch.Tensor, list[torch.Tensor]]:
 def _depthwise(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
     """3×3 depthwise conv (zero padding) of (B, C, n_img·S·S) features with (B, C, 9) weights.
 
-    One conv call per network (its own allocation), so that a row's result never depends on its batch.
+    One grouped conv in which every (network, channel, image) map is its own group: no transpose or copy of
+    the features, and each map's result depends only on that map and its 9 weights (checked in the tests
+    against one network at a time).
     """
     b, c, n = z.shape
-    if z.device.type != "cpu":
-        maps = z.view(b * c, -1, spatial, spatial).transpose(0, 1)
-        out = F.conv2d(maps, w.reshape(b * c, 1, 3, 3), padding=1, groups=b * c)
-        return out.transpose(0, 1).reshape(b, c, n)
-    return torch.stack([
-        F.conv2d(zi.view(c, -1, spatial, spatial).transpose(0, 1).contiguous(), wi.reshape(c, 1, 3, 3).clone(),
-                 padding=1, groups=c).transpose(0, 1).reshape(c, n)
-        for zi, wi in zip(z, w)])
+    n_img = n // (spatial * spatial)
+    maps = z.reshape(1, b * c * n_img, spatial, spatial)
+    taps = w.reshape(b * c, 1, 1, 3, 3).expand(b * c, n_img, 1, 3, 3).reshape(b * c * n_img, 1, 3, 3)
+    return F.conv2d(maps, taps, padding=1, groups=b * c * n_img).reshape(b, c, n)
 
 
-def _conv3x3(w: torch.Tensor, z: torch.Tensor, spatial: int, grouped: bool | None = None) -> torch.Tensor:
-    """Full 3×3 conv (zero padding) of (B, C_in, n_img·S·S) features with (B, C_out, C_in·9) weights.
+def _conv3x3(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
+    """Full 3×3 conv (zero padding) of (B, C_in, n_img·S·S) features with (B, C_out, C_in·3·3) weights.
 
-    As in `_depthwise`, one conv call per network on the CPU, so a row's result never depends on its batch;
-    off the CPU (or with `grouped`) one grouped conv over the whole batch.
+    Written as im2col (`F.unfold`, an exact copy) and one product per network (`batched.bmm`): a conv grouped
+    over the batch gives a network different last bits than the same conv alone (measured here on the CPU:
+    24×6 channels, batches of 2 and 5), the product does not.
     """
     b, c, n = z.shape
-    c_out = w.shape[1]
-    if grouped if grouped is not None else z.device.type != "cpu":
-        maps = z.reshape(b * c, -1, spatial, spatial).transpose(0, 1)
-        out = F.conv2d(maps, w.reshape(b * c_out, c, 3, 3), padding=1, groups=b)
-        return out.transpose(0, 1).reshape(b, c_out, n)
-    return torch.stack([
-        F.conv2d(zi.reshape(c, -1, spatial, spatial).transpose(0, 1).contiguous(), wi.reshape(c_out, c, 3, 3).clone(),
-                 padding=1).transpose(0, 1).reshape(c_out, n)
-        for zi, wi in zip(z, w)])
+    maps = z.reshape(b * c, -1, spatial, spatial).transpose(0, 1)                  # (n_img, B·C, S, S)
+    cols = F.unfold(maps, 3, padding=1).view(-1, b, c * 9, spatial * spatial)     # (n_img, B, C·9, S·S)
+    cols = cols.permute(1, 2, 0, 3).reshape(b, c * 9, n)
+    return bmm(w.reshape(b, w.shape[1], c * 9), cols)
+
+
+# Rows whose pre-activations stay under this magnitude use torch's fused batch norm directly: its sums
+# of squares cannot overflow float32 (N · (2·2**40)**2 ≪ 3.4e38). Larger ones (unit-variance weights in deep
+# stacks without norm upstream) are first scaled per channel.
+_BN_SAFE = 2.0**40
 
 
 def _batch_norm(z: torch.Tensor) -> torch.Tensor:
-    """Returns batch norm (no affine) of one network's (C, N) pre-activations over its N samples."""
-    # Scaled first so that the variance of huge pre-activations (unit-variance weights, deep stacks)
-    # cannot overflow float32; batch norm is invariant to this per-channel scale.
+    """Returns batch norm (no affine, eps 1e-5) of (B, C, N) pre-activations over each channel's N samples."""
+    b, c, n = z.shape
+    low, high = torch.aminmax(z.flatten(1), dim=1)   # per network, so a row's path never depends on its batch
+    safe = (high < _BN_SAFE) & (low > -_BN_SAFE)
+    if bool(safe.all()):
+        return F.batch_norm(z.reshape(1, b * c, n), None, None, training=True, eps=BN_EPS).view(b, c, n)
+    out = torch.empty_like(z)
+    for rows, fn in ((safe, _batch_norm), (~safe, _scaled_batch_norm)):
+        idx = torch.nonzero(rows).flatten()
+        if len(idx):
+            out.index_copy_(0, idx, fn(z.index_select(0, idx)))
+    return out
+
+
+def _scaled_batch_norm(z: torch.Tensor) -> torch.Tensor:
+    # Scaled first so that the variance of huge pre-activations cannot overflow float32; batch norm is
+    # invariant to this per-channel scale, which the eps term compensates.
     scale = z.abs().amax(dim=-1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
     z = z / scale
     var, mean = torch.var_mean(z, dim=-1, unbiased=False, keepdim=True)
     return (z - mean) / torch.sqrt(var + BN_EPS / scale**2)
 
 
+def _runs(values) -> list[tuple[int, int, object]]:
+    """Returns (start, stop, value) of each run of equal consecutive values."""
+    runs, start = [], 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            runs.append((start, i, values[start]))
+            start = i
+    return runs
+
+
 class _RowOps:
-    """Per-row nonlinearity and normalisation for a batch whose rows may differ in both."""
+    """Per-row nonlinearity and normalisation for a batch whose rows may differ in both.
 
-    def __init__(self, rows: pd.DataFrame):
-        self.fns = [get_nonlinearity(name) for name in rows.nonlinearity]
-        self.bn = (rows.norm == "bn").tolist()
+    One call per run of consecutive rows with the same function (`analyze` sorts each batch by norm and
+    nonlinearity, so a batch has a few runs), never one per row.
+    """
 
-    def _per_row(self, z: torch.Tensor, fns) -> torch.Tensor:
-        # One call per network: an elementwise kernel's vectorised body and scalar tail differ in the last
-        # bit for exp-based functions, and where a row's values fall relative to the tail depends on the batch.
-        return torch.stack([fn(z[i]) if fn is not None else z[i] for i, fn in enumerate(fns)])
+    def __init__(self, nonlinearities, norms):
+        self.fns = [(a, b, get_nonlinearity(name)) for a, b, name in _runs(list(nonlinearities))]
+        self.norms = _runs([n == "bn" for n in norms])
 
     def norm(self, z: torch.Tensor) -> torch.Tensor:
-        if not any(self.bn):
-            return z
-        return self._per_row(z, [_batch_norm if bn else None for bn in self.bn])
+        parts = [_batch_norm(z[a:b]) if bn else z[a:b] for a, b, bn in self.norms]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def act(self, z: torch.Tensor) -> torch.Tensor:
-        return self._per_row(z, self.fns)
+        parts = [rowwise(fn, z[a:b]) for a, b, fn in self.fns]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def build_features(rows: pd.DataFrame, device: str | torch.device = "cpu") -> torch.Tensor:
     """Returns the float32 features (B, d_out, N) of rows that share all SHAPE_COLUMNS, on `device`.
 
-    On the CPU it runs on one thread so that the features do not depend on the thread count.
+    On the CPU it runs on one thread so that the features do not depend on the thread count; on CUDA in
+    IEEE float32 (no TF32).
     """
-    with single_thread():
+    with single_thread(), ieee_float32():
         return _build_features(rows, device)
 
 
 def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Tensor:
-    first = rows.iloc[0]
-    assert all((rows[c] == first[c]).all() for c in SHAPE_COLUMNS), "rows must share one shape"
-    device = torch.device(device)
-    drawn = [_draw_row(r) for r in rows.itertuples(index=False)]
+    columns = {c: rows[c].to_numpy() for c in rows.columns}  # plain arrays: pandas rows cost ~10 µs a field
+    assert all((columns[c] == columns[c][0]).all() for c in SHAPE_COLUMNS), "rows must share one shape"
+    records = [SimpleNamespace(**{c: v[i] for c, v in columns.items()}) for i in range(len(rows))]
+    first, device = records[0], torch.device(device)
+    drawn = [_draw_row(r) for r in records]
     x = torch.stack([d[0] for d in drawn]).to(device)
     weights = [torch.stack([d[1][i] for d in drawn]).to(device) for i in range(len(drawn[0][1]))]
-    ops, layers, spatial = _RowOps(rows), _layer_shapes(first), int(first.spatial)
+    ops, layers, spatial = _RowOps(columns["nonlinearity"], columns["norm"]), _layer_shapes(first), int(first.spatial)
 
     if first.kind == "conv3x3":
         return ops.act(ops.norm(_conv3x3(weights[0], x, spatial)))
@@ -166,7 +196,7 @@ def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Ten
         out = ops.norm(bmm(project, h))
         c_in = z.shape[1]
         if out.shape[1] >= c_in:  # ReXNet's partial residual: input added to the first c_in channels
-            out = torch.cat([out[:, :c_in] + z, out[:, c_in:]], dim=1)
+            out[:, :c_in] += z
         z = out
     return z
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from rankstudy import StudyConfig, build_features, rank_metrics, rebuild_features, sample_networks
-from rankstudy.networks import _draw_row
+from rankstudy.networks import _conv3x3, _draw_row
 from rankstudy.sampling import SHAPE_COLUMNS, stack_widths
 
 
@@ -96,13 +96,6 @@ def test_conv3x3_matches_conv2d(table):
         torch.testing.assert_close(rebuild_features(row), ref, rtol=1e-4, atol=1e-4)
 
 
-def test_conv3x3_grouped_batch_path_matches_per_network_path():
-    from rankstudy.networks import _conv3x3
-    gen = torch.Generator().manual_seed(0)
-    z, w = torch.randn((3, 5, 2 * 16), generator=gen), torch.randn((3, 7, 5 * 9), generator=gen)
-    torch.testing.assert_close(_conv3x3(w, z, 4, grouped=True), _conv3x3(w, z, 4, grouped=False))
-
-
 def test_depthwise_matches_conv2d(table):
     for norm in ("none", "bn"):
         row = one_row(table, kind="depthwise", norm=norm)
@@ -139,3 +132,32 @@ def test_blocks_match_nn_reference(table, kind):
         ref = z.transpose(0, 1).reshape(row.d_out, -1)
         got = rebuild_features(row)
         torch.testing.assert_close(got, ref, rtol=1e-3, atol=1e-3 * ref.abs().max().item())
+
+
+def test_conv3x3_matches_conv2d_and_does_not_depend_on_its_batch():
+    # the primitive a full 3×3 conv layer (weight (d_out, d_in, 3, 3)) is built with
+    gen = torch.Generator().manual_seed(1)
+    for b, c_in, c_out, n_img, s in [(3, 6, 24, 3, 8), (4, 5, 7, 2, 4), (2, 3, 5, 1, 8)]:
+        x = torch.randn(b, c_in, n_img * s * s, generator=gen)
+        w = torch.randn(b, c_out, c_in, 3, 3, generator=gen)
+        out = _conv3x3(w, x, s)
+        for i in range(b):
+            ref = F.conv2d(to_maps(x[i], s), w[i], padding=1).transpose(0, 1).reshape(c_out, -1)
+            torch.testing.assert_close(out[i], ref, rtol=1e-5, atol=1e-5)
+            assert torch.equal(out[i], _conv3x3(w[i:i + 1].clone(), x[i:i + 1].clone(), s)[0])
+
+
+def test_default_shapes_do_not_depend_on_the_batch():
+    # Default-study shapes (odd N for linear rows, 8×8 maps) in batches mixing nonlinearities and norms.
+    table = sample_networks(StudyConfig(n=1500, d_in=(8, 16), ratio_max=5.0))
+    checked = {kind: 0 for kind in table.kind.unique()}
+    for _, group in table.groupby(list(SHAPE_COLUMNS)):
+        kind = group.kind.iloc[0]
+        if checked[kind] == 3 or len(group) < 3 or group.nonlinearity.nunique() < 2 or group.norm.nunique() < 2:
+            continue
+        batch = group.sort_values(["norm", "nonlinearity", "id"]).head(8)
+        together = build_features(batch)
+        for i in range(len(batch)):
+            assert torch.equal(together[i], rebuild_features(batch.iloc[i])), batch.iloc[i].to_dict()
+        checked[kind] += 1
+    assert set(checked.values()) == {3}, checked

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from rankstudy import StudyError, rank_metrics, singular_values
-from rankstudy.rank import EPS_FLOAT32, metric_columns, rtol_column
+from rankstudy.batched import bmm, gram
+from rankstudy.rank import EPS_FLOAT32, metric_columns, metrics_from_singular_values, rtol_column
 
 gen = torch.Generator().manual_seed(0)
 
@@ -90,13 +91,37 @@ def test_effective_rank_of_equal_singular_values_is_their_count():
     assert math.isclose(got["stable_rank"].item(), 12.0, rel_tol=1e-6)
 
 
-def test_batched_equals_one_at_a_time():
-    f = torch.randn(6, 30, 45, generator=gen)
+# Shapes whose slices of a batch are not 64-byte aligned; each once broke bit-identity (see rankstudy.batched).
+@pytest.mark.parametrize("b,m,n", [(6, 30, 45), (5, 7, 13), (3, 73, 73), (4, 33, 401), (3, 45, 30), (9, 13, 5)])
+def test_batched_equals_one_at_a_time(b, m, n):
+    f = torch.randn(b, m, n, generator=gen)
+    f[1] = known_rank(m, n, max(1, min(m, n) // 3))[0]  # a rank-deficient member: tiny singular values
     batched = rank_metrics(f)
-    for i in range(6):
+    for i in range(b):
         single = rank_metrics(f[i])
         for key in batched:
             assert torch.equal(batched[key][i], single[key][0]), key
+
+
+@pytest.mark.parametrize("m,k,n", [(7, 13, 7), (33, 401, 33), (13, 7, 13)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batched_products_equal_lone_products(m, k, n, dtype):
+    a = torch.randn(5, m, k, generator=gen, dtype=dtype)
+    b = torch.randn(5, k, n, generator=gen, dtype=dtype)
+    out, grams = bmm(a, b), gram(a)
+    for i in range(5):
+        assert torch.equal(out[i], a[i].clone() @ b[i].clone())
+        assert torch.equal(grams[i], gram(a[i].clone()[None])[0])
+
+
+def test_metrics_are_batch_independent_for_every_size_up_to_70():
+    # every padding remainder of the pairwise sums and of the rowwise log/exp
+    for m in range(1, 71):
+        f = torch.randn(3, m, m + 3, generator=gen)
+        batched = metrics_from_singular_values(singular_values(f), (m, m + 3))
+        for i in range(3):
+            single = metrics_from_singular_values(singular_values(f[i]), (m, m + 3))
+            assert all(torch.equal(batched[k][i], single[k][0]) for k in batched), m
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
