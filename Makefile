@@ -21,9 +21,9 @@ system-data:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then \
 		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
 		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) || \
-		echo "note: dataset-fashion-mnist not installed; its test will be skipped"; fi
+		echo "note: dataset-fashion-mnist not installed; the fmnist inputs of the rank study and its real-data test need it"; fi
 
-run: $(STAMP)
+run: $(STAMP) system-data
 	$(BIN)/python experiments/main_study.py
 
 test: $(STAMP) system-data
