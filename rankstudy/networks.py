@@ -108,6 +108,8 @@ _BN_SAFE = 2.0**40
 def _batch_norm(z: torch.Tensor) -> torch.Tensor:
     """Returns batch norm (no affine, eps 1e-5) of (B, C, N) pre-activations over each channel's N samples."""
     b, c, n = z.shape
+    if n == 1:  # one sample: F.batch_norm refuses it; the variance is 0 and every output 0 either way
+        return _scaled_batch_norm(z)
     low, high = torch.aminmax(z.flatten(1), dim=1)   # per network, so a row's path never depends on its batch
     safe = (high < _BN_SAFE) & (low > -_BN_SAFE)
     if bool(safe.all()):
