@@ -305,12 +305,7 @@ def row_path(out: Path, config_id: int, seed: int) -> Path:
 def _prepare(out: Path, cfg: ChannelStudyConfig, in_chans: int, num_classes: int, progress: bool,
              workers: int, scheduler: str | None) -> pd.DataFrame:
     """Returns the schedules of the study in `out`: sampled and stored on the first run, read back on a resume."""
-    try:
-        (out / ROWS).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        raise StudyError(f"cannot write to --out {out} ({exc.strerror}); choose a writable directory") from None
+    store.prepare_out_dir(out, ROWS)
     manifest = {"schema": SCHEMA, "config": cfg.to_dict()}
     path = out / store.MANIFEST
     if path.exists():

@@ -41,11 +41,11 @@ def read_json(path: Path, what: str) -> dict:
     return obj
 
 
-def prepare_out_dir(out: Path) -> Path:
-    """Returns `out` after creating it (and chunks/) and proving it writable; StudyError otherwise."""
+def prepare_out_dir(out: Path, subdir: str = CHUNKS) -> Path:
+    """Returns `out` after creating it (and `subdir`, chunks/ by default) and proving it writable; StudyError otherwise."""
     out = Path(out)
     try:
-        (out / CHUNKS).mkdir(parents=True, exist_ok=True)
+        (out / subdir).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as e:
