@@ -38,8 +38,7 @@ import click
 from rankstudy.channels import ChannelStudyConfig, run_channel_study
 from rankstudy.channels_report import write_report
 from rankstudy.errors import StudyError
-from rankstudy.study import versions
-from rexnet.io import atomic_path, atomic_write_text
+from rexnet.io import atomic_path, atomic_write_text, versions
 
 COPIED = ("results.parquet", "results.csv", "metadata.json", "schedules.parquet")
 

@@ -19,7 +19,7 @@ from joblib import Parallel, delayed
 from rankstudy import load_results, rebuild_features
 from rankstudy.rank import EPS_FLOAT32
 from rankstudy.store import write_json
-from rankstudy.study import versions
+from rexnet.io import versions
 
 
 def check(rows: pd.DataFrame) -> pd.DataFrame:

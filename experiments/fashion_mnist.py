@@ -32,11 +32,10 @@ import click
 import pandas as pd
 import torch
 
-from rankstudy.study import versions
 from rexnet.baseline import mobilenetv2_arch
 from rexnet.data import load_data
 from rexnet.evaluate import evaluate, load_for_eval, write_eval
-from rexnet.io import atomic_path, atomic_write_text
+from rexnet.io import atomic_path, atomic_write_text, versions
 from rexnet.small_input import small_input_variant
 from rexnet.summary import model_costs
 from rexnet.train import TrainConfig, resolve_arch, train

@@ -69,13 +69,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fashion_mnist import command_line, plot_curves, run_one, summarize_run  # noqa: E402
 
 from rankstudy.rank import rank_metrics  # noqa: E402
-from rankstudy.study import versions  # noqa: E402
 from rexnet.arch import ArchSpec, arch_to_dict, rexnet_v1_arch, save_arch  # noqa: E402
 from rexnet.model import ReXNet  # noqa: E402
 from rexnet.small_input import small_input_variant  # noqa: E402
 from rexnet.data import load_data  # noqa: E402
 from rexnet.evaluate import load_for_eval  # noqa: E402
-from rexnet.io import atomic_path, atomic_write_text  # noqa: E402
+from rexnet.io import atomic_path, atomic_write_text, versions  # noqa: E402
 from rexnet.train import TrainConfig  # noqa: E402
 from rexnet.variants import arch_macs, family_at_macs, from_findings, read_rules  # noqa: E402
 

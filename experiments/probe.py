@@ -31,14 +31,13 @@ import torch
 from torch import nn
 
 from rankstudy.probe import load_images, load_model, probe
-from rankstudy.study import versions
 from rexnet.arch import arch_to_dict
 from rexnet.model import ReXNet
 from rexnet.small_input import SMALL_INPUT_MODES
 from rexnet.activations import ACTIVATIONS
 from rexnet.blocks import LinearBottleneck, SqueezeExcite
 from rexnet.checkpoint import read_checkpoint
-from rexnet.io import atomic_path, atomic_write_text
+from rexnet.io import atomic_path, atomic_write_text, versions
 from rexnet.train import resolve_arch
 
 DEFAULT_RUNS = ("runs/fashion_mnist/rexnet_050_s0", "runs/fashion_mnist/mobilenetv2_070_s0")

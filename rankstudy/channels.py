@@ -370,7 +370,7 @@ def run_channel_study(cfg: ChannelStudyConfig, out: str | Path, *, data_root: st
             bar.update(1)
     table = pd.DataFrame([_read_row(row_path(out, cid, seed)) for cid, seed in plan])
     table = table[list(SCHEDULE_COLUMNS) + list(RESULT_COLUMNS)]
-    from .study import versions
+    from rexnet.io import versions
 
     metadata = {"schema": SCHEMA, "config": cfg.to_dict(), "n_runs": len(plan), "resumed_runs": len(plan) - len(todo),
                 "command": command if command is not None else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

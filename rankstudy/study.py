@@ -13,7 +13,7 @@ import torch
 from joblib import delayed
 from tqdm.auto import tqdm
 
-from rexnet.io import versions  # noqa: F401  (one home for provenance; re-exported for the experiments)
+from rexnet.io import versions
 
 from . import store
 from .bounds import with_bound_columns
