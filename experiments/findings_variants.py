@@ -9,13 +9,14 @@ each rule):
 - the variant `rexnet build --findings FINDINGS --tau TAU` gives (rules: `rexnet.variants`);
 - one-rule ablations of the variant: each rule whose choice differs from ReXNet's (nonlinearity, expansion
   cap, schedule) switched back to ReXNet's, one at a time, re-matched to the budget. A rule that already
-  agrees with ReXNet has no ablation, and an ablation whose table equals another model's reuses its runs
-  (with the committed findings at τ = 0.9 the variant is ReXNet-0.5× with GELU after its expanding convs —
-  the cap of 8.5 does not bind and the findings choose ReXNet's linear schedule — so its only ablation is
-  ReXNet-0.5× itself).
+  agrees with ReXNet has no ablation, and an ablation whose table equals another model's reuses its runs.
+  With the committed findings (schema v2, τ = 0.9) the variant has ReLU6 after its expanding convs, expansion
+  3 and ReXNet's linear schedule at width 0.865; its ablations are SiLU back (expansion 3, width 0.865) and
+  expansion 6 back (ReXNet-0.5× with ReLU6); the schedule rule agrees with ReXNet's and has none.
 Seeds: 2 for each model (--seeds), 1 for ablations (--ablation-seeds).
 
-Per run: test top-1/top-5, params, MACs, median training img/s on CPU, and the penultimate feature rank
+Per run: test top-1/top-5, params, MACs, median training img/s on CPU (and per model the speed of the same
+training step timed for every model one after another in one process, `--speed-steps`), and the penultimate feature rank
 of the test set (pooled features in chunks of 2·C images, as `rexnet eval`) under the study's informative
 measures, rank at rtol 1e-2 and effective rank (normalised by C; the float32-tolerance rank is 1.000 for every
 run and is kept only for reference). Across all runs: Spearman's ρ between each rank measure and test top-1
@@ -23,19 +24,16 @@ with a 95% percentile-bootstrap CI (runs resampled) and scipy.stats.spearmanr's 
 rank orders the networks the way accuracy does.
 
 Sizing (2 CPU cores, batch 128, 32×32, the default recipe of 6 epochs). `--time-steps N` times N training
-steps per distinct model and prints img/s and the ratio to ReXNet measured in the same run. Measured
-2026-11-30 with N = 5 while ~6 other jobs shared the 2 cores (load 12-15): ReXNet-0.5× 4 img/s,
-MobileNetV2-0.74× 0.99×, variant (GELU) 1.31× ReXNet's speed; again with N = 10 at load 3-7 (`--tau 0.95`):
-ReXNet-0.5× 29 img/s, MobileNetV2 1.11×, variant 0.86×, and ReXNet-with-GELU 1.49× in one run but 0.75× in
-another model of the same cost: at such loads even the ratios are noise, so the estimate rests on the committed run of experiments/fashion_mnist.py on a quieter machine: ReXNet-0.5×
-192 img/s, ~5.2 min per 60k epoch with evaluation (31 min per 6-epoch run); MobileNetV2 ~250 img/s at 0.70×,
-~235 expected at 0.74× (+9% MACs): ~27 min per run; the variant has ReXNet's convolutions and MACs, GELU
-instead of SiLU: ~31-35 min per run. With the committed findings: 6 runs (3 models × 2 seeds; the only
-ablation is ReXNet itself) ≈ 2 × (31 + 27 + 33) min + ~1 min per run of rank evaluation ≈ 3.1 h, inside the
-4-hour budget. Each further ablation (findings where the cap binds or the schedule flips) adds ~33 min: with
-all three, run the ablations at fewer epochs or over a second sitting. A longer recipe (more epochs,
-augmentation) toward ≥ 92% does not fit at these speeds; the recipe stays the committed one, so the
-ReXNet rows repeat experiments/fashion_mnist.py's (91.05 ± 0.07 there) and check it.
+steps per distinct model and prints img/s and the ratio to ReXNet measured in the same run. Measured on the
+idle machine 2026-11-30 with N = 30: with 2 threads ReXNet-0.5× 330 img/s, MobileNetV2-0.74× 1.34×, the
+variant 1.37×, SiLU-back ablation 1.26×, expansion-6 ablation 0.99× ReXNet's speed; with 1 thread (the
+same ratios within 0.04) ReXNet 209 img/s. Two 1-thread processes side by side train ~1.3× more images per
+second in total than one 2-thread process, so the committed results were made by two processes on disjoint
+seeds (`OMP_NUM_THREADS=1`, `--seeds 0 --ablation-seeds 0` and `--seeds 1 --ablation-seeds ""`), then the
+default command, which finds every run finished and writes the table. 8 distinct runs (3 models × 2 seeds
++ 2 ablations) at ~21-30 min each on one thread ≈ 2 h on 2 cores; ReXNet-0.5× seed 0 is the run of
+experiments/fashion_mnist.py (same recipe, same block table, checked), copied into RUNS. A longer recipe
+(more epochs, augmentation) toward ≥ 92% does not fit at these speeds; the recipe stays the committed one.
 
 Resumable run by run: RUNS/<model>_<table hash>_s<seed>; a finished run (model.pth) is never redone, an
 interrupted one resumes from its last epoch; a changed table (e.g. rebuilt from new findings) gets a new folder.
@@ -204,7 +202,7 @@ def write_tables(rows: pd.DataFrame, models: list[Model], results: Path) -> tupl
         label=("label", "first"), role=("role", "first"), seeds=("seed", "count"),
         top1_mean=("test_top1", "mean"), top1_std=("test_top1", "std"), top5_mean=("test_top5", "mean"),
         params=("params", "first"), macs=("macs", "first"), img_per_s=("img_per_s", "mean"),
-        **{f"{m}_mean": (m, "mean") for m in RANK_MEASURES}).reset_index()
+        timed_img_per_s=("timed_img_per_s", "first"), **{f"{m}_mean": (m, "mean") for m in RANK_MEASURES}).reset_index()
     table = table.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
     budget = table.loc[table["model"] == "rexnet", "macs"].iloc[0]
     table["macs_vs_rexnet"] = table["macs"] / budget - 1
@@ -213,15 +211,20 @@ def write_tables(rows: pd.DataFrame, models: list[Model], results: Path) -> tupl
     spearman = spearman_table(rows.drop_duplicates("run"))
     atomic_write_text(results / "spearman.csv", spearman.to_csv(index=False))
     same = {m.key: m.same_as for m in models if m.same_as}
-    lines = ["| model | runs | test top-1 (mean ± std) | top-5 | params | MMACs (vs ReXNet) | train img/s | "
-             "feature rank rtol 1e-2 | effective rank | float32 rank |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | runs | test top-1 (mean ± std) | top-5 | params | MMACs (vs ReXNet) | train img/s (timed) | "
+             "train img/s (runs) | feature rank rtol 1e-2 | effective rank | float32 rank |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table.to_dict("records"):
         label = r["label"] + (f" (= {same[r['model']]}, same runs)" if r["model"] in same else "")
         lines.append(
             f"| {label} | {r['seeds']} | {r['top1_mean']:.2f} ± {_f(r['top1_std'], '.2f')} | {r['top5_mean']:.2f} | "
-            f"{r['params']:,} | {r['macs'] / 1e6:.2f} ({r['macs_vs_rexnet']:+.1%}) | {r['img_per_s']:.0f} | "
+            f"{r['params']:,} | {r['macs'] / 1e6:.2f} ({r['macs_vs_rexnet']:+.1%}) | {_f(r['timed_img_per_s'], '.0f')} | "
+            f"{r['img_per_s']:.0f} | "
             + " | ".join(f"{r[f'{m}_mean']:.3f}" for m in RANK_MEASURES) + " |")
-    lines += ["", "Spearman's ρ between the penultimate feature rank and test top-1 over the distinct runs "
+    lines += ["", "train img/s (timed): the same training step timed for each model one after another in one process "
+              "(`--speed-steps`, CPU, the runs' batch size); (runs): the mean over runs of "
+              "each run's median epoch speed, which depends on what else ran on the machine then.",
+              "", "Spearman's ρ between the penultimate feature rank and test top-1 over the distinct runs "
               "(95% percentile bootstrap CI, runs resampled):", "",
               "| rank measure | runs | ρ | 95% CI | p |", "|---|---|---|---|---|"]
     for r in spearman.to_dict("records"):
@@ -265,9 +268,10 @@ def plot_figure(rows: pd.DataFrame, table: pd.DataFrame, budget: int, results: P
     return results / "figure.png"
 
 
-def time_training_steps(models: list[Model], base: TrainConfig, steps: int, in_chans: int) -> None:
-    """Prints each distinct model's training speed over `steps` SGD steps on random 32×32 batches, and the
-    60k-image epoch time it extrapolates to (training only; evaluation adds ~10%)."""
+def training_speeds(models: list[Model], base: TrainConfig, steps: int, in_chans: int) -> dict[str, float]:
+    """Returns each distinct model's training speed (img/s, median over `steps` SGD steps after two warm-up
+    steps on random 32×32 batches of `base.batch_size`), all measured in this process one after another, so
+    that their ratios are not skewed by a load that changed between training runs."""
     from rexnet.train import param_groups
 
     speeds = {}
@@ -287,18 +291,26 @@ def time_training_steps(models: list[Model], base: TrainConfig, steps: int, in_c
             loss.backward()
             opt.step()
             times.append(time.perf_counter() - start)
-        per_step = float(np.median(times[2:]))
-        speeds[m.key] = base.batch_size / per_step
+        speeds[m.key] = base.batch_size / float(np.median(times[2:]))
+    return speeds
+
+
+def time_training_steps(models: list[Model], base: TrainConfig, steps: int, in_chans: int) -> None:
+    """Prints each distinct model's training speed over `steps` SGD steps and the 60k-image epoch time it
+    extrapolates to (training only; evaluation adds ~10%)."""
+    speeds = training_speeds(models, base, steps, in_chans)
+    labels = {m.key: m.label for m in models}
+    for key, speed in speeds.items():
         # Absolute speeds depend on what else runs on the machine; the ratio to ReXNet, measured in the same
-        # run, transfers (multiply by ReXNet's speed in a real run, e.g. results/fashion_mnist/runs.csv).
-        print(f"{m.label:<40} {speeds[m.key]:7.0f} img/s ({speeds[m.key] / speeds.get('rexnet', speeds[m.key]):.2f}× "
-              f"ReXNet's) -> {60000 / speeds[m.key] / 60:5.1f} min per 60k epoch, training only "
+        # run, transfers.
+        print(f"{labels[key]:<40} {speed:7.0f} img/s ({speed / speeds.get('rexnet', speed):.2f}× "
+              f"ReXNet's) -> {60000 / speed / 60:5.1f} min per 60k epoch, training only "
               f"({torch.get_num_threads()} threads)", flush=True)
 
 
 def _seeds(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(s) for s in text.split(","))
+        return tuple(int(s) for s in text.split(",") if s.strip())  # "" = none (e.g. no ablation runs)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a comma-separated list of integers, e.g. 0,1") from None
 
@@ -320,8 +332,11 @@ def _seeds(text: str) -> tuple[int, ...]:
 @click.option("--test-limit", type=click.IntRange(min=1))
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--time-steps", type=click.IntRange(min=1), help="Only time this many training steps per model.")
+@click.option("--speed-steps", type=click.IntRange(min=0), default=30, show_default=True,
+              help="Training steps timed per model, one model after another in this process, for the table's "
+                   "img/s column (the runs' own speeds depend on what shared the machine); 0 skips it.")
 def main(findings, tau, epochs, small_input, seeds, ablation_seeds, batch_size, lr, weight_decay, data_root, runs,
-         results, train_limit, test_limit, workers, time_steps) -> None:
+         results, train_limit, test_limit, workers, time_steps, speed_steps) -> None:
     """Train MobileNetV2, ReXNet and the findings' variant (+ one-rule ablations) at equal MACs; write the table."""
     from rexnet.errors import RexnetError
 
@@ -354,13 +369,15 @@ def main(findings, tau, epochs, small_input, seeds, ablation_seeds, batch_size, 
     packages = {**versions(), "scipy": metadata.version("scipy"), "threads": torch.get_num_threads()}
     atomic_write_text(results / "command.txt", command_line(click.get_current_context(), __file__) + "\n"
                       + f"settings: {json.dumps(settings)}\n" + f"versions: {json.dumps(packages)}\n")
-    rows = []
+    rows, same = [], {m.key: m.same_as for m in models if m.same_as}
     for m in models:
         for cfg in cfgs[m.key]:
             row = summarize_run(cfg, in_chans)
             rows.append({**row, "model": m.key, "label": m.label, "role": m.role, "run": Path(cfg.out).name,
                          **feature_ranks(cfg)})
     rows = pd.DataFrame(rows)
+    speeds = training_speeds(models, base, speed_steps, in_chans) if speed_steps else {}
+    rows["timed_img_per_s"] = [speeds.get(same.get(k, k), np.nan) for k in rows["model"]]
     atomic_write_text(results / "runs.csv", rows.to_csv(index=False))
     table, _ = write_tables(rows, models, results)
     plot_figure(rows, table, target, results)
