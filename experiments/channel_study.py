@@ -14,6 +14,8 @@ settings (the linear schedule 23-31-…-88) took 284 s on one thread while ~5 ot
 measurements: the project's Fashion-MNIST experiment trained a 12.9M-MAC ReXNet at ~190 img/s on 2 uncontended
 threads, i.e. ~100-130 s per run here on one uncontended thread; 102 runs on 2 workers ≈ 85-110 min, plus a few
 minutes of schedule sampling (MACs matching). On a shared machine it takes longer; it resumes where it stopped.
+Measured 2026-11-30 (the committed results/channels/): 102 runs in 62 min with --workers 2, about half of it
+sharing the 2 cores with another 1-thread training job (~23-30 s per run per 2 workers when alone).
 
 Resumable across sittings: the study state lives in RUNS (finished runs are one small file each); rerunning
 the same command skips them. When every run is done, the table, the analysis (`rankstudy channels-report`) and
