@@ -16,10 +16,10 @@ each rule):
 Seeds: 2 for each model (--seeds), 1 for ablations (--ablation-seeds).
 
 Per run: test top-1/top-5, params, MACs, median training img/s on CPU (and per model the speed of the same
-training step timed for every model one after another in one process, `--speed-steps`), and the penultimate feature rank
-of the test set (pooled features in chunks of 2·C images, as `rexnet eval`) under the study's informative
-measures, rank at rtol 1e-2 and effective rank (normalised by C; the float32-tolerance rank is 1.000 for every
-run and is kept only for reference). Across all runs: Spearman's ρ between each rank measure and test top-1
+training step timed for every model one after another in one process, `--speed-steps`), and the penultimate
+feature rank of the test set (pooled features in chunks of 2·C images, as `rexnet eval`) under the study's
+informative measures, rank at rtol 1e-2 and effective rank (normalised by C; the float32-tolerance rank is
+1.000 for every run and is kept only for reference). Across all runs: Spearman's ρ between each rank measure and test top-1
 with a 95% percentile-bootstrap CI (runs resampled) and scipy.stats.spearmanr's p-value, to say whether the
 rank orders the networks the way accuracy does.
 
@@ -218,7 +218,8 @@ def write_tables(rows: pd.DataFrame, models: list[Model], results: Path) -> tupl
         label = r["label"] + (f" (= {same[r['model']]}, same runs)" if r["model"] in same else "")
         lines.append(
             f"| {label} | {r['seeds']} | {r['top1_mean']:.2f} ± {_f(r['top1_std'], '.2f')} | {r['top5_mean']:.2f} | "
-            f"{r['params']:,} | {r['macs'] / 1e6:.2f} ({r['macs_vs_rexnet']:+.1%}) | {_f(r['timed_img_per_s'], '.0f')} | "
+            f"{r['params']:,} | {r['macs'] / 1e6:.2f} ({r['macs_vs_rexnet']:+.1%}) | "
+            f"{_f(r['timed_img_per_s'], '.0f')} | "
             f"{r['img_per_s']:.0f} | "
             + " | ".join(f"{r[f'{m}_mean']:.3f}" for m in RANK_MEASURES) + " |")
     lines += ["", "train img/s (timed): the same training step timed for each model one after another in one process "
@@ -369,15 +370,14 @@ def main(findings, tau, epochs, small_input, seeds, ablation_seeds, batch_size, 
     packages = {**versions(), "scipy": metadata.version("scipy"), "threads": torch.get_num_threads()}
     atomic_write_text(results / "command.txt", command_line(click.get_current_context(), __file__) + "\n"
                       + f"settings: {json.dumps(settings)}\n" + f"versions: {json.dumps(packages)}\n")
-    rows, same = [], {m.key: m.same_as for m in models if m.same_as}
+    speeds = training_speeds(models, base, speed_steps, in_chans) if speed_steps else {}
+    rows = []
     for m in models:
         for cfg in cfgs[m.key]:
             row = summarize_run(cfg, in_chans)
             rows.append({**row, "model": m.key, "label": m.label, "role": m.role, "run": Path(cfg.out).name,
-                         **feature_ranks(cfg)})
+                         **feature_ranks(cfg), "timed_img_per_s": speeds.get(m.same_as or m.key, np.nan)})
     rows = pd.DataFrame(rows)
-    speeds = training_speeds(models, base, speed_steps, in_chans) if speed_steps else {}
-    rows["timed_img_per_s"] = [speeds.get(same.get(k, k), np.nan) for k in rows["model"]]
     atomic_write_text(results / "runs.csv", rows.to_csv(index=False))
     table, _ = write_tables(rows, models, results)
     plot_figure(rows, table, target, results)

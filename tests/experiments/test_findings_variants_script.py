@@ -41,8 +41,8 @@ def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script
     # Findings whose only rule that differs from ReXNet is the nonlinearity (GELU; cap 8.5 does not bind; linear).
     findings = tmp_path / "findings.json"
     findings.write_text(json.dumps(synthetic_findings(nonlinearity="gelu", cap=8.5, gradual=True)))
-    args = ["--findings", str(findings), "--epochs", "1", "--seeds", "0",
-            "--batch-size", "10", "--speed-steps", "2", "--data-root", str(tmp_path / "data"), "--runs", str(runs), "--results", str(results)]
+    args = ["--findings", str(findings), "--epochs", "1", "--seeds", "0", "--batch-size", "10", "--speed-steps", "2",
+            "--data-root", str(tmp_path / "data"), "--runs", str(runs), "--results", str(results)]
     first = CliRunner().invoke(script.main, args)
     assert first.exit_code == 0, first.output
     assert first.output.count(": trained") == 3  # MobileNetV2, ReXNet, variant; the ablation is ReXNet itself
