@@ -19,9 +19,9 @@ Per run: test top-1/top-5, params, MACs, median training img/s on CPU (and per m
 training step timed for every model one after another in one process, `--speed-steps`), and the penultimate
 feature rank of the test set (pooled features in chunks of 2·C images, as `rexnet eval`) under the study's
 informative measures, rank at rtol 1e-2 and effective rank (normalised by C; the float32-tolerance rank is
-1.000 for every run and is kept only for reference). Across all runs: Spearman's ρ between each rank measure and test top-1
-with a 95% percentile-bootstrap CI (runs resampled) and scipy.stats.spearmanr's p-value, to say whether the
-rank orders the networks the way accuracy does.
+1.000 for every run and is kept only for reference). Across all runs: Spearman's ρ between each rank measure
+and test top-1 with a 95% percentile-bootstrap CI (runs resampled) and scipy.stats.spearmanr's p-value, to say
+whether the rank orders the networks the way accuracy does.
 
 Sizing (2 CPU cores, batch 128, 32×32, the default recipe of 6 epochs). `--time-steps N` times N training
 steps per distinct model and prints img/s and the ratio to ReXNet measured in the same run. Measured on the
