@@ -1,30 +1,31 @@
 """Batched linear algebra whose result for each matrix does not depend on the rest of the batch.
 
-On the CPU, MKL's products and eigen-solvers give a matrix different last bits depending on the memory
-alignment of its operands and output (measured here: 7×13 float32 and 33×401 float64 products written into
-a slice of a batch, a 73×73 float64 Gram matrix read from a slice starting 8 bytes past a 64-byte line, and
-the eigenvalues of 7×7 and 13×13 matrices in a batch of 5–6, all differed from the same matrix alone). So
-on the CPU each matrix gets its own call, reading operands that start on a 64-byte line (a slice that does
-not is copied first, as a lone tensor would be allocated) and writing a fresh output; the per-call overhead
-(~10 µs) is small next to the products and eigen-solves, and a batched CPU eigen-solve is a loop over LAPACK
-calls anyway. On CUDA, where launch overhead dominates, one batched call is used.
+On CUDA the products and eigen-solves are one batched torch call each. On the CPU they are one batched
+NumPy call each, i.e. OpenBLAS/LAPACK (NumPy's BLAS), on one thread: a stacked `np.matmul` or
+`np.linalg.eigvalsh` loops over the matrices, calling the same kernel on each, and OpenBLAS packs its
+operands into its own buffers, so a matrix's result is the same bit for bit alone, in any batch, at any
+memory alignment (measured here for products of 7×13 to 640×1280 and eigen-solves of 7×7 to 640×640; kept
+by tests/rankstudy/test_batched.py). torch's CPU kernels (MKL) do not give that: a 7×13 float32 product
+written into a slice of a batch, a 73×73 float64 Gram matrix read 8 bytes past a 64-byte line, and the
+eigenvalues of a 7×7 matrix in a batch of 5 all differed from the same matrix alone, so the CPU path used
+one torch call per matrix. OpenBLAS is also the faster library on the AMD EPYC CPUs measured here: a
+float64 Gram product (`a @ a.T` runs as one SYRK, half the flops) 1.9× and an eigen-solve 1.4× MKL's, on the
+default study's shapes (benchmarks/bench_rank.py).
 """
 import contextlib
+import functools
 
+import numpy as np
 import torch
 
-ALIGN_BYTES = 64
-
-
-def _aligned(x: torch.Tensor) -> torch.Tensor:
-    """Returns x, or a copy with the same strides in a fresh (64-byte aligned) allocation if x is not aligned."""
-    return x if x.data_ptr() % ALIGN_BYTES == 0 else x.clone()
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().contiguous().numpy()
 
 
 def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Returns the (B, m, n) products a[i] @ b[i]; on the CPU each is computed on its own."""
+    """Returns the (B, m, n) products a[i] @ b[i], one batched call (NumPy's on the CPU)."""
     if a.device.type == "cpu":
-        return torch.stack([_aligned(x) @ _aligned(y) for x, y in zip(a, b)])
+        return torch.from_numpy(np.matmul(_numpy(a), _numpy(b)))
     return torch.bmm(a, b)
 
 
@@ -32,30 +33,43 @@ def gram(f: torch.Tensor) -> torch.Tensor:
     """Returns the smaller Gram matrices of (B, m, n) matrices: f[i] @ f[i]ᵀ if m <= n, else f[i]ᵀ @ f[i]."""
     wide = f.shape[1] <= f.shape[2]
     if f.device.type == "cpu":
-        return torch.stack([x @ x.mT if wide else x.mT @ x for x in map(_aligned, f)])
+        x = _numpy(f)
+        xt = x.transpose(0, 2, 1)
+        return torch.from_numpy(np.matmul(x, xt) if wide else np.matmul(xt, x))
     return f @ f.mT if wide else f.mT @ f
 
 
 def eigvalsh(a: torch.Tensor) -> torch.Tensor:
-    """Returns the ascending eigenvalues (B, n) of symmetric (B, n, n) matrices; on the CPU one at a time."""
+    """Returns the ascending eigenvalues (B, n) of symmetric (B, n, n) matrices, one batched call."""
     if a.device.type == "cpu":
-        return torch.stack([torch.linalg.eigvalsh(_aligned(x)) for x in a])
+        return torch.from_numpy(np.linalg.eigvalsh(_numpy(a)))
     return torch.linalg.eigvalsh(a)
+
+
+@functools.cache
+def _blas_threads():
+    """Returns threadpoolctl's controller of the BLAS libraries loaded in this process (NumPy's OpenBLAS)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 @contextlib.contextmanager
 def single_thread():
-    """Runs the block with one intra-op thread, so that results do not depend on the thread count.
+    """Runs the block with one intra-op thread in torch and in NumPy's BLAS, so that results do not depend
+    on the thread count.
 
-    MKL's matrix products and LAPACK's eigen-solvers split work at thread-count-dependent points
-    (measured here: float32 7×14 products and float64 eigenvalues of ≥ 100×100 matrices changed in the
-    last bits between 1 and 2 threads), and so do the vectorised body and scalar tail of exp-based
-    elementwise functions. The study therefore gets its parallelism from worker processes instead.
+    MKL's and OpenBLAS's products and LAPACK's eigen-solvers split work at thread-count-dependent points
+    (measured here: float32 7×14 products in torch, and OpenBLAS float64 300×600 Gram products and 300×300
+    eigen-solves, changed in the last bits between 1 and 2 threads), and so do the vectorised body and
+    scalar tail of exp-based elementwise functions. The study therefore gets its parallelism from worker
+    processes instead.
     """
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with _blas_threads().limit(limits=1, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(n)
 

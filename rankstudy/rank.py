@@ -15,7 +15,7 @@ and nuclear norm need those small singular values to float64 accuracy anyway. So
 in float64.
 
 Determinism: a batch's metrics come from a few tensor calls, and each row's values depend on that row only,
-bit for bit, on the CPU: the per-matrix products and eigen-solves of `rankstudy.batched`, sums by a fixed
+bit for bit, on the CPU: the batch-independent products and eigen-solves of `rankstudy.batched`, sums by a fixed
 tree of IEEE additions (`_pairwise_sum`) and log/exp on rows padded to `batched.ROW_ALIGN`. No weaker
 guarantee (such as 1e-12 relative) is needed on the CPU. On CUDA the same code runs as batched calls; its
 floats differ from the CPU's in the last bits, its ranks are compared with the CPU's by
@@ -102,7 +102,7 @@ def metrics_from_singular_values(sigma: torch.Tensor, shape: tuple[int, int],
     matrix every rank is 0 (effective rank included, where the entropy is undefined). Computed for the
     whole batch in a few tensor calls on sigma's device; each row's values depend on that row only.
     """
-    with single_thread():  # float64 log/exp call MKL, whose threads spin for ms on a shared CPU
+    with single_thread():  # float64 log/exp call MKL (VML), whose threads spin for ms on a shared CPU
         return _metrics(sigma, shape, rtols)
 
 

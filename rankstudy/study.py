@@ -19,7 +19,7 @@ from . import store
 from .bounds import with_bound_columns
 from .config import StudyConfig
 from .errors import StudyError
-from .networks import build_features, largest_intermediate
+from .networks import build_features, forward_macs, largest_intermediate
 from .parallel import run_tasks
 from .rank import DEFAULT_RTOLS, metric_columns, rank_metrics
 from .sampling import CONFIG_COLUMNS, SHAPE_COLUMNS, sample_networks
@@ -53,6 +53,14 @@ def plan_chunks(table: pd.DataFrame, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> li
         raise StudyError(f"chunk_rows must be >= 1, got {chunk_rows}")
     order = table.sort_values([*SHAPE_COLUMNS, "id"], kind="stable")["id"].to_numpy()
     return [order[i:i + chunk_rows] for i in range(0, len(order), chunk_rows)]
+
+
+def chunk_cost(rows: pd.DataFrame) -> float:
+    """Returns an estimate of a chunk's compute: its networks' forward MACs plus, per feature matrix (m × n,
+    m <= n), the m²n multiply-adds of its Gram matrix and the ~m³ of its eigen-solve."""
+    m = np.minimum(rows["d_out"].to_numpy(), rows["n_samples"].to_numpy()).astype(np.float64)
+    n = np.maximum(rows["d_out"].to_numpy(), rows["n_samples"].to_numpy()).astype(np.float64)
+    return float((m * m * n + m**3).sum() + sum(forward_macs(r) for r in rows.itertuples(index=False)))
 
 
 def analyze(rows: pd.DataFrame, device: torch.device, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -183,11 +191,15 @@ def run_study(config: StudyConfig, device: str = "auto", out: str | os.PathLike 
     done -= _damaged({i: (store.chunk_path(out_dir, i), chunks[i]) for i in done})
     todo = [i for i in mine if i not in done]
 
+    by_id = table.set_index("id", drop=False)
     if workers is None:
         workers = 1 if dev.type == "cuda" or len(todo) < 8 else min(os.cpu_count() or 1, len(todo))
-    by_id = table.set_index("id", drop=False)
     in_memory: dict[int, pd.DataFrame] = {}
     local_out = None if out_dir is None or scheduler is not None else str(out_dir)
+    if workers > 1 or scheduler is not None:
+        # Largest first (LPT): the chunks differ ~100× in cost and the costliest come last in shape order, so
+        # in that order one worker would finish alone. Results are stored by chunk index, so the table is the same.
+        todo.sort(key=lambda i: chunk_cost(by_id.loc[chunks[i]]), reverse=True)
     jobs = (delayed(_run_chunk)(by_id.loc[chunks[i]].reset_index(drop=True), str(dev), batch_size, local_out, i)
             for i in todo)
     bar = tqdm(total=sum(len(chunks[i]) for i in mine), initial=sum(len(chunks[i]) for i in done),

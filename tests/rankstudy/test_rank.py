@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from rankstudy import StudyError, rank_metrics, singular_values
-from rankstudy.batched import bmm, gram
 from rankstudy.rank import EPS_FLOAT32, metric_columns, metrics_from_singular_values, rtol_column
 
 gen = torch.Generator().manual_seed(0)
@@ -101,17 +100,6 @@ def test_batched_equals_one_at_a_time(b, m, n):
         single = rank_metrics(f[i])
         for key in batched:
             assert torch.equal(batched[key][i], single[key][0]), key
-
-
-@pytest.mark.parametrize("m,k,n", [(7, 13, 7), (33, 401, 33), (13, 7, 13)])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_batched_products_equal_lone_products(m, k, n, dtype):
-    a = torch.randn(5, m, k, generator=gen, dtype=dtype)
-    b = torch.randn(5, k, n, generator=gen, dtype=dtype)
-    out, grams = bmm(a, b), gram(a)
-    for i in range(5):
-        assert torch.equal(out[i], a[i].clone() @ b[i].clone())
-        assert torch.equal(grams[i], gram(a[i].clone()[None])[0])
 
 
 def test_metrics_are_batch_independent_for_every_size_up_to_70():
