@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's code, whatever is installed
-DEPS="import torch, numpy, pandas, pyarrow, scipy, joblib, tqdm, click"
+DEPS="import torch, numpy, pandas, pyarrow, scipy, joblib, threadpoolctl, tqdm, click"
 
 if [ -x .venv/bin/python ] && .venv/bin/python -c "$DEPS" 2>/dev/null; then
     PY=.venv/bin/python

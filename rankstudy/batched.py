@@ -4,13 +4,14 @@ On CUDA the products and eigen-solves are one batched torch call each. On the CP
 NumPy call each, i.e. OpenBLAS/LAPACK (NumPy's BLAS), on one thread: a stacked `np.matmul` or
 `np.linalg.eigvalsh` loops over the matrices, calling the same kernel on each, and OpenBLAS packs its
 operands into its own buffers, so a matrix's result is the same bit for bit alone, in any batch, at any
-memory alignment (measured here for products of 7×13 to 640×1280 and eigen-solves of 7×7 to 640×640; kept
-by tests/rankstudy/test_batched.py). torch's CPU kernels (MKL) do not give that: a 7×13 float32 product
-written into a slice of a batch, a 73×73 float64 Gram matrix read 8 bytes past a 64-byte line, and the
-eigenvalues of a 7×7 matrix in a batch of 5 all differed from the same matrix alone, so the CPU path used
-one torch call per matrix. OpenBLAS is also the faster library on the AMD EPYC CPUs measured here: a
-float64 Gram product (`a @ a.T` runs as one SYRK, half the flops) 1.9× and an eigen-solve 1.4× MKL's, on the
-default study's shapes (benchmarks/bench_rank.py).
+memory alignment (measured here for products of 7×13 to 640×1280 and eigen-solves of 7×7 to 640×640;
+tests/rankstudy/test_batched.py keeps it, and would catch a NumPy built on a BLAS that breaks it).
+torch's CPU kernels (MKL) do not give that: a 7×13 float32 product written into a slice of a batch, a
+73×73 float64 Gram matrix read 8 bytes past a 64-byte line, and the eigenvalues of a 7×7 matrix in a batch
+of 5 all differed from the same matrix alone, so the CPU path used to make one torch call per matrix.
+OpenBLAS is also the faster library on the AMD EPYC CPU measured here: on the default study's shapes a
+float64 Gram product (`a @ a.T` runs as one SYRK, half the flops) took 1/1.9 and an eigen-solve 1/1.4 of
+MKL's time (benchmarks/bench_rank.py reports both libraries' floor).
 """
 import contextlib
 import functools
