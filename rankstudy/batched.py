@@ -19,13 +19,33 @@ import functools
 import numpy as np
 import torch
 
+_TORCH_ON_CPU = False   # set by `torch_kernels()`
+
+
+@contextlib.contextmanager
+def torch_kernels():
+    """Runs the block's products, Gram matrices and eigen-solves as the batched torch calls CUDA makes, on CPU
+    tensors too: how the tests exercise the CUDA code path without a GPU. Not for studies: on the CPU those
+    calls (MKL) are not bit-identical per matrix across batches. Not thread-safe."""
+    global _TORCH_ON_CPU
+    saved, _TORCH_ON_CPU = _TORCH_ON_CPU, True
+    try:
+        yield
+    finally:
+        _TORCH_ON_CPU = saved
+
+
+def _on_numpy(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and not _TORCH_ON_CPU
+
+
 def _numpy(x: torch.Tensor) -> np.ndarray:
     return x.detach().contiguous().numpy()
 
 
 def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Returns the (B, m, n) products a[i] @ b[i], one batched call (NumPy's on the CPU)."""
-    if a.device.type == "cpu":
+    if _on_numpy(a):
         return torch.from_numpy(np.matmul(_numpy(a), _numpy(b)))
     return torch.bmm(a, b)
 
@@ -33,7 +53,7 @@ def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def gram(f: torch.Tensor) -> torch.Tensor:
     """Returns the smaller Gram matrices of (B, m, n) matrices: f[i] @ f[i]ᵀ if m <= n, else f[i]ᵀ @ f[i]."""
     wide = f.shape[1] <= f.shape[2]
-    if f.device.type == "cpu":
+    if _on_numpy(f):
         x = _numpy(f)
         xt = x.transpose(0, 2, 1)
         return torch.from_numpy(np.matmul(x, xt) if wide else np.matmul(xt, x))
@@ -42,7 +62,7 @@ def gram(f: torch.Tensor) -> torch.Tensor:
 
 def eigvalsh(a: torch.Tensor) -> torch.Tensor:
     """Returns the ascending eigenvalues (B, n) of symmetric (B, n, n) matrices, one batched call."""
-    if a.device.type == "cpu":
+    if _on_numpy(a):
         return torch.from_numpy(np.linalg.eigvalsh(_numpy(a)))
     return torch.linalg.eigvalsh(a)
 
