@@ -16,7 +16,7 @@
 the same), so that load from other jobs on a shared machine hits them alike; (b) runs after them.
 Goals (issue #14): a/b ≥ 4 on the default 10k study, b1/c ≤ 1.5 (b1 and c use the same single core).
 
-    python benchmarks/bench_rank.py               # the default 10k study, seed 0 (~4 minutes on 2 idle cores)
+    python benchmarks/bench_rank.py               # the default 10k study, seed 0 (~6 minutes on 2 idle cores)
     python benchmarks/bench_rank.py --n 2000      # a quicker reading on a 2,000-row study
 """
 import argparse
