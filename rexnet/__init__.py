@@ -56,8 +56,8 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-def block_table(width: float = 1.0, depth_mult: float = 1.0, *, lite: bool = False) -> tuple:
-    """Returns the per-block specs (`BlockSpec`) of ReXNet-V1 (or lite) at a width (and, for V1, a depth
+def block_table(width: float = 1.0, depth_mult: float = 1.0, *, lite: bool = False) -> "tuple[BlockSpec, ...]":
+    """Returns the per-block specs of ReXNet-V1 (or lite) at a width (and, for V1, a depth
     multiplier): `block_table(1.0)` or `block_table(1.0, lite=True)`."""
     from .arch import rexnet_lite_arch, rexnet_v1_arch
 
@@ -65,6 +65,7 @@ def block_table(width: float = 1.0, depth_mult: float = 1.0, *, lite: bool = Fal
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports the names above stand for
+    # (tests/rexnet/test_package.py keeps this list and _EXPORTS the same)
     from .arch import (ArchSpec, BlockSpec, arch_from_dict, arch_to_dict, format_block_table,  # noqa: F401
                        load_arch, rexnet_lite_arch, rexnet_v1_arch, save_arch)
     from .baseline import mobilenetv2_arch  # noqa: F401
