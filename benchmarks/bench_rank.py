@@ -33,9 +33,9 @@ import torch
 from tqdm.auto import tqdm
 
 from rankstudy import StudyConfig, analyze, build_features, rank_metrics, run_study, sample_networks
-from rankstudy.study import plan_chunks
+from rankstudy.random_nets.run import plan_chunks
 from rankstudy.batched import single_thread
-from rankstudy.sampling import SHAPE_COLUMNS
+from rankstudy.random_nets.sampling import SHAPE_COLUMNS
 
 FLOOR_BATCH_ELEMENTS = 2**24  # features per floor batch (elements), to bound memory
 

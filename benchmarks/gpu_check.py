@@ -20,7 +20,7 @@ import torch
 
 from rankstudy import StudyConfig, StudyError, analyze, build_features, run_study, sample_networks
 from rankstudy.rank import metric_columns
-from rankstudy.study import resolve_device
+from rankstudy.random_nets.run import resolve_device
 
 
 def naive_seconds(frames: list, device: torch.device) -> float:

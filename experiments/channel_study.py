@@ -37,8 +37,8 @@ from pathlib import Path
 
 import click
 
-from rankstudy.channels import ChannelStudyConfig, run_channel_study
-from rankstudy.channels_report import write_report
+from rankstudy.channels.run import ChannelStudyConfig, run_channel_study
+from rankstudy.channels.report import write_report
 from rankstudy.errors import StudyError
 from rexnet.io import atomic_path, atomic_write_text, versions
 

@@ -33,12 +33,12 @@ import pandas as pd
 import torch
 
 from rexnet.baseline import mobilenetv2_arch
-from rexnet.data import load_data
-from rexnet.evaluate import evaluate, load_for_eval, write_eval
+from rexnet.training.data import load_data
+from rexnet.training.evaluate import evaluate, load_for_eval, write_eval
 from rexnet.io import atomic_path, atomic_write_text, versions
 from rexnet.small_input import small_input_variant
 from rexnet.summary import model_costs
-from rexnet.train import TrainConfig, resolve_arch, train
+from rexnet.training.train import TrainConfig, resolve_arch, train
 from rexnet.variants import match_macs
 
 REXNET = "rexnet_050"

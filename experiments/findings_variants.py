@@ -70,10 +70,10 @@ from rankstudy.rank import rank_metrics  # noqa: E402
 from rexnet.arch import ArchSpec, arch_to_dict, rexnet_v1_arch, save_arch  # noqa: E402
 from rexnet.model import ReXNet  # noqa: E402
 from rexnet.small_input import small_input_variant  # noqa: E402
-from rexnet.data import load_data  # noqa: E402
-from rexnet.evaluate import load_for_eval  # noqa: E402
+from rexnet.training.data import load_data  # noqa: E402
+from rexnet.training.evaluate import load_for_eval  # noqa: E402
 from rexnet.io import atomic_path, atomic_write_text, versions  # noqa: E402
-from rexnet.train import TrainConfig  # noqa: E402
+from rexnet.training.train import TrainConfig  # noqa: E402
 from rexnet.variants import arch_macs, family_at_macs, from_findings, read_rules  # noqa: E402
 
 IMG_SIZE = 32
@@ -273,7 +273,7 @@ def training_speeds(models: list[Model], base: TrainConfig, steps: int, in_chans
     """Returns each distinct model's training speed (img/s, median over `steps` SGD steps after two warm-up
     steps on random 32×32 batches of `base.batch_size`), all measured in this process one after another, so
     that their ratios are not skewed by a load that changed between training runs."""
-    from rexnet.train import param_groups
+    from rexnet.training.train import param_groups
 
     speeds = {}
     for m in sorted(models, key=lambda m: m.key != "rexnet"):  # ReXNet first: the others are given relative to it

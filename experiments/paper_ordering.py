@@ -21,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from rankstudy import StudyConfig, run_study, stats
-from rankstudy.config import INPUT_DISTS
-from rankstudy.measures import check_table, get_measure
+from rankstudy.random_nets.config import INPUT_DISTS
+from rankstudy.findings.measures import check_table, get_measure
 from rankstudy.store import write_csv, write_json
 from rexnet.io import atomic_write_text, versions
 

@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from rankstudy.plots import plot_all
-from rankstudy.principles import write_findings
+from rankstudy.findings.plots import plot_all
+from rankstudy.findings.principles import write_findings
 from rankstudy.store import load_results, write_json
 from rexnet.io import versions
 

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from rankstudy.probe import load_images, load_model, probe
+from rankstudy.probing.run import load_images, load_model, probe
 from rexnet.arch import arch_to_dict
 from rexnet.model import ReXNet
 from rexnet.small_input import SMALL_INPUT_MODES
@@ -38,7 +38,7 @@ from rexnet.activations import ACTIVATIONS
 from rexnet.blocks import LinearBottleneck, SqueezeExcite
 from rexnet.checkpoint import read_checkpoint
 from rexnet.io import atomic_path, atomic_write_text, versions
-from rexnet.train import resolve_arch
+from rexnet.training.train import resolve_arch
 
 DEFAULT_RUNS = ("runs/fashion_mnist/rexnet_050_s0", "runs/fashion_mnist/mobilenetv2_070_s0")
 MEASURES = ("rank", "rank_rtol_1e-3", "rank_rtol_1e-2", "effective_rank", "stable_rank", "nuclear_norm")

@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from rankstudy import StudyConfig, run_study
-from rankstudy.measures import check_table
-from rankstudy.principles import Settings, find_principles
+from rankstudy.findings.measures import check_table
+from rankstudy.findings.principles import Settings, find_principles
 from rankstudy.store import write_csv, write_json
 from rexnet.io import atomic_write_text, versions
 

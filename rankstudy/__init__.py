@@ -1,13 +1,13 @@
 """rankstudy: the rank of random networks' features under nonlinearities and expansion ratios (ReXNet, arXiv 2007.00992, §3 and Figure 1)."""
-from .config import KINDS, StudyConfig
+from .random_nets.config import KINDS, StudyConfig
 from .errors import StudyError
-from .networks import build_features, rebuild_features
-from .nonlinearities import get_nonlinearity, list_nonlinearities, register_nonlinearity
-from .probe import probe
+from .random_nets.networks import build_features, rebuild_features
+from .random_nets.nonlinearities import get_nonlinearity, list_nonlinearities, register_nonlinearity
+from .probing.run import probe
 from .rank import metric_columns, numerical_rank, rank_metrics, singular_values
-from .sampling import sample_networks
+from .random_nets.sampling import sample_networks
 from .store import load_results
-from .study import analyze, merge, run_study
+from .random_nets.run import analyze, merge, run_study
 
 __all__ = ["KINDS", "StudyConfig", "StudyError", "analyze", "build_features", "get_nonlinearity",
            "list_nonlinearities", "load_results", "merge", "metric_columns", "numerical_rank", "probe", "rank_metrics",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .config import INPUT_DISTS, KINDS, StudyConfig
+from .random_nets.config import INPUT_DISTS, KINDS, StudyConfig
 from .errors import StudyError
 
 DEFAULT_OUT = "results/study"
@@ -80,7 +80,7 @@ def main():
 def sample(n, seed, device, out, kinds, nonlinearities, d_in, ratio_min, ratio_max, n_over_d, inits, norms,
            input_dists, workers, shard, scheduler, batch_size, chunk_rows, quiet):
     """Sample random networks, measure the rank of their features, write the results table."""
-    from .study import run_study
+    from .random_nets.run import run_study
 
     overrides = {"kinds": _names(kinds), "nonlinearities": _names(nonlinearities), "d_in": _numbers(d_in, int),
                  "ratio_min": ratio_min, "ratio_max": ratio_max, "n_over_d": _numbers(n_over_d),
@@ -99,7 +99,7 @@ def sample(n, seed, device, out, kinds, nonlinearities, d_in, ratio_min, ratio_m
 @friendly_errors
 def merge(dirs, out):
     """Merge the chunks of shards (run with --shard) into one results table."""
-    from .study import merge as merge_dirs
+    from .random_nets.run import merge as merge_dirs
 
     table = merge_dirs(list(dirs), out)
     click.echo(f"{len(table)} networks → {Path(out) / 'results.parquet'}")
@@ -108,7 +108,7 @@ def merge(dirs, out):
 @main.command("nonlinearities")
 def list_nonlinearities_cmd():
     """List the registered nonlinearities."""
-    from .nonlinearities import list_nonlinearities
+    from .random_nets.nonlinearities import list_nonlinearities
 
     click.echo("\n".join(list_nonlinearities()))
 
@@ -128,7 +128,7 @@ def list_nonlinearities_cmd():
 @friendly_errors
 def plot(in_path, out, metric, facet, kinds, nonlinearities):
     """Draw the rank study's figures from a results table."""
-    from .plots import plot_all
+    from .findings.plots import plot_all
     from .store import load_results
 
     table, meta = load_results(in_path)
@@ -151,7 +151,7 @@ def plot(in_path, out, metric, facet, kinds, nonlinearities):
 @friendly_errors
 def principles(in_path, out, md, taus, design_measure):
     """Turn a results table into findings.json and FINDINGS.md: rankings, fits, thresholds, verdicts."""
-    from .principles import Settings, write_findings
+    from .findings.principles import Settings, write_findings
     from .store import load_results
 
     table, meta = load_results(in_path)
@@ -212,7 +212,7 @@ def _macs(value: str) -> int:
 def channels(n, macs, blocks, data, data_root, img_size, epochs, train_limit, seeds, noise_configs, noise_seeds,
              max_growth, batch_size, lr, probe_images, seed, workers, threads, scheduler, out, quiet):
     """Channel-configuration study: sample width schedules at a MACs budget, train each briefly, one row per run."""
-    from .channels import ChannelStudyConfig, run_channel_study
+    from .channels.run import ChannelStudyConfig, run_channel_study
 
     try:
         budget = _macs(macs)
@@ -235,8 +235,8 @@ def channels(n, macs, blocks, data, data_root, img_size, epochs, train_limit, se
 @friendly_errors
 def channels_report(in_path, out):
     """Analyse a channel study: accuracy by family and slope, seed noise, top/middle/bottom 10%, proxy, verdict."""
-    from .channels import load_channel_results
-    from .channels_report import write_report
+    from .channels.run import load_channel_results
+    from .channels.report import write_report
 
     table, meta = load_channel_results(in_path)
     report = write_report(table, meta, out or in_path)
@@ -268,7 +268,7 @@ def channels_report(in_path, out):
 def probe(model_spec, checkpoint, data, data_root, n_images, img_size, num_classes, layers, max_columns,
           flag_measure, batch_size, seed, device, out, quiet):
     """Measure the feature rank of every layer of a model on real images; flag where it falls most."""
-    from .probe import format_flagged, run_probe
+    from .probing.run import format_flagged, run_probe
 
     table, files = run_probe(model_spec, checkpoint, data, n_images, out, data_root=data_root, img_size=img_size,
                              num_classes=num_classes, layers=_names(layers), max_columns=max_columns,

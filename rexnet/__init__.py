@@ -26,11 +26,11 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     # Training and evaluation (data preparation, the MobileNetV2 baseline, the training loop, evaluation).
     "mobilenetv2_arch": ("baseline", "mobilenetv2_arch"),
     **{n: ("small_input", n) for n in ("small_input_arch", "small_input_variant")},
-    **{n: ("data", n) for n in ("load_data", "prepare_fashion_mnist")},
-    "EvalResult": ("evaluate", "EvalResult"),
-    "evaluate_model": ("evaluate", "evaluate"),   # `rexnet.evaluate` stays the module
-    "TrainConfig": ("train", "TrainConfig"),
-    "train_model": ("train", "train"),            # `rexnet.train` stays the module
+    **{n: ("training.data", n) for n in ("load_data", "prepare_fashion_mnist")},
+    "EvalResult": ("training.evaluate", "EvalResult"),
+    "evaluate_model": ("training.evaluate", "evaluate"),   # `rexnet.evaluate` stays the module
+    "TrainConfig": ("training.train", "TrainConfig"),
+    "train_model": ("training.train", "train"),            # `rexnet.train` stays the module
     # Networks at a MACs budget and ReXNet variants built from the rank study's findings.json.
     **{n: ("variants", n) for n in ("family_at_macs", "from_findings", "match_macs", "read_rules", "variant_arch")},
 }
@@ -71,10 +71,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports the names abo
     from .baseline import mobilenetv2_arch  # noqa: F401
     from .checkpoint import (Checkpoint, adapt_input_conv, convert_checkpoint, load_checkpoint,  # noqa: F401
                              read_checkpoint, save_checkpoint)
-    from .data import load_data, prepare_fashion_mnist  # noqa: F401
+    from .training.data import load_data, prepare_fashion_mnist  # noqa: F401
     from .errors import RexnetError  # noqa: F401
-    from .evaluate import EvalResult  # noqa: F401
-    from .evaluate import evaluate as evaluate_model  # noqa: F401
+    from .training.evaluate import EvalResult  # noqa: F401
+    from .training.evaluate import evaluate as evaluate_model  # noqa: F401
     from .export import export_onnx  # noqa: F401
     from .keymap import official_to_timm, timm_to_official  # noqa: F401
     from .model import FeatureInfo, ReXNet, ReXNetFeatures, ReXNetV1, ReXNetV1Lite  # noqa: F401
@@ -82,6 +82,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports the names abo
     from .registry import create_model, list_models, model_arch, pretrained_cfg  # noqa: F401
     from .small_input import small_input_arch, small_input_variant  # noqa: F401
     from .summary import ModelSummary, count_flops, count_params, summarize  # noqa: F401
-    from .train import TrainConfig  # noqa: F401
-    from .train import train as train_model  # noqa: F401
+    from .training.train import TrainConfig  # noqa: F401
+    from .training.train import train as train_model  # noqa: F401
     from .variants import family_at_macs, from_findings, match_macs, read_rules, variant_arch  # noqa: F401

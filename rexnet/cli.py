@@ -130,7 +130,7 @@ def data_cmd() -> None:
 @click.option("--no-download", is_flag=True, help="Do not fall back to torchvision's download.")
 def fashion_mnist_cmd(root: str, source: str | None, no_download: bool) -> None:
     """Put verified Fashion-MNIST (60k/10k) where torchvision's FashionMNIST reads it; a no-op when done."""
-    from .data import prepare_fashion_mnist
+    from .training.data import prepare_fashion_mnist
 
     click.echo(f"Fashion-MNIST ready in {prepare_fashion_mnist(root, source, download=not no_download)}")
 
@@ -187,7 +187,7 @@ def fashion_mnist_cmd(root: str, source: str | None, no_download: bool) -> None:
 def train_cmd(model_name: str | None, arch_path: str | None, resume: bool, **options) -> None:
     """Train a model (name or block table) with SGD, warm-up + cosine, label smoothing; torchrun for DDP."""
     from .errors import RexnetError
-    from .train import TrainConfig, rank_info, train
+    from .training.train import TrainConfig, rank_info, train
 
     if (model_name is None) == (arch_path is None):
         raise RexnetError("give exactly one of --model NAME or --arch block_table.json; "
@@ -213,7 +213,7 @@ def eval_cmd(checkpoint: str, data: str, data_root: str, model_name: str | None,
     """Top-1/top-5, per-class accuracy, confusion matrix and penultimate feature rank of a trained model."""
     from pathlib import Path
 
-    from .evaluate import evaluate, format_eval, load_for_eval, write_eval
+    from .training.evaluate import evaluate, format_eval, load_for_eval, write_eval
 
     model, spec = load_for_eval(checkpoint, data, data_root, model_name=model_name, test_limit=test_limit,
                                 device=device)

@@ -22,7 +22,7 @@ from .arch import STAGES, ArchSpec, rexnet_v1_arch
 from .baseline import mobilenetv2_arch
 from .small_input import small_input_variant
 from .summary import model_costs
-from .errors import RexnetError
+from .errors import BudgetUnreachable, RexnetError
 
 
 def arch_macs(arch: ArchSpec, *, img_size: int, small_input: str = "off", num_classes: int = 10,
@@ -118,7 +118,7 @@ def match_macs(make_arch: Callable[[float], ArchSpec], target_macs: int, *, img_
     m = min((a, b), key=lambda x: abs(cost(x)[1] - target_macs))
     macs = cost(m)[1]
     if abs(macs - target_macs) > rel_tol * target_macs:
-        raise RexnetError(
+        raise BudgetUnreachable(
             f"no multiplier gives MACs within {rel_tol:.0%} of {target_macs / 1e6:.4g}M {where()}: the nearest are "
             f"{cost(a)[1] / 1e6:.4g}M (x{a:.6f}) and {cost(b)[1] / 1e6:.4g}M (x{b:.6f}); "
             "use a finer channel divisor, a different budget or a larger tolerance")

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import rexnet.data
-from rexnet.data import prepare_fashion_mnist
+import rexnet.training.data
+from rexnet.training.data import prepare_fashion_mnist
 
 from ..fake_fashion_mnist import fake_set, write_gz_folder
 
@@ -25,7 +25,7 @@ def script(tmp_path, monkeypatch):
     module_spec = importlib.util.spec_from_file_location("channel_study_script", SCRIPT)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    monkeypatch.setattr(rexnet.data, "prepare_fashion_mnist",
+    monkeypatch.setattr(rexnet.training.data, "prepare_fashion_mnist",
                         lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False))
     return module
 

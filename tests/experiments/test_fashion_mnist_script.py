@@ -9,8 +9,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import rexnet.data
-from rexnet.data import prepare_fashion_mnist
+import rexnet.training.data
+from rexnet.training.data import prepare_fashion_mnist
 
 from ..fake_fashion_mnist import fake_set, write_gz_folder
 
@@ -26,7 +26,7 @@ def script(tmp_path, monkeypatch):
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     # load_data prepares the files itself and would otherwise verify them against the real checksums
-    monkeypatch.setattr(rexnet.data, "prepare_fashion_mnist",
+    monkeypatch.setattr(rexnet.training.data, "prepare_fashion_mnist",
                         lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False))
     return module
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import rexnet.data
+import rexnet.training.data
 from rexnet import load_arch
-from rexnet.data import prepare_fashion_mnist
+from rexnet.training.data import prepare_fashion_mnist
 
 from ..fake_fashion_mnist import fake_set, write_gz_folder
 from ..rexnet.test_variants import synthetic_findings
@@ -31,7 +31,7 @@ def script(tmp_path, monkeypatch):
     module = importlib.util.module_from_spec(module_spec)
     monkeypatch.setitem(sys.modules, module_spec.name, module)  # dataclasses look their module up there
     module_spec.loader.exec_module(module)
-    monkeypatch.setattr(rexnet.data, "prepare_fashion_mnist",
+    monkeypatch.setattr(rexnet.training.data, "prepare_fashion_mnist",
                         lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False))
     return module
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import rexnet.data
+import rexnet.training.data
 from rexnet.arch import save_arch
 from rexnet.checkpoint import read_checkpoint
-from rexnet.data import prepare_fashion_mnist
-from rexnet.train import TrainConfig, train
+from rexnet.training.data import prepare_fashion_mnist
+from rexnet.training.train import TrainConfig, train
 
 from ..fake_fashion_mnist import fake_set, write_gz_folder
 from ..rexnet.train_helpers import TINY
@@ -30,7 +30,7 @@ def script(tmp_path, monkeypatch):
     module_spec = importlib.util.spec_from_file_location("probe_script", SCRIPT)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    monkeypatch.setattr(rexnet.data, "prepare_fashion_mnist",
+    monkeypatch.setattr(rexnet.training.data, "prepare_fashion_mnist",
                         lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False))
     return module
 

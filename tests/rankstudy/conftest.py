@@ -3,7 +3,7 @@ import os
 import pytest
 
 from rankstudy import StudyConfig
-from rankstudy.inputs import IMAGES_ENV, IMAGE_FILE
+from rankstudy.random_nets.inputs import IMAGES_ENV, IMAGE_FILE
 from tests.fake_fashion_mnist import idx_bytes
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rankstudy.measures import MEASURES
+from rankstudy.findings.measures import MEASURES
 from rankstudy.store import SCHEMA_VERSION, write_table
 
 GRID = np.geomspace(0.5, 20.0, 16)

@@ -126,7 +126,7 @@ def test_failed_curve_fit_is_reported_and_thresholds_fall_back(monkeypatch):
 
 
 def test_design_rule_uses_the_empirical_threshold_when_the_fit_fails(monkeypatch):
-    from rankstudy.principles import Settings, find_principles
+    from rankstudy.findings.principles import Settings, find_principles
 
     from .synthetic import synthetic_table
 

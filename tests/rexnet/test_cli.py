@@ -61,9 +61,9 @@ def test_export_without_checkpoint_says_the_weights_are_random(tmp_path, monkeyp
 
 @pytest.mark.parametrize("rank, prints", [("0", True), ("1", False)])
 def test_train_prints_on_rank_0_only(tmp_path, monkeypatch, rank, prints):
-    import rexnet.train
+    import rexnet.training.train
 
-    monkeypatch.setattr(rexnet.train, "train", lambda cfg, resume=False: {"epoch": 1, "test_top1": 50.0})
+    monkeypatch.setattr(rexnet.training.train, "train", lambda cfg, resume=False: {"epoch": 1, "test_top1": 50.0})
     monkeypatch.setenv("RANK", rank)
     monkeypatch.setenv("WORLD_SIZE", "2")
     result = _invoke("train", "--model", "rexnet_050", "--data", "fake", "--out", tmp_path / "run")

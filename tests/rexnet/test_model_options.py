@@ -145,7 +145,7 @@ def test_checkpoint_file_is_verified_against_a_known_hash(tmp_path, monkeypatch)
 def test_transforms_follow_the_pretrained_cfg():
     from torchvision import transforms as T
 
-    from rexnet.data import build_transforms
+    from rexnet.training.data import build_transforms
 
     cfg = pretrained_cfg("rexnet_100")
     ops = build_transforms("imagefolder", 224, train=False, pretrained_cfg=cfg).transforms

@@ -182,7 +182,7 @@ def test_cli_builds_a_family_at_a_budget_and_refuses_bad_arguments(tmp_path):
 
 
 def test_a_variant_trains_for_one_step_and_reloads(tmp_path):
-    from rexnet.train import TrainConfig, train
+    from rexnet.training.train import TrainConfig, train
 
     arch = variant_arch(read_rules(synthetic_findings(nonlinearity="mish", cap=3.0, gradual=False)), 0.25, 0.2)
     path = save_arch(arch, tmp_path / "variant.json")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from rexnet import ArchSpec, BlockSpec
-from rexnet.data import load_data
-from rexnet.train import TrainConfig
+from rexnet.training.data import load_data
+from rexnet.training.train import TrainConfig
 
 TINY = ArchSpec(
     name="tiny",
