@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench system-data clean-venv
+.PHONY: run test test-fast lint format bench system-data clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,22 @@ system-data:
 run: $(STAMP) system-data
 	$(BIN)/python experiments/main_study.py
 
+# The whole suite, with the 15 slowest tests listed so its cost stays visible.
 test: $(STAMP) system-data
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
+
+# The inner loop: everything but the tests marked `slow` (SIGKILL/resume, DDP, dask, end-to-end experiments).
+test-fast: $(STAMP) system-data
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
+
+# ruff: lint and format check (config in pyproject.toml); `make format` applies both.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rank.py

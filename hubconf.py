@@ -18,8 +18,10 @@ def _entry(name: str):
         return _create_model(name, **kwargs)
 
     entry.__name__ = name
-    entry.__doc__ = (f"Returns {name} (kwargs: num_classes, checkpoint, in_chans, features_only, output_stride, "
-                     "drop_path_rate, skip_head, dropout, …; see rexnet.create_model).")
+    entry.__doc__ = (
+        f"Returns {name} (kwargs: num_classes, checkpoint, in_chans, features_only, output_stride, "
+        "drop_path_rate, skip_head, dropout, …; see rexnet.create_model)."
+    )
     return entry
 
 

@@ -24,6 +24,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+import rexnet
+
 INFER_BATCH, INFER_SIZE = 8, 224
 TRAIN_BATCH, TRAIN_SIZE = 128, 32
 
@@ -34,13 +36,11 @@ def build(which: str, device: torch.device, channels_last: bool = False, compile
     Same weights, so both do the same arithmetic on the same values (a model whose activations have
     decayed into denormal floats runs several times slower on CPU, which would measure the init).
     """
-    import timm
+    import timm  # the comparison's other side; a test extra, imported only when a model is built
 
     torch.manual_seed(0)
     model = timm.create_model("rexnet_100")
     if which == "ours":
-        import rexnet
-
         model = rexnet.create_model("rexnet_100", checkpoint=model.state_dict())
     model = model.to(device)
     if channels_last:
@@ -152,9 +152,12 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--variants", default="ours,ours_cl,timm",
-                        help=f"comma-separated, from {', '.join(VARIANTS)} (ours_cl = channels_last; "
-                             "ours_compile = torch.compile, minutes to compile on CPU)")
+    parser.add_argument(
+        "--variants",
+        default="ours,ours_cl,timm",
+        help=f"comma-separated, from {', '.join(VARIANTS)} (ours_cl = channels_last; "
+        "ours_compile = torch.compile, minutes to compile on CPU)",
+    )
     parser.add_argument("--memory-probe", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -186,8 +189,10 @@ def main() -> None:
     memory = {v: _memory_in_subprocess(v, args.threads) for v in names}
 
     ours = [v for v in names if v != "timm"]
-    print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}; "
-          f"{args.rounds} alternating rounds × {args.iters} iterations, fastest iteration; ours_cl = channels_last")
+    print(
+        f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}; "
+        f"{args.rounds} alternating rounds × {args.iters} iterations, fastest iteration; ours_cl = channels_last"
+    )
     header = f"{'metric':<34}" + "".join(f"{v:>13}" for v in names) + "".join(f"{v + '/timm':>13}" for v in ours)
     print(header)
     rows = [
@@ -197,8 +202,11 @@ def main() -> None:
     if None not in memory.values():
         rows.append(("training-step peak memory (MiB)", {v: memory[v] / 2**20 for v in names}))
     for label, values in rows:
-        print(f"{label:<34}" + "".join(f"{values[v]:>13.1f}" for v in names)
-              + "".join(f"{values[v] / values['timm']:>13.3f}" for v in ours))
+        print(
+            f"{label:<34}"
+            + "".join(f"{values[v]:>13.1f}" for v in names)
+            + "".join(f"{values[v] / values['timm']:>13.3f}" for v in ours)
+        )
     print("goal: throughput ratios ≥ 1.0, memory ratio ≤ 1.0")
 
 

@@ -19,6 +19,7 @@ Goals (issue #14): a/b ≥ 4 on the default 10k study, b1/c ≤ 1.5 (b1 and c us
     python benchmarks/bench_rank.py               # the default 10k study, seed 0 (~6 minutes on 2 idle cores)
     python benchmarks/bench_rank.py --n 2000      # a quicker reading on a 2,000-row study
 """
+
 import argparse
 import os
 import subprocess
@@ -33,8 +34,8 @@ import torch
 from tqdm.auto import tqdm
 
 from rankstudy import StudyConfig, analyze, build_features, rank_metrics, run_study, sample_networks
-from rankstudy.random_nets.run import plan_chunks
 from rankstudy.batched import single_thread
+from rankstudy.random_nets.run import plan_chunks
 from rankstudy.random_nets.sampling import SHAPE_COLUMNS
 
 FLOOR_BATCH_ELEMENTS = 2**24  # features per floor batch (elements), to bound memory
@@ -104,7 +105,7 @@ def floor(rows) -> tuple[float, float, float]:
         first = group.iloc[0]
         per_batch = max(1, FLOOR_BATCH_ELEMENTS // int(first.d_out * first.n_samples))
         for start in range(0, len(group), per_batch):
-            f = build_features(group.iloc[start:start + per_batch])
+            f = build_features(group.iloc[start : start + per_batch])
             wide = f.shape[1] <= f.shape[2]
             with single_thread():
                 t_rank += timed(rank_metrics, f)
@@ -123,8 +124,25 @@ def cli_study(n: int, seed: int, workers: int) -> float:
     """Returns the wall time of `rankstudy sample` on the CPU, writing to a temporary directory."""
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "rankstudy", "sample", "--n", str(n), "--seed", str(seed),
-                               "--device", "cpu", "--workers", str(workers), "--quiet", "--out", out])
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rankstudy",
+                "sample",
+                "--n",
+                str(n),
+                "--seed",
+                str(seed),
+                "--device",
+                "cpu",
+                "--workers",
+                str(workers),
+                "--quiet",
+                "--out",
+                out,
+            ]
+        )
         if done.returncode != 0:
             raise SystemExit(f"rankstudy sample failed with exit code {done.returncode}")
         return time.perf_counter() - start
@@ -137,8 +155,25 @@ def cli_peak_memory(n: int, seed: int, workers: int) -> int:
     every 0.1 s it slowed the timed run by ~10 %.
     """
     with tempfile.TemporaryDirectory() as out:
-        proc = subprocess.Popen([sys.executable, "-m", "rankstudy", "sample", "--n", str(n), "--seed", str(seed),
-                                 "--device", "cpu", "--workers", str(workers), "--quiet", "--out", out])
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rankstudy",
+                "sample",
+                "--n",
+                str(n),
+                "--seed",
+                str(seed),
+                "--device",
+                "cpu",
+                "--workers",
+                str(workers),
+                "--quiet",
+                "--out",
+                out,
+            ]
+        )
         with PeakMemory(proc.pid, interval=0.2) as mem:
             if proc.wait() != 0:
                 raise SystemExit(f"rankstudy sample failed with exit code {proc.returncode}")
@@ -153,22 +188,24 @@ def main() -> None:
     config = StudyConfig(n=args.n, seed=args.seed)
     rows = sample_networks(config)
     workers = os.cpu_count() or 1
-    print(f"{len(rows)} configs of the default study (seed {args.seed}); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {os.cpu_count()} cores")
+    print(
+        f"{len(rows)} configs of the default study (seed {args.seed}); torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} cores"
+    )
     analyze(rows.head(50), torch.device("cpu"))  # warm-up
 
     t_naive1 = t_naive = t_one = t_rank = t_torch = t_numpy = 0.0
     by_id = rows.set_index("id", drop=False)
     for chunk in tqdm(plan_chunks(rows), desc="(a), (b1), (r), (c) by chunk", unit="chunk"):
         part = by_id.loc[chunk].reset_index(drop=True)
-        frames = [part.iloc[i:i + 1] for i in range(len(part))]
+        frames = [part.iloc[i : i + 1] for i in range(len(part))]
         t_naive += timed(naive, frames)
         with single_thread():
             t_naive1 += timed(naive, frames)
             t_one += timed(analyze, part, torch.device("cpu"))
         times = floor(part)
         t_rank, t_torch, t_numpy = t_rank + times[0], t_torch + times[1], t_numpy + times[2]
-    t_ours = min(cli_study(args.n, args.seed, workers) for _ in range(2))   # best of 2: the machine's noise is ±2 s
+    t_ours = min(cli_study(args.n, args.seed, workers) for _ in range(2))  # best of 2: the machine's noise is ±2 s
     peak = cli_peak_memory(args.n, args.seed, workers)
     t_a, t_floor = min(t_naive, t_naive1), min(t_torch, t_numpy)
 
@@ -176,10 +213,14 @@ def main() -> None:
     print(f"     naive loop, 1 process, 1 thread:                {t_naive1:8.1f} s")
     print(f"(b1) analyze, 1 process, 1 thread:                   {t_one:8.1f} s")
     print(f"(r)  its rank stage alone (rank_metrics), 1 thread:  {t_rank:8.1f} s")
-    print(f"(c)  floor: float64 Gram + eigvalsh, 1 thread:       {t_floor:8.1f} s   "
-          f"(torch/MKL {t_torch:.1f} s, NumPy/OpenBLAS {t_numpy:.1f} s)")
-    print(f"(b)  rankstudy sample, {workers} worker processes:        {t_ours:8.1f} s   "
-          f"peak memory {peak / 2**30:.2f} GiB")
+    print(
+        f"(c)  floor: float64 Gram + eigvalsh, 1 thread:       {t_floor:8.1f} s   "
+        f"(torch/MKL {t_torch:.1f} s, NumPy/OpenBLAS {t_numpy:.1f} s)"
+    )
+    print(
+        f"(b)  rankstudy sample, {workers} worker processes:        {t_ours:8.1f} s   "
+        f"peak memory {peak / 2**30:.2f} GiB"
+    )
     print(f"a/b  = {t_a / t_ours:5.2f}   (goal ≥ 4; the faster naive loop, on one process, vs the study on all cores)")
     print(f"a/b1 = {t_a / t_one:5.2f}   (naive loop and analyze, one process each)")
     print(f"b1/c = {t_one / t_floor:5.2f}   (goal ≤ 1.5; the whole analyzer, draws and network forward included)")

@@ -10,6 +10,7 @@ Prints one summary line per item and a final JSON line; exits 1 if any rank diff
     python benchmarks/gpu_check.py --device cuda                 # what benchmarks/gpu_check.sh runs
     python benchmarks/gpu_check.py --device cpu --n 300 --sample 40 --naive-rows 20   # the logic, on a CPU
 """
+
 import argparse
 import json
 import sys
@@ -20,7 +21,8 @@ import torch
 
 from rankstudy import StudyConfig, StudyError, analyze, build_features, run_study, sample_networks
 from rankstudy.rank import metric_columns
-from rankstudy.random_nets.run import resolve_device
+from rexnet.device import resolve_device
+from rexnet.errors import RexnetError
 
 
 def naive_seconds(frames: list, device: torch.device) -> float:
@@ -50,15 +52,26 @@ def check(n: int, seed: int, device: str, sample: int, naive_rows: int) -> dict:
     rel = max(float(np.max(np.abs(ours[c] - cpu[c]) / np.maximum(np.abs(cpu[c]), 1e-300))) for c in floats)
 
     rows = sample_networks(config)
-    frames = [rows.iloc[i:i + 1] for i in np.sort(rng.choice(n, size=min(naive_rows, n), replace=False))]
+    frames = [rows.iloc[i : i + 1] for i in np.sort(rng.choice(n, size=min(naive_rows, n), replace=False))]
     naive_cpu = naive_seconds(frames, torch.device("cpu")) * n / len(frames)
     naive_dev = naive_cpu if dev.type == "cpu" else naive_seconds(frames, dev) * n / len(frames)
-    return {"device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-            "torch": torch.__version__, "n": n, "seed": seed, "study_s": round(study_s, 2),
-            "naive_cpu_s_scaled": round(naive_cpu, 1), "naive_device_s_scaled": round(naive_dev, 1),
-            "ratio_naive_cpu": round(naive_cpu / study_s, 2), "ratio_naive_device": round(naive_dev / study_s, 2),
-            "naive_rows_timed": len(frames), "compared_rows": len(ids), "rank_mismatches": len(mismatched),
-            "mismatched_ids": mismatched[:20], "max_rel_diff_float_metrics": rel}
+    return {
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "n": n,
+        "seed": seed,
+        "study_s": round(study_s, 2),
+        "naive_cpu_s_scaled": round(naive_cpu, 1),
+        "naive_device_s_scaled": round(naive_dev, 1),
+        "ratio_naive_cpu": round(naive_cpu / study_s, 2),
+        "ratio_naive_device": round(naive_dev / study_s, 2),
+        "naive_rows_timed": len(frames),
+        "compared_rows": len(ids),
+        "rank_mismatches": len(mismatched),
+        "mismatched_ids": mismatched[:20],
+        "max_rel_diff_float_metrics": rel,
+    }
 
 
 def main() -> int:
@@ -74,14 +87,19 @@ def main() -> int:
         return 2
     try:
         r = check(args.n, args.seed, args.device, args.sample, args.naive_rows)
-    except StudyError as e:
+    except (StudyError, RexnetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"study of {r['n']} rows on {r['device']} ({r['device_name']}): {r['study_s']:.1f} s")
-    print(f"naive loop (scaled from {r['naive_rows_timed']} rows): CPU {r['naive_cpu_s_scaled']:.0f} s → "
-          f"{r['ratio_naive_cpu']:.1f}×; on {r['device']} {r['naive_device_s_scaled']:.0f} s → {r['ratio_naive_device']:.1f}×")
-    print(f"ranks vs CPU on {r['compared_rows']} rows: {r['rank_mismatches']} rows differ "
-          f"{r['mismatched_ids'] or ''}; float metrics max relative difference {r['max_rel_diff_float_metrics']:.2e}")
+    print(
+        f"naive loop (scaled from {r['naive_rows_timed']} rows): CPU {r['naive_cpu_s_scaled']:.0f} s → "
+        f"{r['ratio_naive_cpu']:.1f}×; on {r['device']} {r['naive_device_s_scaled']:.0f} s → "
+        f"{r['ratio_naive_device']:.1f}×"
+    )
+    print(
+        f"ranks vs CPU on {r['compared_rows']} rows: {r['rank_mismatches']} rows differ "
+        f"{r['mismatched_ids'] or ''}; float metrics max relative difference {r['max_rel_diff_float_metrics']:.2e}"
+    )
     print(json.dumps(r))
     return 1 if r["rank_mismatches"] else 0
 

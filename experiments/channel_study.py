@@ -37,8 +37,8 @@ from pathlib import Path
 
 import click
 
-from rankstudy.channels.run import ChannelStudyConfig, run_channel_study
-from rankstudy.channels.report import write_report
+from rankstudy import store
+from rankstudy.channels import ChannelStudyConfig, run_channel_study, write_report
 from rankstudy.errors import StudyError
 from rexnet.io import atomic_path, atomic_write_text, versions
 
@@ -69,28 +69,56 @@ def command_line(ctx: click.Context) -> str:
 @click.option("--data-root", default="data", show_default=True)
 @click.option("--runs", default="runs/channel_study", show_default=True, help="Study state (resumable).")
 @click.option("--results", default="results/channels", show_default=True)
-def main(n, macs, blocks, epochs, train_limit, batch_size, lr, noise_configs, seed, workers, scheduler, data_root,
-         runs, results) -> None:
+def main(
+    n,
+    macs,
+    blocks,
+    epochs,
+    train_limit,
+    batch_size,
+    lr,
+    noise_configs,
+    seed,
+    workers,
+    scheduler,
+    data_root,
+    runs,
+    results,
+) -> None:
     """Run (or resume) the channel study, then write its table, report and figures to RESULTS."""
-    cfg = ChannelStudyConfig(n=n, macs=macs, blocks=blocks, data="fashion-mnist", img_size=32, epochs=epochs,
-                             train_limit=train_limit, seeds=1, noise_configs=noise_configs, noise_seeds=3,
-                             batch_size=batch_size, lr=lr, seed=seed)
+    cfg = ChannelStudyConfig(
+        n=n,
+        macs=macs,
+        blocks=blocks,
+        data="fashion-mnist",
+        img_size=32,
+        epochs=epochs,
+        train_limit=train_limit,
+        seeds=1,
+        noise_configs=noise_configs,
+        noise_seeds=3,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+    )
     command = command_line(click.get_current_context())
     try:
-        table = run_channel_study(cfg, runs, data_root=data_root, workers=workers, scheduler=scheduler, threads=1,
-                                  command=command)
+        table = run_channel_study(
+            cfg, runs, data_root=data_root, workers=workers, scheduler=scheduler, threads=1, command=command
+        )
+        results = store.prepare_out_dir(results)
     except StudyError as exc:  # bad input: one line, exit code 2, nothing written to RESULTS
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    results = Path(results)
-    results.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
         with atomic_path(results / name) as tmp:
             shutil.copyfile(Path(runs) / name, tmp)
-    meta = json.loads((results / "metadata.json").read_text())
+    meta = store.read_json(results / "metadata.json", "it is copied from RUNS; rerun this script")
     report = write_report(table, meta, results)
-    atomic_write_text(results / "command.txt", command + "\n" + f"settings: {json.dumps(cfg.to_dict())}\n"
-                      + f"versions: {json.dumps(versions())}\n")
+    atomic_write_text(
+        results / "command.txt",
+        command + "\n" + f"settings: {json.dumps(cfg.to_dict())}\n" + f"versions: {json.dumps(versions())}\n",
+    )
     print((results / "REPORT.md").read_text())
     print(report["verdict"])
 

@@ -6,20 +6,20 @@ rank is compared as a relative difference. Writes results/exactness.json.
 
     python experiments/exactness.py [--in results/study] [--out results/exactness.json] [--workers CORES]
 """
+
 import argparse
 import os
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from joblib import Parallel, delayed
 
 from rankstudy import load_results, rebuild_features
-from rankstudy.rank import EPS_FLOAT32
 from rankstudy.store import write_json
 from rexnet.io import versions
+from rexnet.rank_tolerance import float32_rtol
 
 
 def check(rows: pd.DataFrame) -> pd.DataFrame:
@@ -28,15 +28,20 @@ def check(rows: pd.DataFrame) -> pd.DataFrame:
     for _, row in rows.iterrows():
         f = rebuild_features(row).double()
         s = torch.linalg.svdvals(f)
-        tol = s[0] * max(f.shape) * EPS_FLOAT32
+        tol = s[0] * float32_rtol(*f.shape)
         p = (s / s.sum()).clamp_min(1e-300)
         effective = torch.exp(-(p * p.log()).sum()).item()
-        out.append({"id": row["id"], "svd_rank": int((s > tol).sum()),
-                    "svd_rank_rtol_1e-3": int((s > 1e-3 * s[0]).sum()),
-                    "svd_rank_rtol_1e-2": int((s > 1e-2 * s[0]).sum()),
-                    "svd_effective_rank": effective,
-                    # distance of the nearest singular value to the tolerance, in units of the tolerance
-                    "margin": (((s - tol).abs().min()) / tol).item()})
+        out.append(
+            {
+                "id": row["id"],
+                "svd_rank": int((s > tol).sum()),
+                "svd_rank_rtol_1e-3": int((s > 1e-3 * s[0]).sum()),
+                "svd_rank_rtol_1e-2": int((s > 1e-2 * s[0]).sum()),
+                "svd_effective_rank": effective,
+                # distance of the nearest singular value to the tolerance, in units of the tolerance
+                "margin": (((s - tol).abs().min()) / tol).item(),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -54,25 +59,31 @@ def main() -> None:
     merged = table.merge(ref, on="id")
     diff = (merged["rank"] - merged["svd_rank"]).abs()
     report = {
-        "source": str(args.src), "source_command": meta.get("command"), "n_rows": len(merged),
+        "source": str(args.src),
+        "source_command": meta.get("command"),
+        "n_rows": len(merged),
         "rank_equal_fraction": float((diff == 0).mean()),
         "rank_max_abs_diff": int(diff.max()),
-        "rank_differing_rows": merged.loc[diff > 0, ["id", "kind", "nonlinearity", "d_out", "rank", "svd_rank",
-                                                     "margin"]].to_dict("records"),
+        "rank_differing_rows": merged.loc[
+            diff > 0, ["id", "kind", "nonlinearity", "d_out", "rank", "svd_rank", "margin"]
+        ].to_dict("records"),
         "rank_rtol_1e-3_equal_fraction": float((merged["rank_rtol_1e-3"] == merged["svd_rank_rtol_1e-3"]).mean()),
         "rank_rtol_1e-2_equal_fraction": float((merged["rank_rtol_1e-2"] == merged["svd_rank_rtol_1e-2"]).mean()),
-        "effective_rank_max_rel_diff": float(((merged["effective_rank"] - merged["svd_effective_rank"]).abs()
-                                              / merged["svd_effective_rank"]).max()),
+        "effective_rank_max_rel_diff": float(
+            ((merged["effective_rank"] - merged["svd_effective_rank"]).abs() / merged["svd_effective_rank"]).max()
+        ),
         "reference": "torch.linalg.svdvals of the rebuilt float32 features in float64",
-        "command": "python experiments/exactness.py " + " ".join(f"--{k} {v}" for k, v in
-                                                              [("in", args.src), ("out", args.out), ("workers", args.workers)]),
+        "command": "python experiments/exactness.py "
+        + " ".join(f"--{k} {v}" for k, v in [("in", args.src), ("out", args.out), ("workers", args.workers)]),
         "wall_time_s": round(time.perf_counter() - start, 1),
         "versions": versions(),
     }
     write_json(args.out, report)
-    print(f"ranks equal for {report['rank_equal_fraction']:.4%} of {len(merged)} rows, max |diff| "
-          f"{report['rank_max_abs_diff']}; effective rank max rel diff {report['effective_rank_max_rel_diff']:.2e} "
-          f"→ {args.out}")
+    print(
+        f"ranks equal for {report['rank_equal_fraction']:.4%} of {len(merged)} rows, max |diff| "
+        f"{report['rank_max_abs_diff']}; effective rank max rel diff {report['effective_rank_max_rel_diff']:.2e} "
+        f"→ {args.out}"
+    )
 
 
 if __name__ == "__main__":

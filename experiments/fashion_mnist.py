@@ -33,12 +33,13 @@ import pandas as pd
 import torch
 
 from rexnet.baseline import mobilenetv2_arch
-from rexnet.training.data import load_data
-from rexnet.training.evaluate import evaluate, load_for_eval, write_eval
 from rexnet.io import atomic_path, atomic_write_text, versions
+from rexnet.registry import resolve_arch
 from rexnet.small_input import small_input_variant
 from rexnet.summary import model_costs
-from rexnet.training.train import TrainConfig, resolve_arch, train
+from rexnet.training.data import load_data
+from rexnet.training.evaluate import evaluate, load_for_eval, write_eval
+from rexnet.training.train import TrainConfig, format_epoch, train
 from rexnet.variants import match_macs
 
 REXNET = "rexnet_050"
@@ -56,7 +57,7 @@ def run_one(cfg: TrainConfig) -> str:
     if (out / "model.pth").is_file():
         return "skipped"
     resume = (out / "checkpoint.pth").is_file()
-    train(cfg, resume=resume)
+    train(cfg, resume=resume, on_epoch=lambda row: print(format_epoch(row, cfg.epochs), flush=True))
     return "resumed" if resume else "trained"
 
 
@@ -67,33 +68,58 @@ def summarize_run(cfg: TrainConfig, in_chans: int) -> dict:
     metrics = pd.read_csv(out / "metrics.csv")
     eval_json = out / "eval_fashion-mnist" / "eval.json"
     if not eval_json.is_file():
-        model, spec = load_for_eval(out / "model.pth", "fashion-mnist", cfg.data_root,
-                                    test_limit=cfg.test_limit, device="cpu")
+        model, spec = load_for_eval(
+            out / "model.pth", "fashion-mnist", cfg.data_root, test_limit=cfg.test_limit, device="cpu"
+        )
         write_eval(evaluate(model, spec.test, spec.classes), eval_json.parent, title=f"{cfg.model} seed {cfg.seed}")
     report = json.loads(eval_json.read_text())
     arch, stem_stride = small_input_variant(resolve_arch(cfg.model), cfg.small_input)
     params, macs = model_costs(arch, IMG_SIZE, num_classes=10, in_chans=in_chans, stem_stride=stem_stride)
-    return {"model": cfg.model, "seed": cfg.seed, "epochs": int(metrics["epoch"].iloc[-1]),
-            "test_top1": report["top1"], "test_top5": report["top5"], "params": params, "macs": macs,
-            "img_per_s": metrics["img_per_s"].median(), "feature_rank": report["feature_rank"],
-            "nuclear_norm": report["feature_nuclear_norm"]}
+    return {
+        "model": cfg.model,
+        "seed": cfg.seed,
+        "epochs": int(metrics["epoch"].iloc[-1]),
+        "test_top1": report["top1"],
+        "test_top5": report["top5"],
+        "params": params,
+        "macs": macs,
+        "img_per_s": metrics["img_per_s"].median(),
+        "feature_rank": report["feature_rank"],
+        "nuclear_norm": report["feature_nuclear_norm"],
+    }
 
 
 def write_table(rows: pd.DataFrame, results: Path) -> pd.DataFrame:
     """Returns the per-model table (mean ± std over seeds), written as table.csv and table.md."""
-    table = rows.groupby("model", sort=False).agg(
-        seeds=("seed", "count"), top1_mean=("test_top1", "mean"), top1_std=("test_top1", "std"),
-        top1_min=("test_top1", "min"), top1_max=("test_top1", "max"), top5_mean=("test_top5", "mean"),
-        params=("params", "first"), macs=("macs", "first"), img_per_s=("img_per_s", "mean"),
-        feature_rank=("feature_rank", "mean")).reset_index()
+    table = (
+        rows.groupby("model", sort=False)
+        .agg(
+            seeds=("seed", "count"),
+            top1_mean=("test_top1", "mean"),
+            top1_std=("test_top1", "std"),
+            top1_min=("test_top1", "min"),
+            top1_max=("test_top1", "max"),
+            top5_mean=("test_top5", "mean"),
+            params=("params", "first"),
+            macs=("macs", "first"),
+            img_per_s=("img_per_s", "mean"),
+            feature_rank=("feature_rank", "mean"),
+        )
+        .reset_index()
+    )
     atomic_write_text(results / "table.csv", table.to_csv(index=False))
-    lines = ["| model | seeds | test top-1 (mean ± std) | min–max | top-5 | params | MMACs (32×32) | train img/s | "
-             "feature rank |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | seeds | test top-1 (mean ± std) | min–max | top-5 | params | MMACs (32×32) | train img/s | "
+        "feature rank |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in table.itertuples():
         std = 0.0 if pd.isna(r.top1_std) else r.top1_std
-        lines.append(f"| {r.model} | {r.seeds} | {r.top1_mean:.2f} ± {std:.2f} | "
-                     f"{r.top1_min:.2f}–{r.top1_max:.2f} | {r.top5_mean:.2f} | {r.params:,} | {r.macs / 1e6:.1f} | "
-                     f"{r.img_per_s:.0f} | {r.feature_rank:.3f} |")
+        lines.append(
+            f"| {r.model} | {r.seeds} | {r.top1_mean:.2f} ± {std:.2f} | "
+            f"{r.top1_min:.2f}–{r.top1_max:.2f} | {r.top5_mean:.2f} | {r.params:,} | {r.macs / 1e6:.1f} | "
+            f"{r.img_per_s:.0f} | {r.feature_rank:.3f} |"
+        )
     atomic_write_text(results / "table.md", "\n".join(lines) + "\n")
     return table
 
@@ -136,8 +162,13 @@ def plot_curves(cfgs: list[TrainConfig], results: Path) -> Path:
 
 @click.command()
 @click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
-@click.option("--small-input", type=click.Choice(["off", "s16", "s8"]), default="s16", show_default=True,
-              help="Small-input mode for both models (rexnet/small_input.py).")
+@click.option(
+    "--small-input",
+    type=click.Choice(["off", "s16", "s8"]),
+    default="s16",
+    show_default=True,
+    help="Small-input mode for both models (rexnet/small_input.py).",
+)
 @click.option("--seeds", default="0,1", show_default=True, help="Comma-separated seeds.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--lr", type=float, default=0.1, show_default=True)
@@ -149,8 +180,21 @@ def plot_curves(cfgs: list[TrainConfig], results: Path) -> Path:
 @click.option("--test-limit", type=click.IntRange(min=1))
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--mobilenet-width", type=float, help="Default: matched to ReXNet-0.5×'s MACs.")
-def main(epochs, small_input, seeds, batch_size, lr, weight_decay, data_root, runs, results, train_limit, test_limit,
-         workers, mobilenet_width) -> None:
+def main(
+    epochs,
+    small_input,
+    seeds,
+    batch_size,
+    lr,
+    weight_decay,
+    data_root,
+    runs,
+    results,
+    train_limit,
+    test_limit,
+    workers,
+    mobilenet_width,
+) -> None:
     """Train ReXNet-0.5× and a MAC-matched MobileNetV2 on Fashion-MNIST over seeds; write table and curves."""
     in_chans = load_data("fashion-mnist", data_root).in_chans
 
@@ -160,27 +204,53 @@ def main(epochs, small_input, seeds, batch_size, lr, weight_decay, data_root, ru
 
     target = macs(resolve_arch(REXNET))
     # The model is named by its width ×100, so the matched width is kept to two decimals.
-    width = mobilenet_width or round(match_macs(mobilenetv2_arch, target, img_size=IMG_SIZE, small_input=small_input,
-                                                in_chans=in_chans)[0], 2)
+    width = mobilenet_width or round(
+        match_macs(mobilenetv2_arch, target, img_size=IMG_SIZE, small_input=small_input, in_chans=in_chans)[0], 2
+    )
     mobilenet = f"mobilenetv2_{round(width * 100):03d}"
-    print(f"{REXNET}: {target / 1e6:.1f} MMACs at {IMG_SIZE}×{IMG_SIZE} (small input {small_input}); matched "
-          f"baseline {mobilenet} ({macs(mobilenetv2_arch(width)) / 1e6:.1f} MMACs)", flush=True)
-    base = TrainConfig(data="fashion-mnist", data_root=data_root, epochs=epochs, batch_size=batch_size, lr=lr,
-                       weight_decay=weight_decay, warmup_epochs=min(1.0, epochs / 5), label_smoothing=0.1,
-                       small_input=small_input, img_size=IMG_SIZE, train_limit=train_limit, test_limit=test_limit,
-                       device="cpu", workers=workers)
+    print(
+        f"{REXNET}: {target / 1e6:.1f} MMACs at {IMG_SIZE}×{IMG_SIZE} (small input {small_input}); matched "
+        f"baseline {mobilenet} ({macs(mobilenetv2_arch(width)) / 1e6:.1f} MMACs)",
+        flush=True,
+    )
+    base = TrainConfig(
+        data="fashion-mnist",
+        data_root=data_root,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup_epochs=min(1.0, epochs / 5),
+        label_smoothing=0.1,
+        small_input=small_input,
+        img_size=IMG_SIZE,
+        train_limit=train_limit,
+        test_limit=test_limit,
+        device="cpu",
+        workers=workers,
+    )
     runs, results = Path(runs), Path(results)
-    cfgs = [replace(base, model=model, seed=seed, out=str(run_folder(runs, model, seed)))
-            for seed in (int(s) for s in seeds.split(",")) for model in (REXNET, mobilenet)]
+    cfgs = [
+        replace(base, model=model, seed=seed, out=str(run_folder(runs, model, seed)))
+        for seed in (int(s) for s in seeds.split(","))
+        for model in (REXNET, mobilenet)
+    ]
     for cfg in cfgs:
         print(f"== {cfg.model} seed {cfg.seed}: {run_one(cfg)}", flush=True)
     results.mkdir(parents=True, exist_ok=True)
-    settings = {"models": [REXNET, mobilenet], "seeds": sorted({c.seed for c in cfgs}),
-                **{k: v for k, v in asdict(base).items() if k not in ("model", "seed", "out")}}
+    settings = {
+        "models": [REXNET, mobilenet],
+        "seeds": sorted({c.seed for c in cfgs}),
+        **{k: v for k, v in asdict(base).items() if k not in ("model", "seed", "out")},
+    }
     packages = {**versions(), "torchvision": metadata.version("torchvision"), "threads": torch.get_num_threads()}
-    atomic_write_text(results / "command.txt", command_line(click.get_current_context()) + "\n"
-                      + f"settings: {json.dumps(settings)}\n"
-                      + f"versions: {json.dumps(packages)}\n")
+    atomic_write_text(
+        results / "command.txt",
+        command_line(click.get_current_context())
+        + "\n"
+        + f"settings: {json.dumps(settings)}\n"
+        + f"versions: {json.dumps(packages)}\n",
+    )
     rows = pd.DataFrame([summarize_run(cfg, in_chans) for cfg in cfgs])
     atomic_write_text(results / "runs.csv", rows.to_csv(index=False))
     table = write_table(rows, results)

@@ -68,18 +68,21 @@ from fashion_mnist import command_line, plot_curves, run_one, summarize_run  # n
 
 from rankstudy.rank import rank_metrics  # noqa: E402
 from rexnet.arch import ArchSpec, arch_to_dict, rexnet_v1_arch, save_arch  # noqa: E402
+from rexnet.io import atomic_path, atomic_write_text, versions  # noqa: E402
 from rexnet.model import ReXNet  # noqa: E402
 from rexnet.small_input import small_input_variant  # noqa: E402
 from rexnet.training.data import load_data  # noqa: E402
 from rexnet.training.evaluate import load_for_eval  # noqa: E402
-from rexnet.io import atomic_path, atomic_write_text, versions  # noqa: E402
 from rexnet.training.train import TrainConfig  # noqa: E402
 from rexnet.variants import arch_macs, family_at_macs, from_findings, read_rules  # noqa: E402
 
 IMG_SIZE = 32
 REXNET_WIDTH = 0.5  # the budget: ReXNet-0.5×'s MACs
-RANK_MEASURES = {"rank_rtol_1e-2": "normalized_rank_rtol_1e-2", "effective_rank": "normalized_effective_rank",
-                 "rank_float32": "normalized_rank"}
+RANK_MEASURES = {
+    "rank_rtol_1e-2": "normalized_rank_rtol_1e-2",
+    "effective_rank": "normalized_effective_rank",
+    "rank_float32": "normalized_rank",
+}
 RULE_LABELS = {"nonlinearity": "nonlinearity", "expansion": "expansion cap", "schedule": "schedule"}
 
 
@@ -101,8 +104,9 @@ def table_hash(arch: ArchSpec) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def plan_models(findings: str, tau: float, small_input: str, in_chans: int, seeds: tuple[int, ...],
-                ablation_seeds: tuple[int, ...]) -> tuple[int, list[Model]]:
+def plan_models(
+    findings: str, tau: float, small_input: str, in_chans: int, seeds: tuple[int, ...], ablation_seeds: tuple[int, ...]
+) -> tuple[int, list[Model]]:
     """Returns (MACs budget, models): the two published networks, the variant and its one-rule ablations."""
     target = arch_macs(rexnet_v1_arch(REXNET_WIDTH), img_size=IMG_SIZE, small_input=small_input, in_chans=in_chans)
     budget = dict(macs_budget=target, num_classes=10, img_size=IMG_SIZE, in_chans=in_chans, small_input=small_input)
@@ -110,16 +114,23 @@ def plan_models(findings: str, tau: float, small_input: str, in_chans: int, seed
     rexnet = family_at_macs("rexnet", **budget)
     rules = read_rules(findings, tau=tau)
     models = [
-        Model("mobilenetv2", f"MobileNetV2-{mobilenet.provenance['budget']['width_mult']:g}×", mobilenet, seeds,
-              "baseline"),
+        Model(
+            "mobilenetv2",
+            f"MobileNetV2-{mobilenet.provenance['budget']['width_mult']:g}×",
+            mobilenet,
+            seeds,
+            "baseline",
+        ),
         Model("rexnet", f"ReXNet-{rexnet.provenance['budget']['width_mult']:g}×", rexnet, seeds, "published"),
-        Model("variant", "variant (findings)", from_findings(rules, name="rexnet_findings", **budget), seeds,
-              "variant"),
+        Model(
+            "variant", "variant (findings)", from_findings(rules, name="rexnet_findings", **budget), seeds, "variant"
+        ),
     ]
     for rule in rules.differs_from_rexnet():
         arch = from_findings(rules.ablate(rule), name=f"rexnet_findings_rexnet_{rule}", **budget)
-        models.append(Model(f"variant_rexnet_{rule}", f"variant, ReXNet's {RULE_LABELS[rule]}", arch,
-                            ablation_seeds, "ablation"))
+        models.append(
+            Model(f"variant_rexnet_{rule}", f"variant, ReXNet's {RULE_LABELS[rule]}", arch, ablation_seeds, "ablation")
+        )
     # An ablation identical to another network is that network: its runs stand for it.
     seen: dict[str, str] = {}
     for i, m in enumerate(models):
@@ -139,8 +150,10 @@ def run_configs(models: list[Model], base: TrainConfig, runs: Path, archs: Path)
             cfgs[m.key] = [c for c in cfgs[m.same_as] if c.seed in m.seeds]
             continue
         path = save_arch(m.arch, archs / f"{m.key}.json")
-        cfgs[m.key] = [replace(base, model=str(path), seed=s, out=str(runs / f"{m.key}_{table_hash(m.arch)}_s{s}"))
-                       for s in m.seeds]
+        cfgs[m.key] = [
+            replace(base, model=str(path), seed=s, out=str(runs / f"{m.key}_{table_hash(m.arch)}_s{s}"))
+            for s in m.seeds
+        ]
     return cfgs
 
 
@@ -151,10 +164,13 @@ def feature_ranks(cfg: TrainConfig) -> dict[str, float]:
     cache = Path(cfg.out) / "feature_ranks.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    model, spec = load_for_eval(Path(cfg.out) / "model.pth", "fashion-mnist", cfg.data_root,
-                                test_limit=cfg.test_limit, device="cpu")
-    feats = [model.forward_head(model.forward_features(x), pre_logits=True).float()
-             for x, _ in DataLoader(spec.test, batch_size=256)]
+    model, spec = load_for_eval(
+        Path(cfg.out) / "model.pth", "fashion-mnist", cfg.data_root, test_limit=cfg.test_limit, device="cpu"
+    )
+    feats = [
+        model.forward_head(model.forward_features(x), pre_logits=True).float()
+        for x, _ in DataLoader(spec.test, batch_size=256)
+    ]
     features = torch.cat(feats)
     c = features.shape[1]
     chunk = 2 * c if len(features) >= 2 * c else len(features)
@@ -183,11 +199,16 @@ def spearman_table(rows: pd.DataFrame, seed: int = 0, n_resamples: int = 1999) -
         if len(x) > 2 and np.ptp(x) > 0 and np.ptp(y) > 0:
             rho, p = stats.spearmanr(x, y)
             idx = rng.integers(0, len(x), size=(n_resamples, len(x)))
-            boot = np.array([stats.spearmanr(x[i], y[i]).statistic if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0
-                             else np.nan for i in idx])
+            boot = np.array(
+                [
+                    stats.spearmanr(x[i], y[i]).statistic if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0 else np.nan
+                    for i in idx
+                ]
+            )
             low, high = np.nanpercentile(boot, [2.5, 97.5])
-        out.append({"measure": measure, "runs": len(x), "spearman_rho": rho, "ci_low": low, "ci_high": high,
-                    "p_value": p})
+        out.append(
+            {"measure": measure, "runs": len(x), "spearman_rho": rho, "ci_low": low, "ci_high": high, "p_value": p}
+        )
     return pd.DataFrame(out)
 
 
@@ -198,11 +219,23 @@ def _f(value: float, fmt: str) -> str:
 def write_tables(rows: pd.DataFrame, models: list[Model], results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Returns (per-model table, Spearman table over distinct runs), written as table.csv/.md and spearman.csv."""
     order = {m.key: i for i, m in enumerate(models)}
-    table = rows.groupby("model", sort=False).agg(
-        label=("label", "first"), role=("role", "first"), seeds=("seed", "count"),
-        top1_mean=("test_top1", "mean"), top1_std=("test_top1", "std"), top5_mean=("test_top5", "mean"),
-        params=("params", "first"), macs=("macs", "first"), img_per_s=("img_per_s", "mean"),
-        timed_img_per_s=("timed_img_per_s", "first"), **{f"{m}_mean": (m, "mean") for m in RANK_MEASURES}).reset_index()
+    table = (
+        rows.groupby("model", sort=False)
+        .agg(
+            label=("label", "first"),
+            role=("role", "first"),
+            seeds=("seed", "count"),
+            top1_mean=("test_top1", "mean"),
+            top1_std=("test_top1", "std"),
+            top5_mean=("test_top5", "mean"),
+            params=("params", "first"),
+            macs=("macs", "first"),
+            img_per_s=("img_per_s", "mean"),
+            timed_img_per_s=("timed_img_per_s", "first"),
+            **{f"{m}_mean": (m, "mean") for m in RANK_MEASURES},
+        )
+        .reset_index()
+    )
     table = table.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
     budget = table.loc[table["model"] == "rexnet", "macs"].iloc[0]
     table["macs_vs_rexnet"] = table["macs"] / budget - 1
@@ -211,26 +244,36 @@ def write_tables(rows: pd.DataFrame, models: list[Model], results: Path) -> tupl
     spearman = spearman_table(rows.drop_duplicates("run"))
     atomic_write_text(results / "spearman.csv", spearman.to_csv(index=False))
     same = {m.key: m.same_as for m in models if m.same_as}
-    lines = ["| model | runs | test top-1 (mean ± std) | top-5 | params | MMACs (vs ReXNet) | train img/s (timed) | "
-             "train img/s (runs) | feature rank rtol 1e-2 | effective rank | float32 rank |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | runs | test top-1 (mean ± std) | top-5 | params | MMACs (vs ReXNet) | train img/s (timed) | "
+        "train img/s (runs) | feature rank rtol 1e-2 | effective rank | float32 rank |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in table.to_dict("records"):
         label = r["label"] + (f" (= {same[r['model']]}, same runs)" if r["model"] in same else "")
         lines.append(
             f"| {label} | {r['seeds']} | {r['top1_mean']:.2f} ± {_f(r['top1_std'], '.2f')} | {r['top5_mean']:.2f} | "
             f"{r['params']:,} | {r['macs'] / 1e6:.2f} ({r['macs_vs_rexnet']:+.1%}) | "
             f"{_f(r['timed_img_per_s'], '.0f')} | "
-            f"{r['img_per_s']:.0f} | "
-            + " | ".join(f"{r[f'{m}_mean']:.3f}" for m in RANK_MEASURES) + " |")
-    lines += ["", "train img/s (timed): the same training step timed for each model one after another in one process "
-              "(`--speed-steps`, CPU, the runs' batch size); (runs): the mean over runs of "
-              "each run's median epoch speed, which depends on what else ran on the machine then.",
-              "", "Spearman's ρ between the penultimate feature rank and test top-1 over the distinct runs "
-              "(95% percentile bootstrap CI, runs resampled):", "",
-              "| rank measure | runs | ρ | 95% CI | p |", "|---|---|---|---|---|"]
+            f"{r['img_per_s']:.0f} | " + " | ".join(f"{r[f'{m}_mean']:.3f}" for m in RANK_MEASURES) + " |"
+        )
+    lines += [
+        "",
+        "train img/s (timed): the same training step timed for each model one after another in one process "
+        "(`--speed-steps`, CPU, the runs' batch size); (runs): the mean over runs of "
+        "each run's median epoch speed, which depends on what else ran on the machine then.",
+        "",
+        "Spearman's ρ between the penultimate feature rank and test top-1 over the distinct runs "
+        "(95% percentile bootstrap CI, runs resampled):",
+        "",
+        "| rank measure | runs | ρ | 95% CI | p |",
+        "|---|---|---|---|---|",
+    ]
     for r in spearman.to_dict("records"):
-        lines.append(f"| {r['measure']} | {r['runs']} | {_f(r['spearman_rho'], '+.2f')} | "
-                     f"[{_f(r['ci_low'], '+.2f')}, {_f(r['ci_high'], '+.2f')}] | {_f(r['p_value'], '.3f')} |")
+        lines.append(
+            f"| {r['measure']} | {r['runs']} | {_f(r['spearman_rho'], '+.2f')} | "
+            f"[{_f(r['ci_low'], '+.2f')}, {_f(r['ci_high'], '+.2f')}] | {_f(r['p_value'], '.3f')} |"
+        )
     atomic_write_text(results / "table.md", "\n".join(lines) + "\n")
     return table, spearman
 
@@ -256,10 +299,18 @@ def plot_figure(rows: pd.DataFrame, table: pd.DataFrame, budget: int, results: P
     for ax, measure in zip(axes[1:], ("rank_rtol_1e-2", "effective_rank")):
         for r in distinct.to_dict("records"):
             ax.scatter(r[measure], r["test_top1"], color=colors[r["model"]])
-            ax.annotate(f"{r['label']} s{r['seed']}", (r[measure], r["test_top1"]), fontsize=6, xytext=(3, 3),
-                        textcoords="offset points")
-        ax.set(xlabel=f"penultimate feature {measure} (/ C)", ylabel="test top-1 (%)",
-               title=f"{measure} vs accuracy, per run")
+            ax.annotate(
+                f"{r['label']} s{r['seed']}",
+                (r[measure], r["test_top1"]),
+                fontsize=6,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        ax.set(
+            xlabel=f"penultimate feature {measure} (/ C)",
+            ylabel="test top-1 (%)",
+            title=f"{measure} vs accuracy, per run",
+        )
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -304,9 +355,12 @@ def time_training_steps(models: list[Model], base: TrainConfig, steps: int, in_c
     for key, speed in speeds.items():
         # Absolute speeds depend on what else runs on the machine; the ratio to ReXNet, measured in the same
         # run, transfers.
-        print(f"{labels[key]:<40} {speed:7.0f} img/s ({speed / speeds.get('rexnet', speed):.2f}× "
-              f"ReXNet's) -> {60000 / speed / 60:5.1f} min per 60k epoch, training only "
-              f"({torch.get_num_threads()} threads)", flush=True)
+        print(
+            f"{labels[key]:<40} {speed:7.0f} img/s ({speed / speeds.get('rexnet', speed):.2f}× "
+            f"ReXNet's) -> {60000 / speed / 60:5.1f} min per 60k epoch, training only "
+            f"({torch.get_num_threads()} threads)",
+            flush=True,
+        )
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -333,11 +387,33 @@ def _seeds(text: str) -> tuple[int, ...]:
 @click.option("--test-limit", type=click.IntRange(min=1))
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--time-steps", type=click.IntRange(min=1), help="Only time this many training steps per model.")
-@click.option("--speed-steps", type=click.IntRange(min=0), default=30, show_default=True,
-              help="Training steps timed per model, one model after another in this process, for the table's "
-                   "img/s column (the runs' own speeds depend on what shared the machine); 0 skips it.")
-def main(findings, tau, epochs, small_input, seeds, ablation_seeds, batch_size, lr, weight_decay, data_root, runs,
-         results, train_limit, test_limit, workers, time_steps, speed_steps) -> None:
+@click.option(
+    "--speed-steps",
+    type=click.IntRange(min=0),
+    default=30,
+    show_default=True,
+    help="Training steps timed per model, one model after another in this process, for the table's "
+    "img/s column (the runs' own speeds depend on what shared the machine); 0 skips it.",
+)
+def main(
+    findings,
+    tau,
+    epochs,
+    small_input,
+    seeds,
+    ablation_seeds,
+    batch_size,
+    lr,
+    weight_decay,
+    data_root,
+    runs,
+    results,
+    train_limit,
+    test_limit,
+    workers,
+    time_steps,
+    speed_steps,
+) -> None:
     """Train MobileNetV2, ReXNet and the findings' variant (+ one-rule ablations) at equal MACs; write the table."""
     from rexnet.errors import RexnetError
 
@@ -346,14 +422,31 @@ def main(findings, tau, epochs, small_input, seeds, ablation_seeds, batch_size, 
         target, models = plan_models(findings, tau, small_input, in_chans, _seeds(seeds), _seeds(ablation_seeds))
     except RexnetError as exc:
         raise click.ClickException(str(exc)) from None
-    print(f"budget: ReXNet-{REXNET_WIDTH}× = {target / 1e6:.3f}M MACs at {IMG_SIZE}×{IMG_SIZE} (small input "
-          f"{small_input}); models: " + ", ".join(
-              f"{m.label} {m.arch.provenance['budget']['macs'] / 1e6:.3f}M" + (f" (= {m.same_as})" if m.same_as else "")
-              for m in models), flush=True)
-    base = TrainConfig(data="fashion-mnist", data_root=data_root, epochs=epochs, batch_size=batch_size, lr=lr,
-                       weight_decay=weight_decay, warmup_epochs=min(1.0, epochs / 5), label_smoothing=0.1,
-                       small_input=small_input, img_size=IMG_SIZE, train_limit=train_limit, test_limit=test_limit,
-                       device="cpu", workers=workers)
+    print(
+        f"budget: ReXNet-{REXNET_WIDTH}× = {target / 1e6:.3f}M MACs at {IMG_SIZE}×{IMG_SIZE} (small input "
+        f"{small_input}); models: "
+        + ", ".join(
+            f"{m.label} {m.arch.provenance['budget']['macs'] / 1e6:.3f}M" + (f" (= {m.same_as})" if m.same_as else "")
+            for m in models
+        ),
+        flush=True,
+    )
+    base = TrainConfig(
+        data="fashion-mnist",
+        data_root=data_root,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup_epochs=min(1.0, epochs / 5),
+        label_smoothing=0.1,
+        small_input=small_input,
+        img_size=IMG_SIZE,
+        train_limit=train_limit,
+        test_limit=test_limit,
+        device="cpu",
+        workers=workers,
+    )
     if time_steps:
         time_training_steps(models, base, time_steps, in_chans)
         return
@@ -362,21 +455,47 @@ def main(findings, tau, epochs, small_input, seeds, ablation_seeds, batch_size, 
     distinct = {c.out: c for m in models if not m.same_as for c in cfgs[m.key]}
     for cfg in distinct.values():
         print(f"== {Path(cfg.out).name}: {run_one(cfg)}", flush=True)
-    settings = {"findings": findings, "tau": tau, "macs_budget": target,
-                "models": {m.key: {"label": m.label, "seeds": list(m.seeds), "role": m.role, "same_as": m.same_as,
-                                   "width": m.arch.provenance["budget"]["width_mult"],
-                                   "macs": m.arch.provenance["budget"]["macs"]} for m in models},
-                **{k: v for k, v in asdict(base).items() if k not in ("model", "seed", "out")}}
+    settings = {
+        "findings": findings,
+        "tau": tau,
+        "macs_budget": target,
+        "models": {
+            m.key: {
+                "label": m.label,
+                "seeds": list(m.seeds),
+                "role": m.role,
+                "same_as": m.same_as,
+                "width": m.arch.provenance["budget"]["width_mult"],
+                "macs": m.arch.provenance["budget"]["macs"],
+            }
+            for m in models
+        },
+        **{k: v for k, v in asdict(base).items() if k not in ("model", "seed", "out")},
+    }
     packages = {**versions(), "scipy": metadata.version("scipy"), "threads": torch.get_num_threads()}
-    atomic_write_text(results / "command.txt", command_line(click.get_current_context(), __file__) + "\n"
-                      + f"settings: {json.dumps(settings)}\n" + f"versions: {json.dumps(packages)}\n")
+    atomic_write_text(
+        results / "command.txt",
+        command_line(click.get_current_context(), __file__)
+        + "\n"
+        + f"settings: {json.dumps(settings)}\n"
+        + f"versions: {json.dumps(packages)}\n",
+    )
     speeds = training_speeds(models, base, speed_steps, in_chans) if speed_steps else {}
     rows = []
     for m in models:
         for cfg in cfgs[m.key]:
             row = summarize_run(cfg, in_chans)
-            rows.append({**row, "model": m.key, "label": m.label, "role": m.role, "run": Path(cfg.out).name,
-                         **feature_ranks(cfg), "timed_img_per_s": speeds.get(m.same_as or m.key, np.nan)})
+            rows.append(
+                {
+                    **row,
+                    "model": m.key,
+                    "label": m.label,
+                    "role": m.role,
+                    "run": Path(cfg.out).name,
+                    **feature_ranks(cfg),
+                    "timed_img_per_s": speeds.get(m.same_as or m.key, np.nan),
+                }
+            )
     rows = pd.DataFrame(rows)
     atomic_write_text(results / "runs.csv", rows.to_csv(index=False))
     table, _ = write_tables(rows, models, results)

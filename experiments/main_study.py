@@ -6,6 +6,7 @@ results/FINDINGS.md. Rerunning resumes an interrupted study from its stored chun
 
     python experiments/main_study.py [--n 10000] [--seed 0] [--workers CORES] [--out results]
 """
+
 import argparse
 import os
 import resource
@@ -14,14 +15,17 @@ import time
 from pathlib import Path
 
 from plots_and_principles import figures_and_findings
+
 from rankstudy import StudyConfig, run_study
 from rankstudy.store import write_json
 
 
 def peak_rss_mib() -> dict[str, float]:
     """Returns the peak resident memory of this process and of its largest child (joblib workers), MiB."""
-    return {"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return {
+        "self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "largest_child": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
 
 
 def main() -> None:
@@ -33,22 +37,33 @@ def main() -> None:
     args = parser.parse_args()
 
     study_dir = args.out / "study"
-    command = (f"rankstudy sample --n {args.n} --seed {args.seed} --device cpu --workers {args.workers} "
-               f"--out {study_dir}   (via: python experiments/main_study.py {' '.join(sys.argv[1:])})".rstrip())
+    command = (
+        f"rankstudy sample --n {args.n} --seed {args.seed} --device cpu --workers {args.workers} "
+        f"--out {study_dir}   (via: python experiments/main_study.py {' '.join(sys.argv[1:])})".rstrip()
+    )
     start = time.perf_counter()
-    run_study(StudyConfig(n=args.n, seed=args.seed), device="cpu", out=study_dir, workers=args.workers,
-              command=command)
+    run_study(StudyConfig(n=args.n, seed=args.seed), device="cpu", out=study_dir, workers=args.workers, command=command)
     wall = time.perf_counter() - start
-    write_json(study_dir / "run_stats.json", {"wall_time_s": round(wall, 1), "peak_rss_mib": peak_rss_mib(),
-                                              "workers": args.workers, "cpu_count": os.cpu_count()})
+    write_json(
+        study_dir / "run_stats.json",
+        {
+            "wall_time_s": round(wall, 1),
+            "peak_rss_mib": peak_rss_mib(),
+            "workers": args.workers,
+            "cpu_count": os.cpu_count(),
+        },
+    )
     print(f"study: {args.n} networks in {wall:.1f} s, peak RSS {peak_rss_mib()} MiB → {study_dir}")
 
-    findings = figures_and_findings(study_dir, args.out,
-                                    command=f"python experiments/main_study.py {' '.join(sys.argv[1:])}".rstrip())
+    findings = figures_and_findings(
+        study_dir, args.out, command=f"python experiments/main_study.py {' '.join(sys.argv[1:])}".rstrip()
+    )
     rec = findings["recommendations"]
     print(f"figures → {args.out / 'figures'}; findings → {args.out / 'findings.json'}, {args.out / 'FINDINGS.md'}")
-    print(f"recommended nonlinearity {rec['recommended_nonlinearity']}, max expansion per layer "
-          f"{rec['max_expansion_per_layer']}, gradual beats single: {rec['gradual_expansion_beats_single']}")
+    print(
+        f"recommended nonlinearity {rec['recommended_nonlinearity']}, max expansion per layer "
+        f"{rec['max_expansion_per_layer']}, gradual beats single: {rec['gradual_expansion_beats_single']}"
+    )
     for key, item in findings["paper_findings"].items():
         print(f"  ({key}) {item['verdict']}: {item['claim']}")
 

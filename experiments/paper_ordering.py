@@ -12,6 +12,7 @@ every measure with bootstrap CIs, per setup.
 Writes OUT/study/ (the table), OUT/ordering.csv (one row per setup × measure), OUT/ORDERING.md and
 OUT/run.json (command, seed, versions, wall time).
 """
+
 import argparse
 import os
 import sys
@@ -21,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from rankstudy import StudyConfig, run_study, stats
-from rankstudy.random_nets.config import INPUT_DISTS
 from rankstudy.findings.measures import check_table, get_measure
+from rankstudy.random_nets.config import INPUT_DISTS
 from rankstudy.store import write_csv, write_json
 from rexnet.io import atomic_write_text, versions
 
@@ -34,9 +35,20 @@ N_RESAMPLES = 999
 
 def config(n: int, seed: int) -> StudyConfig:
     """Returns the sweep's study config: one expanding layer at ratio 10, every open factor."""
-    return StudyConfig(n=n, seed=seed, kinds=("linear", "conv3x3"), nonlinearities=NONLINEARITIES, d_in=(16, 32),
-                       ratio_min=10.0, ratio_max=10.0, n_ratios=1, n_over_d=(1.0, 2.0), inits=("kaiming", "unit"),
-                       norms=("none", "bn"), input_dists=INPUT_DISTS)
+    return StudyConfig(
+        n=n,
+        seed=seed,
+        kinds=("linear", "conv3x3"),
+        nonlinearities=NONLINEARITIES,
+        d_in=(16, 32),
+        ratio_min=10.0,
+        ratio_max=10.0,
+        n_ratios=1,
+        n_over_d=(1.0, 2.0),
+        inits=("kaiming", "unit"),
+        norms=("none", "bn"),
+        input_dists=INPUT_DISTS,
+    )
 
 
 def compare(table: pd.DataFrame) -> pd.DataFrame:
@@ -53,40 +65,76 @@ def compare(table: pd.DataFrame) -> pd.DataFrame:
             complicated = part[part.nonlinearity.isin(["elu", "silu", "hardswish", "softplus"])][col]
             simple = part[part.nonlinearity.isin(["relu", "relu6"])][col]
             grp = stats.diff_ci(complicated, simple, n_resamples=N_RESAMPLES)
-            rows.append({**dict(zip(SETUP, key)), "measure": m, "softplus": by["softplus"].mean(),
-                         "relu": by["relu"].mean(), "softplus_minus_relu": sp.mean, "ci_low": sp.low,
-                         "ci_high": sp.high, "paper_order": bool(sp.low > 0),
-                         "complicated_minus_simple": grp.mean, "group_ci_low": grp.low, "group_ci_high": grp.high,
-                         "n": sp.n})
+            rows.append(
+                {
+                    **dict(zip(SETUP, key)),
+                    "measure": m,
+                    "softplus": by["softplus"].mean(),
+                    "relu": by["relu"].mean(),
+                    "softplus_minus_relu": sp.mean,
+                    "ci_low": sp.low,
+                    "ci_high": sp.high,
+                    "paper_order": bool(sp.low > 0),
+                    "complicated_minus_simple": grp.mean,
+                    "group_ci_low": grp.low,
+                    "group_ci_high": grp.high,
+                    "n": sp.n,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def markdown(result: pd.DataFrame, run: dict) -> str:
     """Returns ORDERING.md: the pooled answer, then every setup where SoftPlus is significantly above ReLU."""
     pooled = result[result["kind"] == "all"]
-    lines = ["# SoftPlus vs ReLU at dimension ratio 0.1 (expansion 10×), every setup", "",
-             f"`{run['command']}` (seed {run['seed']}, {run['n']} networks, {run['wall_time_s']:.0f} s; versions "
-             "in run.json). Setups: kind (linear = Figure 1 (a), conv3x3 = (b)) × input × norm × init; d_in "
-             "16/32 and N/d_out 1/2 pooled within a setup. paper order = SoftPlus − ReLU > 0 with its 95% CI.",
-             "", "## Pooled over every setup", "", "| measure | SoftPlus | ReLU | SoftPlus − ReLU [95% CI] | "
-             "complicated − ReLU/ReLU6 [95% CI] |", "|---|---|---|---|---|"]
+    lines = [
+        "# SoftPlus vs ReLU at dimension ratio 0.1 (expansion 10×), every setup",
+        "",
+        f"`{run['command']}` (seed {run['seed']}, {run['n']} networks, {run['wall_time_s']:.0f} s; versions "
+        "in run.json). Setups: kind (linear = Figure 1 (a), conv3x3 = (b)) × input × norm × init; d_in "
+        "16/32 and N/d_out 1/2 pooled within a setup. paper order = SoftPlus − ReLU > 0 with its 95% CI.",
+        "",
+        "## Pooled over every setup",
+        "",
+        "| measure | SoftPlus | ReLU | SoftPlus − ReLU [95% CI] | complicated − ReLU/ReLU6 [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
     for _, r in pooled.iterrows():
-        lines.append(f"| {r.measure} | {r.softplus:.3f} | {r.relu:.3f} | {r.softplus_minus_relu:+.3f} "
-                     f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] | {r.complicated_minus_simple:+.3f} "
-                     f"[{r.group_ci_low:+.3f}, {r.group_ci_high:+.3f}] |")
+        lines.append(
+            f"| {r.measure} | {r.softplus:.3f} | {r.relu:.3f} | {r.softplus_minus_relu:+.3f} "
+            f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] | {r.complicated_minus_simple:+.3f} "
+            f"[{r.group_ci_low:+.3f}, {r.group_ci_high:+.3f}] |"
+        )
     setups = result[result["kind"] != "all"]
     n_setups = len(setups.groupby(list(SETUP)))
     lines += ["", "## Setups with the paper's order (SoftPlus significantly above ReLU)", ""]
     for m in MEASURES:
         hits = setups[(setups.measure == m) & setups.paper_order]
-        lines.append(f"- {m}: {len(hits)} of {n_setups} setups"
-                     + (": " + "; ".join(f"{r.kind}/{r.input_dist}/{r.norm}/{r.init} ({r.softplus:.3f} vs "
-                                          f"{r.relu:.3f})" for r in hits.itertuples()) if len(hits) else "") + ".")
-    lines += ["", "## Every setup (rank at rtol 1e-2 / d_out)", "",
-              "| kind | input | norm | init | SoftPlus | ReLU | difference [95% CI] |", "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"- {m}: {len(hits)} of {n_setups} setups"
+            + (
+                ": "
+                + "; ".join(
+                    f"{r.kind}/{r.input_dist}/{r.norm}/{r.init} ({r.softplus:.3f} vs {r.relu:.3f})"
+                    for r in hits.itertuples()
+                )
+                if len(hits)
+                else ""
+            )
+            + "."
+        )
+    lines += [
+        "",
+        "## Every setup (rank at rtol 1e-2 / d_out)",
+        "",
+        "| kind | input | norm | init | SoftPlus | ReLU | difference [95% CI] |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in setups[setups.measure == "rank_rtol_1e-2"].itertuples():
-        lines.append(f"| {r.kind} | {r.input_dist} | {r.norm} | {r.init} | {r.softplus:.3f} | {r.relu:.3f} | "
-                     f"{r.softplus_minus_relu:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] |")
+        lines.append(
+            f"| {r.kind} | {r.input_dist} | {r.norm} | {r.init} | {r.softplus:.3f} | {r.relu:.3f} | "
+            f"{r.softplus_minus_relu:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -99,12 +147,21 @@ def main() -> None:
     args = parser.parse_args()
     command = ("python experiments/paper_ordering.py " + " ".join(sys.argv[1:])).strip()
     start = time.perf_counter()
-    table = check_table(run_study(config(args.n, args.seed), device="cpu", out=args.out / "study",
-                                  workers=args.workers, command=command))
+    table = check_table(
+        run_study(
+            config(args.n, args.seed), device="cpu", out=args.out / "study", workers=args.workers, command=command
+        )
+    )
     result = compare(table)
-    run = {"command": command, "seed": args.seed, "n": args.n, "workers": args.workers,
-           "wall_time_s": round(time.perf_counter() - start, 1), "config": config(args.n, args.seed).to_dict(),
-           "versions": versions()}
+    run = {
+        "command": command,
+        "seed": args.seed,
+        "n": args.n,
+        "workers": args.workers,
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        "config": config(args.n, args.seed).to_dict(),
+        "versions": versions(),
+    }
     write_csv(args.out / "ordering.csv", result)
     write_json(args.out / "run.json", run)
     atomic_write_text(args.out / "ORDERING.md", markdown(result, run))

@@ -4,7 +4,7 @@ The paper (ReXNet, §3–4) designs its channel schedule so that layers keep a h
 argues MobileNetV2's stage-wise schedule loses rank. Here `rankstudy.probe` measures it on the two networks
 of experiments/fashion_mnist.py (ReXNet-0.5× and the MAC-matched MobileNetV2-0.7×, small-input mode s16):
 each trained run (RUN/model.pth) and the same network at initialisation (rebuilt with the run's seed, model
-and settings exactly as rexnet.train builds it before the first step), on a seeded random subset of the
+and settings exactly as rexnet.training.train builds it before the first step), on a seeded random subset of the
 Fashion-MNIST test set, in eval mode.
 
 Layers probed (the main path, where the paper measures): the output of every activation outside the SE
@@ -28,17 +28,18 @@ from pathlib import Path
 import click
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
-from rankstudy.probing.run import load_images, load_model, probe
-from rexnet.arch import arch_to_dict
-from rexnet.model import ReXNet
-from rexnet.small_input import SMALL_INPUT_MODES
+from rankstudy.probing import load_images, load_model, probe
 from rexnet.activations import ACTIVATIONS
+from rexnet.arch import arch_to_dict
 from rexnet.blocks import LinearBottleneck, SqueezeExcite
 from rexnet.checkpoint import read_checkpoint
 from rexnet.io import atomic_path, atomic_write_text, versions
-from rexnet.training.train import resolve_arch
+from rexnet.model import ReXNet
+from rexnet.registry import resolve_arch
+from rexnet.small_input import SMALL_INPUT_MODES
 
 DEFAULT_RUNS = ("runs/fashion_mnist/rexnet_050_s0", "runs/fashion_mnist/mobilenetv2_070_s0")
 MEASURES = ("rank", "rank_rtol_1e-3", "rank_rtol_1e-2", "effective_rank", "stable_rank", "nuclear_norm")
@@ -51,7 +52,7 @@ def init_model(checkpoint: Path) -> nn.Module:
     ckpt = read_checkpoint(checkpoint)
     meta = ckpt.metadata
     cfg = meta["config"]
-    torch.manual_seed(cfg["seed"])  # rexnet.train seeds right before building the model
+    torch.manual_seed(cfg["seed"])  # rexnet.training.train seeds right before building the model
     arch = resolve_arch(cfg["model"], cfg["small_input"], cfg["dropout"])
     if arch_to_dict(arch) != ckpt.arch:
         raise click.ClickException(f"{checkpoint}: rebuilding {cfg['model']} does not give the trained table")
@@ -65,9 +66,12 @@ def layer_roles(model: nn.Module) -> dict[str, str]:
     blocks = [(n, m) for n, m in model.named_modules() if isinstance(m, LinearBottleneck)]
     in_se = {n for n, m in model.named_modules() if isinstance(m, SqueezeExcite)}
     for name, block in blocks:
-        acts = [f"{name}.{n}" for n, m in block.named_modules()
-                if isinstance(m, _ACTIVATION_TYPES) and not any(f"{name}.{n}".startswith(s + ".") for s in in_se)]
-        for act, role in zip(acts, ["expand", "depthwise"][-len(acts):] if acts else []):
+        acts = [
+            f"{name}.{n}"
+            for n, m in block.named_modules()
+            if isinstance(m, _ACTIVATION_TYPES) and not any(f"{name}.{n}".startswith(s + ".") for s in in_se)
+        ]
+        for act, role in zip(acts, ["expand", "depthwise"][-len(acts) :] if acts else []):
             roles[act] = role
         roles[name] = "block"
     features = model.features
@@ -81,8 +85,15 @@ def layer_roles(model: nn.Module) -> dict[str, str]:
 def probe_network(model: nn.Module, images: torch.Tensor, *, max_columns: int, seed: int) -> pd.DataFrame:
     """Returns the probe table of the main-path layers of `model`, with role and relative depth columns."""
     roles = layer_roles(model)
-    table = probe(model, images, lambda name, module: name in roles, measures=list(MEASURES),
-                  max_columns=max_columns, seed=seed, progress=True)
+    table = probe(
+        model,
+        images,
+        lambda name, module: name in roles,
+        measures=list(MEASURES),
+        max_columns=max_columns,
+        seed=seed,
+        progress=True,
+    )
     table.insert(1, "role", table["name"].map(roles))
     table.insert(2, "depth", range(len(table)))
     table.insert(3, "relative_depth", table["depth"] / (len(table) - 1))
@@ -95,8 +106,11 @@ def summarize(layers: pd.DataFrame) -> pd.DataFrame:
     used["third"] = pd.cut(used["relative_depth"], [-0.01, 1 / 3, 2 / 3, 1.0], labels=["early", "middle", "late"])
     rows = []
     for (model, state), g in used.groupby(["model", "state"], sort=False):
-        groups = [("all", "all", g)] + [("third", t, gg) for t, gg in g.groupby("third", observed=True)] \
+        groups = (
+            [("all", "all", g)]
+            + [("third", t, gg) for t, gg in g.groupby("third", observed=True)]
             + [("role", r, gg) for r, gg in g.groupby("role", sort=False)]
+        )
         for kind, group, gg in groups:
             row = {"model": model, "state": state, "by": kind, "group": group, "layers": len(gg)}
             row.update({m: gg["normalized_" + m].mean() for m in SUMMARY_MEASURES})
@@ -107,17 +121,28 @@ def summarize(layers: pd.DataFrame) -> pd.DataFrame:
 def summary_markdown(summary: pd.DataFrame, models: list[str], n_images: int) -> str:
     """Returns summary.md: one table per measure (model × state rows, depth thirds and roles as columns)."""
     groups = ["all", "early", "middle", "late", "stem", "expand", "depthwise", "block", "penultimate", "pooled"]
-    lines = [f"# Feature rank through depth: {' vs '.join(models)} (Fashion-MNIST test, {n_images} images)", "",
-             "Mean over layers of rank / channels (`rankstudy.probe`), uncapped layers only; thirds of relative "
-             "depth and layer roles. Written by experiments/probe.py.", ""]
+    lines = [
+        f"# Feature rank through depth: {' vs '.join(models)} (Fashion-MNIST test, {n_images} images)",
+        "",
+        "Mean over layers of rank / channels (`rankstudy.probe`), uncapped layers only; thirds of relative "
+        "depth and layer roles. Written by experiments/probe.py.",
+        "",
+    ]
     for measure in SUMMARY_MEASURES:
         present = [g for g in groups if g in set(summary["group"])]
-        lines += [f"## {measure} / channels", "", "| model | state | " + " | ".join(present) + " |",
-                  "|---|---|" + "---|" * len(present)]
+        lines += [
+            f"## {measure} / channels",
+            "",
+            "| model | state | " + " | ".join(present) + " |",
+            "|---|---|" + "---|" * len(present),
+        ]
         for (model, state), g in summary.groupby(["model", "state"], sort=False):
             values = g.set_index("group")[measure]
-            lines.append(f"| {model} | {state} | " + " | ".join(f"{values[c]:.3f}" if c in values else "–"
-                                                                 for c in present) + " |")
+            lines.append(
+                f"| {model} | {state} | "
+                + " | ".join(f"{values[c]:.3f}" if c in values else "–" for c in present)
+                + " |"
+            )
         lines.append("")
     return "\n".join(lines + answers(summary, models, groups)) + "\n"
 
@@ -145,8 +170,10 @@ def answers(summary: pd.DataFrame, models: list[str], groups: list[str], tie: fl
                 more = max((a, b), key=lambda m: d["all"] if m == a else -d["all"])
                 higher_a = ", ".join(f"{g} {v:+.3f}" for g, v in d.items() if g != "all" and v >= tie) or "none"
                 higher_b = ", ".join(f"{g} {v:+.3f}" for g, v in d.items() if g != "all" and v <= -tie) or "none"
-                lines.append(f"- {measure}, {state}: {more if abs(d['all']) >= tie else 'neither'} over all layers "
-                             f"(Δ {d['all']:+.3f}); {a} higher in: {higher_a}; {b} higher in: {higher_b}")
+                lines.append(
+                    f"- {measure}, {state}: {more if abs(d['all']) >= tie else 'neither'} over all layers "
+                    f"(Δ {d['all']:+.3f}); {a} higher in: {higher_a}; {b} higher in: {higher_b}"
+                )
         lines.append("")
     lines.append("**Does training change it** (trained − init):")
     for model in models:
@@ -155,22 +182,19 @@ def answers(summary: pd.DataFrame, models: list[str], groups: list[str], tie: fl
             if "all" not in d:
                 continue
             parts = sorted(((v, g) for g, v in d.items() if g != "all"), reverse=True)
-            lines.append(f"- {model}, {measure}: {d['all']:+.3f} over all layers; most up: {parts[0][1]} "
-                         f"{parts[0][0]:+.3f}; most down: {parts[-1][1]} {parts[-1][0]:+.3f}")
+            lines.append(
+                f"- {model}, {measure}: {d['all']:+.3f} over all layers; most up: {parts[0][1]} "
+                f"{parts[0][0]:+.3f}; most down: {parts[-1][1]} {parts[-1][0]:+.3f}"
+            )
     return lines
 
 
 def plot_depth(layers: pd.DataFrame, path: Path, n_images: int) -> Path:
     """Returns `path` after drawing normalized rank through relative depth: one row per measure, one column per
     layer role (the roles alternate along the network, so one line through all of them would zigzag)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     roles = [r for r in ("expand", "depthwise", "block") if r in set(layers["role"])]
-    fig, axes = plt.subplots(len(SUMMARY_MEASURES), len(roles), figsize=(4.6 * len(roles), 3.2 * len(SUMMARY_MEASURES)),
-                             squeeze=False, sharex=True, sharey=True)
+    fig = Figure(figsize=(4.6 * len(roles), 3.2 * len(SUMMARY_MEASURES)))
+    axes = fig.subplots(len(SUMMARY_MEASURES), len(roles), squeeze=False, sharex=True, sharey=True)
     used = layers[~layers["capped"]]
     extra = used[~used["role"].isin(roles)]  # stem, penultimate, pooled: one point each, drawn in every panel
     for (i, measure), (j, role) in ((a, b) for a in enumerate(SUMMARY_MEASURES) for b in enumerate(roles)):
@@ -188,12 +212,13 @@ def plot_depth(layers: pd.DataFrame, path: Path, n_images: int) -> Path:
         if i == len(SUMMARY_MEASURES) - 1:
             ax.set_xlabel("relative depth")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"Fashion-MNIST test, {n_images} images; dashed: at initialisation, solid: trained; "
-                 "×: stem, penultimate and pooled features")
+    fig.suptitle(
+        f"Fashion-MNIST test, {n_images} images; dashed: at initialisation, solid: trained; "
+        "×: stem, penultimate and pooled features"
+    )
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -214,11 +239,22 @@ def _md5(path: Path) -> str:
 
 
 @click.command()
-@click.option("--run", "runs", multiple=True, default=DEFAULT_RUNS, show_default=True,
-              help="A `rexnet train` run folder holding model.pth (repeat for each network).")
+@click.option(
+    "--run",
+    "runs",
+    multiple=True,
+    default=DEFAULT_RUNS,
+    show_default=True,
+    help="A `rexnet train` run folder holding model.pth (repeat for each network).",
+)
 @click.option("--data-root", default="data", show_default=True)
-@click.option("--n-images", type=click.IntRange(min=1), default=2048, show_default=True,
-              help="Test images probed: more than the widest layer's channels, so pooled layers are not capped.")
+@click.option(
+    "--n-images",
+    type=click.IntRange(min=1),
+    default=2048,
+    show_default=True,
+    help="Test images probed: more than the widest layer's channels, so pooled layers are not capped.",
+)
 @click.option("--max-columns", type=click.IntRange(min=1), default=4096, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses the images and the columns.")
 @click.option("--results", default="results/probe", show_default=True)
@@ -227,19 +263,33 @@ def main(runs, data_root, n_images, max_columns, seed, results) -> None:
     results = Path(results)
     missing = [r for r in runs if not (Path(r) / "model.pth").is_file()]
     if missing:
-        raise click.ClickException(f"{missing[0]}/model.pth not found; finish the run (experiments/fashion_mnist.py) "
-                                   "or pass --run")
+        raise click.ClickException(
+            f"{missing[0]}/model.pth not found; finish the run (experiments/fashion_mnist.py) or pass --run"
+        )
     frames, models, run_info = [], [], []
     for run in map(Path, runs):
         trained = load_model(None, run / "model.pth")
         cfg = read_checkpoint(run / "model.pth").metadata["config"]
-        images = load_images("fashion-mnist", n_images, in_chans=trained.in_chans, img_size=trained.img_size,
-                             data_root=data_root, seed=seed)
+        images = load_images(
+            "fashion-mnist",
+            n_images,
+            in_chans=trained.in_chans,
+            img_size=trained.img_size,
+            data_root=data_root,
+            seed=seed,
+        )
         label = Path(cfg["model"]).stem  # a registered name, or a block table's file name
         models.append(label)
-        run_info.append({"run": str(run), "model": cfg["model"], "seed": cfg["seed"],
-                         "small_input": cfg["small_input"], "epochs": cfg["epochs"],
-                         "model_pth_md5": _md5(run / "model.pth")})
+        run_info.append(
+            {
+                "run": str(run),
+                "model": cfg["model"],
+                "seed": cfg["seed"],
+                "small_input": cfg["small_input"],
+                "epochs": cfg["epochs"],
+                "model_pth_md5": _md5(run / "model.pth"),
+            }
+        )
         for state, model in (("init", init_model(run / "model.pth")), ("trained", trained.model)):
             print(f"== {label} {state}", flush=True)
             table = probe_network(model, images, max_columns=max_columns, seed=seed)
@@ -252,11 +302,22 @@ def main(runs, data_root, n_images, max_columns, seed, results) -> None:
     atomic_write_text(results / "summary.csv", summary.to_csv(index=False))
     atomic_write_text(results / "summary.md", summary_markdown(summary, models, n_images))
     plot_depth(layers, results / "depth.png", n_images)
-    settings = {"runs": run_info, "n_images": n_images, "max_columns": max_columns, "seed": seed,
-                "measures": list(MEASURES), "mode": "eval, no gradients"}
+    settings = {
+        "runs": run_info,
+        "n_images": n_images,
+        "max_columns": max_columns,
+        "seed": seed,
+        "measures": list(MEASURES),
+        "mode": "eval, no gradients",
+    }
     packages = {**versions(), "torchvision": metadata.version("torchvision"), "threads": torch.get_num_threads()}
-    atomic_write_text(results / "command.txt", command_line(click.get_current_context()) + "\n"
-                      + f"settings: {json.dumps(settings)}\n" + f"versions: {json.dumps(packages)}\n")
+    atomic_write_text(
+        results / "command.txt",
+        command_line(click.get_current_context())
+        + "\n"
+        + f"settings: {json.dumps(settings)}\n"
+        + f"versions: {json.dumps(packages)}\n",
+    )
     print((results / "summary.md").read_text())
 
 

@@ -14,6 +14,7 @@ Writes OUT/d{32,128,256}/ (study tables), OUT/width.csv (mean of each measure pe
 nonlinearity and ratio), OUT/verdicts.csv (finding × width × measure), OUT/WIDTH.md and OUT/run.json
 (command, seed, versions, wall time).
 """
+
 import argparse
 import os
 import sys
@@ -29,26 +30,46 @@ from rankstudy.store import write_csv, write_json
 from rexnet.io import atomic_write_text, versions
 
 NONLINEARITIES = ("identity", "relu6", "relu", "leaky_relu", "elu", "softplus", "hardswish", "silu")
-MEASURES = ("normalized_rank", "rank_rtol_1e-2", "effective_rank", "bound_relative_rank",
-            "bound_relative_rank_rtol_1e-2", "bound_relative_effective_rank")
+MEASURES = (
+    "normalized_rank",
+    "rank_rtol_1e-2",
+    "effective_rank",
+    "bound_relative_rank",
+    "bound_relative_rank_rtol_1e-2",
+    "bound_relative_effective_rank",
+)
 # (d_in, kinds, networks): fewer networks where each costs more (the SVD grows as d_out³).
-WIDTHS = ((32, ("linear", "conv3x3", "block", "block_conv"), 1024),
-          (128, ("linear", "conv3x3", "block", "block_conv"), 640),
-          (256, ("linear", "conv3x3", "block"), 360))
+WIDTHS = (
+    (32, ("linear", "conv3x3", "block", "block_conv"), 1024),
+    (128, ("linear", "conv3x3", "block", "block_conv"), 640),
+    (256, ("linear", "conv3x3", "block"), 360),
+)
 
 
 def config(d_in: int, kinds: tuple[str, ...], n: int, seed: int) -> StudyConfig:
     """Returns the study config of one width."""
-    return StudyConfig(n=n, seed=seed, kinds=kinds, nonlinearities=NONLINEARITIES, d_in=(d_in,), ratio_min=1.25,
-                       ratio_max=10.0, n_ratios=4, n_over_d=(1.0,), inits=("kaiming",), norms=("bn",),
-                       input_dists=("gaussian", "fmnist"))
+    return StudyConfig(
+        n=n,
+        seed=seed,
+        kinds=kinds,
+        nonlinearities=NONLINEARITIES,
+        d_in=(d_in,),
+        ratio_min=1.25,
+        ratio_max=10.0,
+        n_ratios=4,
+        n_over_d=(1.0,),
+        inits=("kaiming",),
+        norms=("bn",),
+        input_dists=("gaussian", "fmnist"),
+    )
 
 
 def summarise(tables: dict[int, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Returns (means per width × kind × nonlinearity × ratio, verdicts per finding × width × measure, findings)."""
     means, verdicts, findings = [], [], {}
-    settings = Settings(measures=MEASURES, design_measure="bound_relative_rank_rtol_1e-2", n_resamples=999,
-                        design_rows=())
+    settings = Settings(
+        measures=MEASURES, design_measure="bound_relative_rank_rtol_1e-2", n_resamples=999, design_rows=()
+    )
     for d_in, table in tables.items():
         t = check_table(table)
         cols = [f"normalized_{m}" if not m.startswith(("bound", "normalized")) else m for m in MEASURES]
@@ -60,34 +81,53 @@ def summarise(tables: dict[int, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFra
             for name, part in (item.get("parts") or {"": item}).items():
                 for m in MEASURES:
                     pooled = [c for c in part["cells"] if c["measure"] == m and c["factor"] == "all"]
-                    verdicts.append({"finding": key + (f":{name}" if name else ""), "d_in": d_in, "measure": m,
-                                     "verdict": part["by_measure"].get(m),
-                                     **{f"diff_{c['kind']}": c["difference"] for c in pooled},
-                                     **{f"holds_{c['kind']}": c["holds"] for c in pooled}})
+                    verdicts.append(
+                        {
+                            "finding": key + (f":{name}" if name else ""),
+                            "d_in": d_in,
+                            "measure": m,
+                            "verdict": part["by_measure"].get(m),
+                            **{f"diff_{c['kind']}": c["difference"] for c in pooled},
+                            **{f"holds_{c['kind']}": c["holds"] for c in pooled},
+                        }
+                    )
     return pd.concat(means, ignore_index=True), pd.DataFrame(verdicts), findings
 
 
 def markdown(means: pd.DataFrame, verdicts: pd.DataFrame, findings: dict, run: dict) -> str:
     """Returns WIDTH.md: verdicts per width and the key means at dimension ratio 0.1."""
-    lines = [f"# Width experiment: findings at d_in {', '.join(map(str, findings))}", "",
-             f"`{run['command']}` (seed {run['seed']}, {run['wall_time_s']:.0f} s, versions in run.json). Kinds "
-             "= the paper's Figure 1 panels; BN, Kaiming, inputs Gaussian and Fashion-MNIST patches pooled; "
-             "ratios 1.25–10.", "", "## Verdicts per width", "",
-             "| finding | measure | " + " | ".join(f"d_in {d}" for d in findings) + " |",
-             "|---|---|" + "---|" * len(findings)]
+    lines = [
+        f"# Width experiment: findings at d_in {', '.join(map(str, findings))}",
+        "",
+        f"`{run['command']}` (seed {run['seed']}, {run['wall_time_s']:.0f} s, versions in run.json). Kinds "
+        "= the paper's Figure 1 panels; BN, Kaiming, inputs Gaussian and Fashion-MNIST patches pooled; "
+        "ratios 1.25–10.",
+        "",
+        "## Verdicts per width",
+        "",
+        "| finding | measure | " + " | ".join(f"d_in {d}" for d in findings) + " |",
+        "|---|---|" + "---|" * len(findings),
+    ]
     for (finding, measure), rows in verdicts.groupby(["finding", "measure"], sort=False):
         cells = [str(rows[rows.d_in == d]["verdict"].iloc[0]) if (rows.d_in == d).any() else "–" for d in findings]
         lines.append(f"| {finding} | {measure} | " + " | ".join(c.replace("_", " ") for c in cells) + " |")
-    lines += ["", "## Mean rank at dimension ratio 0.1 (ratio 10), rtol 1e-2 / d_out and effective rank / d_out", "",
-              "| kind | nonlinearity | " + " | ".join(f"d_in {d} rtol / eff" for d in findings) + " |",
-              "|---|---|" + "---|" * len(findings)]
+    lines += [
+        "",
+        "## Mean rank at dimension ratio 0.1 (ratio 10), rtol 1e-2 / d_out and effective rank / d_out",
+        "",
+        "| kind | nonlinearity | " + " | ".join(f"d_in {d} rtol / eff" for d in findings) + " |",
+        "|---|---|" + "---|" * len(findings),
+    ]
     at10 = means[means["d_out"] == means["d_in"] * 10]
     for (kind, nl), rows in at10.groupby(["kind", "nonlinearity"], sort=True):
         cells = []
         for d in findings:
             r = rows[rows.d_in == d]
-            cells.append("–" if r.empty else f"{r['normalized_rank_rtol_1e-2'].mean():.3f} / "
-                                              f"{r['normalized_effective_rank'].mean():.3f}")
+            cells.append(
+                "–"
+                if r.empty
+                else f"{r['normalized_rank_rtol_1e-2'].mean():.3f} / {r['normalized_effective_rank'].mean():.3f}"
+            )
         lines.append(f"| {kind} | {nl} | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
@@ -104,14 +144,26 @@ def main() -> None:
     tables, walls = {}, {}
     for d_in, kinds, n in WIDTHS:
         t0 = time.perf_counter()
-        tables[d_in] = run_study(config(d_in, kinds, n, args.seed), device="cpu", out=args.out / f"d{d_in}",
-                                 workers=args.workers, command=command)
+        tables[d_in] = run_study(
+            config(d_in, kinds, n, args.seed),
+            device="cpu",
+            out=args.out / f"d{d_in}",
+            workers=args.workers,
+            command=command,
+        )
         walls[d_in] = round(time.perf_counter() - t0, 1)
         print(f"d_in {d_in}: {n} networks in {walls[d_in]} s", flush=True)
     means, verdicts, findings = summarise(tables)
-    run = {"command": command.strip(), "seed": args.seed, "workers": args.workers, "cpu_count": os.cpu_count(),
-           "wall_time_s": round(time.perf_counter() - start, 1), "study_wall_time_s": walls,
-           "configs": {d: config(d, k, n, args.seed).to_dict() for d, k, n in WIDTHS}, "versions": versions()}
+    run = {
+        "command": command.strip(),
+        "seed": args.seed,
+        "workers": args.workers,
+        "cpu_count": os.cpu_count(),
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        "study_wall_time_s": walls,
+        "configs": {d: config(d, k, n, args.seed).to_dict() for d, k, n in WIDTHS},
+        "versions": versions(),
+    }
     write_csv(args.out / "width.csv", means)
     write_csv(args.out / "verdicts.csv", verdicts)
     write_json(args.out / "run.json", run)

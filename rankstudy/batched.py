@@ -13,13 +13,15 @@ OpenBLAS is also the faster library on the AMD EPYC CPU measured here: on the de
 float64 Gram product (`a @ a.T` runs as one SYRK, half the flops) took 1/1.9 and an eigen-solve 1/1.4 of
 MKL's time (benchmarks/bench_rank.py reports both libraries' floor).
 """
+
 import contextlib
 import functools
 
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 
-_TORCH_ON_CPU = False   # set by `torch_kernels()`
+_TORCH_ON_CPU = False  # set by `torch_kernels()`
 
 
 @contextlib.contextmanager
@@ -70,8 +72,6 @@ def eigvalsh(a: torch.Tensor) -> torch.Tensor:
 @functools.cache
 def _blas_threads():
     """Returns threadpoolctl's controller of the BLAS libraries loaded in this process (NumPy's OpenBLAS)."""
-    from threadpoolctl import ThreadpoolController
-
     return ThreadpoolController()
 
 

@@ -1,12 +1,22 @@
 """`rankstudy` command line: parse, call one library function, print."""
+
 import functools
 import sys
 from pathlib import Path
 
 import click
 
-from .random_nets.config import INPUT_DISTS, KINDS, StudyConfig
+from rexnet.errors import RexnetError
+
+# What `rankstudy` itself loads (the random-network study, the probe, the store) is imported here; the wings
+# whose imports cost seconds (scipy, matplotlib, the trainer) are imported by their own commands.
 from .errors import StudyError
+from .probing import format_flagged, run_probe
+from .random_nets.config import INPUT_DISTS, KINDS, StudyConfig
+from .random_nets.nonlinearities import list_nonlinearities
+from .random_nets.run import merge as merge_dirs
+from .random_nets.run import run_study
+from .store import load_results
 
 DEFAULT_OUT = "results/study"
 
@@ -17,17 +27,19 @@ def _fail(message: str) -> None:
 
 
 def friendly_errors(fn):
-    """Turns StudyError (and a few OS errors) into one line on stderr and exit code 2."""
+    """Turns StudyError and RexnetError (bad input; and a few OS errors) into one line on stderr and exit code 2."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except StudyError as e:
+        except (StudyError, RexnetError) as e:
             _fail(str(e))
         except PermissionError as e:
             _fail(f"permission denied: {e.filename}; choose a writable location")
         except KeyboardInterrupt:
             _fail("interrupted; finished chunks are kept, rerun the same command to resume")
+
     return wrapper
 
 
@@ -59,8 +71,13 @@ def main():
 @click.option("--n", "n", type=int, default=StudyConfig.n, show_default=True, help="Number of random networks.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Study seed; same seed → identical table.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:i].")
-@click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_OUT, show_default=True,
-              help="Output directory (resumes if it holds this study's chunks).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Output directory (resumes if it holds this study's chunks).",
+)
 @click.option("--kinds", help=f"Comma-separated subset of {','.join(KINDS)}.")
 @click.option("--nonlinearities", help="Comma-separated names (see `rankstudy nonlinearities`).")
 @click.option("--d-in", "d_in", help="Comma-separated input widths, e.g. 8,16,32.")
@@ -77,19 +94,57 @@ def main():
 @click.option("--chunk-rows", type=int, default=250, show_default=True, help="Rows per stored (resumable) chunk.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def sample(n, seed, device, out, kinds, nonlinearities, d_in, ratio_min, ratio_max, n_over_d, inits, norms,
-           input_dists, workers, shard, scheduler, batch_size, chunk_rows, quiet):
+def sample(
+    n,
+    seed,
+    device,
+    out,
+    kinds,
+    nonlinearities,
+    d_in,
+    ratio_min,
+    ratio_max,
+    n_over_d,
+    inits,
+    norms,
+    input_dists,
+    workers,
+    shard,
+    scheduler,
+    batch_size,
+    chunk_rows,
+    quiet,
+):
     """Sample random networks, measure the rank of their features, write the results table."""
-    from .random_nets.run import run_study
-
-    overrides = {"kinds": _names(kinds), "nonlinearities": _names(nonlinearities), "d_in": _numbers(d_in, int),
-                 "ratio_min": ratio_min, "ratio_max": ratio_max, "n_over_d": _numbers(n_over_d),
-                 "inits": _names(inits), "norms": _names(norms), "input_dists": _names(input_dists)}
+    overrides = {
+        "kinds": _names(kinds),
+        "nonlinearities": _names(nonlinearities),
+        "d_in": _numbers(d_in, int),
+        "ratio_min": ratio_min,
+        "ratio_max": ratio_max,
+        "n_over_d": _numbers(n_over_d),
+        "inits": _names(inits),
+        "norms": _names(norms),
+        "input_dists": _names(input_dists),
+    }
     config = StudyConfig(n=n, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
-    table = run_study(config, device=device, out=out, workers=workers, shard=shard, batch_size=batch_size,
-                      chunk_rows=chunk_rows, progress=not quiet, scheduler=scheduler)
+    table = run_study(
+        config,
+        device=device,
+        out=out,
+        workers=workers,
+        shard=shard,
+        batch_size=batch_size,
+        chunk_rows=chunk_rows,
+        progress=not quiet,
+        scheduler=scheduler,
+    )
     final = Path(out) / "results.parquet"
-    where = final if final.exists() and shard is None else f"{out}/chunks (shard {shard}; `rankstudy merge` when all are done)"
+    where = (
+        final
+        if final.exists() and shard is None
+        else f"{out}/chunks (shard {shard}; `rankstudy merge` when all are done)"
+    )
     click.echo(f"{len(table)} networks → {where}")
 
 
@@ -99,8 +154,6 @@ def sample(n, seed, device, out, kinds, nonlinearities, d_in, ratio_min, ratio_m
 @friendly_errors
 def merge(dirs, out):
     """Merge the chunks of shards (run with --shard) into one results table."""
-    from .random_nets.run import merge as merge_dirs
-
     table = merge_dirs(list(dirs), out)
     click.echo(f"{len(table)} networks → {Path(out) / 'results.parquet'}")
 
@@ -108,51 +161,82 @@ def merge(dirs, out):
 @main.command("nonlinearities")
 def list_nonlinearities_cmd():
     """List the registered nonlinearities."""
-    from .random_nets.nonlinearities import list_nonlinearities
-
     click.echo("\n".join(list_nonlinearities()))
 
 
 @main.command()
-@click.option("--in", "in_path", type=click.Path(), default=DEFAULT_OUT, show_default=True,
-              help="Study directory (or its results.parquet).")
-@click.option("--out", type=click.Path(file_okay=False), default="results/figures", show_default=True,
-              help="Directory for the figures (PNG and PDF).")
-@click.option("--metric", default="normalized_rank", show_default=True,
-              help="normalized_rank | rank_rtol_1e-3 | rank_rtol_1e-2 | effective_rank | stable_rank (all / d_out), "
-                   "or bound_relative_rank | bound_relative_rank_rtol_1e-2 | … (/ min(d_out, structural bound)).")
-@click.option("--facet", type=click.Choice(["n_over_d_bin", "init", "norm", "d_in", "input_dist"]),
-              help="Draw the paper's figure with one row of panels per level of this factor.")
+@click.option(
+    "--in",
+    "in_path",
+    type=click.Path(),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Study directory (or its results.parquet).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="results/figures",
+    show_default=True,
+    help="Directory for the figures (PNG and PDF).",
+)
+@click.option(
+    "--metric",
+    default="normalized_rank",
+    show_default=True,
+    help="normalized_rank | rank_rtol_1e-3 | rank_rtol_1e-2 | effective_rank | stable_rank (all / d_out), "
+    "or bound_relative_rank | bound_relative_rank_rtol_1e-2 | … (/ min(d_out, structural bound)).",
+)
+@click.option(
+    "--facet",
+    type=click.Choice(["n_over_d_bin", "init", "norm", "d_in", "input_dist"]),
+    help="Draw the paper's figure with one row of panels per level of this factor.",
+)
 @click.option("--kinds", help="Comma-separated subset of kinds to draw.")
 @click.option("--nonlinearities", help="Comma-separated subset of nonlinearities to draw.")
 @friendly_errors
 def plot(in_path, out, metric, facet, kinds, nonlinearities):
     """Draw the rank study's figures from a results table."""
-    from .findings.plots import plot_all
-    from .store import load_results
+    # The figures are matplotlib Figure objects saved through its PNG/PDF canvases: no backend to choose.
+    from .findings.plots import plot_all  # noqa: PLC0415 - matplotlib and scipy take seconds: only for `plot`
 
     table, meta = load_results(in_path)
-    paths = plot_all(table, meta, out, metric=metric, facet=facet, kinds=_names(kinds),
-                     nonlinearities=_names(nonlinearities))
+    paths = plot_all(
+        table, meta, out, metric=metric, facet=facet, kinds=_names(kinds), nonlinearities=_names(nonlinearities)
+    )
     click.echo(f"{len(paths)} files → {out}")
     for p in paths:
         click.echo(f"  {p}")
 
 
 @main.command()
-@click.option("--in", "in_path", type=click.Path(), default=DEFAULT_OUT, show_default=True,
-              help="Study directory (or its results.parquet).")
-@click.option("--out", type=click.Path(dir_okay=False), default="results/findings.json", show_default=True,
-              help="findings.json to write; FINDINGS.md is written beside it unless --md is given.")
+@click.option(
+    "--in",
+    "in_path",
+    type=click.Path(),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Study directory (or its results.parquet).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="results/findings.json",
+    show_default=True,
+    help="findings.json to write; FINDINGS.md is written beside it unless --md is given.",
+)
 @click.option("--md", type=click.Path(dir_okay=False), help="Where to write the Markdown rendering.")
 @click.option("--taus", default="0.9,0.95", show_default=True, help="Comma-separated rank thresholds τ.")
-@click.option("--design-measure", default="bound_relative_rank_rtol_1e-2", show_default=True,
-              help="Measure the design rules are read from.")
+@click.option(
+    "--design-measure",
+    default="bound_relative_rank_rtol_1e-2",
+    show_default=True,
+    help="Measure the design rules are read from.",
+)
 @friendly_errors
 def principles(in_path, out, md, taus, design_measure):
     """Turn a results table into findings.json and FINDINGS.md: rankings, fits, thresholds, verdicts."""
-    from .findings.principles import Settings, write_findings
-    from .store import load_results
+    from .findings.principles import Settings, write_findings  # noqa: PLC0415 - scipy takes seconds to import
 
     table, meta = load_results(in_path)
     settings = Settings(taus=_numbers(taus), design_measure=design_measure)
@@ -162,117 +246,237 @@ def principles(in_path, out, md, taus, design_measure):
     md_path = md or str(Path(out).parent / "FINDINGS.md")
     click.echo(f"findings → {out}, {md_path}")
     limits = ", ".join(f"τ={k}: {'–' if v is None else f'{v:.3g}'}" for k, v in rec["max_expansion_per_layer"].items())
-    click.echo(f"  recommended nonlinearity: {rec['recommended_nonlinearity']}; max expansion per layer: {limits}; "
-               f"gradual beats single: {rec['gradual_expansion_beats_single']}")
+    click.echo(
+        f"  recommended nonlinearity: {rec['recommended_nonlinearity']}; max expansion per layer: {limits}; "
+        f"gradual beats single: {rec['gradual_expansion_beats_single']}"
+    )
     for key, item in findings["paper_findings"].items():
         click.echo(f"  ({key}) {item['verdict']}: {item['claim']}")
 
 
-# --- the channel-configuration study (rankstudy.channels, rankstudy.channels_report) ----------------------------
+# --- the channel-configuration study (rankstudy.channels) ------------------------------------------------------
 
 
-def _macs(value: str) -> int:
-    """Returns a MACs budget written as 10M, 2.5M, 500k or a plain integer."""
-    text = str(value).strip()
-    factor = {"k": 10**3, "m": 10**6, "g": 10**9}.get(text[-1:].lower(), 1)
+def _macs(ctx, param, value: str) -> int:
+    """Returns the MACs budget an option gives (10M, 2.5M, 500k or a plain integer: `rexnet.variants.parse_macs`)."""
+    from rexnet.variants import parse_macs  # noqa: PLC0415 - rexnet.variants loads torchvision (~3 s): `channels` only
+
     try:
-        number = float(text[:-1] if factor > 1 else text)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a MACs budget; write e.g. 10M, 500k or 10000000") from None
-    return int(round(number * factor))
+        return parse_macs(value)
+    except RexnetError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 @main.command()
 @click.option("--n", "n", type=int, default=120, show_default=True, help="Channel schedules to sample.")
-@click.option("--macs", default="10M", show_default=True, help="MACs budget of every network (e.g. 10M, 500k).")
+@click.option(
+    "--macs", default="10M", show_default=True, callback=_macs, help="MACs budget of every network (e.g. 10M, 500k)."
+)
 @click.option("--blocks", type=int, default=9, show_default=True, help="Inverted bottlenecks per network.")
 @click.option("--data", default="fashion-mnist", show_default=True, help="fashion-mnist | cifar10 | cifar100 | fake.")
 @click.option("--data-root", default="data", show_default=True, help="Folder holding the dataset (on every worker).")
 @click.option("--img-size", type=int, default=32, show_default=True)
 @click.option("--epochs", type=int, default=1, show_default=True, help="Training epochs per run.")
-@click.option("--train-limit", type=int, default=10_000, show_default=True,
-              help="Fixed random subset of the training set (0 = all); the test set is always full.")
+@click.option(
+    "--train-limit",
+    type=int,
+    default=10_000,
+    show_default=True,
+    help="Fixed random subset of the training set (0 = all); the test set is always full.",
+)
 @click.option("--seeds", type=int, default=1, show_default=True, help="Training seeds per config.")
-@click.option("--noise-configs", type=int, default=6, show_default=True,
-              help="The first this many configs also run with --noise-seeds seeds (seed noise).")
+@click.option(
+    "--noise-configs",
+    type=int,
+    default=6,
+    show_default=True,
+    help="The first this many configs also run with --noise-seeds seeds (seed noise).",
+)
 @click.option("--noise-seeds", type=int, default=3, show_default=True)
 @click.option("--max-growth", type=float, default=8.0, show_default=True, help="Largest c_last/c_first sampled.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=0.1, show_default=True)
-@click.option("--probe-images", type=int, default=128, show_default=True,
-              help="Test images the init-time rank proxy is measured on.")
+@click.option(
+    "--probe-images",
+    type=int,
+    default=128,
+    show_default=True,
+    help="Test images the init-time rank proxy is measured on.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Schedule sampling seed.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes (joblib, loky).")
 @click.option("--threads", type=int, default=1, show_default=True, help="Torch threads per run.")
 @click.option("--scheduler", help="Run on a dask.distributed cluster (tcp://HOST:PORT of `dask scheduler`).")
-@click.option("--out", type=click.Path(file_okay=False), default="results/channels", show_default=True,
-              help="Output directory (resumes if it holds this study's runs).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="results/channels",
+    show_default=True,
+    help="Output directory (resumes if it holds this study's runs).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def channels(n, macs, blocks, data, data_root, img_size, epochs, train_limit, seeds, noise_configs, noise_seeds,
-             max_growth, batch_size, lr, probe_images, seed, workers, threads, scheduler, out, quiet):
+def channels(
+    n,
+    macs,
+    blocks,
+    data,
+    data_root,
+    img_size,
+    epochs,
+    train_limit,
+    seeds,
+    noise_configs,
+    noise_seeds,
+    max_growth,
+    batch_size,
+    lr,
+    probe_images,
+    seed,
+    workers,
+    threads,
+    scheduler,
+    out,
+    quiet,
+):
     """Channel-configuration study: sample width schedules at a MACs budget, train each briefly, one row per run."""
-    from .channels.run import ChannelStudyConfig, run_channel_study
+    from .channels import ChannelStudyConfig, run_channel_study  # noqa: PLC0415 - each command imports its own wing
 
-    try:
-        budget = _macs(macs)
-    except click.BadParameter as exc:
-        raise StudyError(f"--macs: {exc.message}") from None
-    cfg = ChannelStudyConfig(n=n, macs=budget, blocks=blocks, data=data, img_size=img_size, epochs=epochs,
-                             train_limit=train_limit or None, seeds=seeds, noise_configs=noise_configs,
-                             noise_seeds=noise_seeds, max_growth=max_growth, batch_size=batch_size, lr=lr,
-                             probe_images=probe_images, seed=seed)
-    table = run_channel_study(cfg, out, data_root=data_root, workers=workers, scheduler=scheduler, threads=threads,
-                              progress=not quiet, command=" ".join(["rankstudy", *sys.argv[1:]]))
+    cfg = ChannelStudyConfig(
+        n=n,
+        macs=macs,
+        blocks=blocks,
+        data=data,
+        img_size=img_size,
+        epochs=epochs,
+        train_limit=train_limit or None,
+        seeds=seeds,
+        noise_configs=noise_configs,
+        noise_seeds=noise_seeds,
+        max_growth=max_growth,
+        batch_size=batch_size,
+        lr=lr,
+        probe_images=probe_images,
+        seed=seed,
+    )
+    table = run_channel_study(
+        cfg,
+        out,
+        data_root=data_root,
+        workers=workers,
+        scheduler=scheduler,
+        threads=threads,
+        progress=not quiet,
+        command=" ".join(["rankstudy", *sys.argv[1:]]),
+    )
     click.echo(f"{len(table)} runs of {table['config_id'].nunique()} configs → {Path(out) / 'results.parquet'}")
 
 
 @main.command("channels-report")
-@click.option("--in", "in_path", type=click.Path(file_okay=False), default="results/channels", show_default=True,
-              help="Directory written by `rankstudy channels`.")
-@click.option("--out", type=click.Path(file_okay=False), help="Where to write report.json, REPORT.md and figures "
-              "(default: the --in directory).")
+@click.option(
+    "--in",
+    "in_path",
+    type=click.Path(file_okay=False),
+    default="results/channels",
+    show_default=True,
+    help="Directory written by `rankstudy channels`.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Where to write report.json, REPORT.md and figures (default: the --in directory).",
+)
 @friendly_errors
 def channels_report(in_path, out):
     """Analyse a channel study: accuracy by family and slope, seed noise, top/middle/bottom 10%, proxy, verdict."""
-    from .channels.run import load_channel_results
-    from .channels.report import write_report
+    # The figures are matplotlib Figure objects saved through its PNG canvas: no backend to choose.
+    from .channels import load_channel_results, write_report  # noqa: PLC0415 - scipy, matplotlib: seconds to import
 
     table, meta = load_channel_results(in_path)
     report = write_report(table, meta, out or in_path)
     click.echo(f"report → {Path(out or in_path) / 'REPORT.md'}")
     click.echo(f"  {report['verdict']}")
+
+
 @main.command()
-@click.option("--model", "model_spec", help="A rexnet name or block-table .json, timm:NAME or torchvision:NAME "
-              "(random weights); may be left out for a checkpoint written by `rexnet train`.")
+@click.option(
+    "--model",
+    "model_spec",
+    help="A rexnet name or block-table .json, timm:NAME or torchvision:NAME "
+    "(random weights); may be left out for a checkpoint written by `rexnet train`.",
+)
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="Weights to load (read with weights_only=True).")
 @click.option("--data", default="random", show_default=True, help="fashion-mnist | imagefolder:PATH | random.")
 @click.option("--data-root", default="data", show_default=True, help="Where Fashion-MNIST is (or is prepared).")
-@click.option("--n-images", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Images probed (a seeded random subset of the test set).")
-@click.option("--img-size", type=click.IntRange(min=1), help="Default: the checkpoint's, else 32 for "
-              "fashion-mnist and 224 otherwise.")
+@click.option(
+    "--n-images",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Images probed (a seeded random subset of the test set).",
+)
+@click.option(
+    "--img-size",
+    type=click.IntRange(min=1),
+    help="Default: the checkpoint's, else 32 for fashion-mnist and 224 otherwise.",
+)
 @click.option("--num-classes", type=click.IntRange(min=1), help="Classifier size of a model built by name.")
 @click.option("--layers", help="Comma-separated module names (default: every leaf module).")
-@click.option("--max-columns", type=click.IntRange(min=1), default=4096, show_default=True,
-              help="Columns (image positions) kept per layer, a seeded random subset.")
-@click.option("--flag-measure", default="rank_rtol_1e-2", show_default=True,
-              help="Measure whose drops are flagged: rank, rank_rtol_1e-3, rank_rtol_1e-2, effective_rank, "
-                   "stable_rank, nuclear_norm.")
+@click.option(
+    "--max-columns",
+    type=click.IntRange(min=1),
+    default=4096,
+    show_default=True,
+    help="Columns (image positions) kept per layer, a seeded random subset.",
+)
+@click.option(
+    "--flag-measure",
+    default="rank_rtol_1e-2",
+    show_default=True,
+    help="Measure whose drops are flagged: rank, rank_rtol_1e-3, rank_rtol_1e-2, effective_rank, "
+    "stable_rank, nuclear_norm.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses the images and the columns.")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda[:i].")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for probe.csv and probe.png.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def probe(model_spec, checkpoint, data, data_root, n_images, img_size, num_classes, layers, max_columns,
-          flag_measure, batch_size, seed, device, out, quiet):
+def probe(
+    model_spec,
+    checkpoint,
+    data,
+    data_root,
+    n_images,
+    img_size,
+    num_classes,
+    layers,
+    max_columns,
+    flag_measure,
+    batch_size,
+    seed,
+    device,
+    out,
+    quiet,
+):
     """Measure the feature rank of every layer of a model on real images; flag where it falls most."""
-    from .probing.run import format_flagged, run_probe
 
-    table, files = run_probe(model_spec, checkpoint, data, n_images, out, data_root=data_root, img_size=img_size,
-                             num_classes=num_classes, layers=_names(layers), max_columns=max_columns,
-                             batch_size=batch_size, seed=seed, flag_measure=flag_measure, device=device,
-                             progress=not quiet)
+    table, files = run_probe(
+        model_spec,
+        checkpoint,
+        data,
+        n_images,
+        out,
+        data_root=data_root,
+        img_size=img_size,
+        num_classes=num_classes,
+        layers=_names(layers),
+        max_columns=max_columns,
+        batch_size=batch_size,
+        seed=seed,
+        flag_measure=flag_measure,
+        device=device,
+        progress=not quiet,
+    )
     click.echo(f"{len(table)} layers → {', '.join(map(str, files))}")
     click.echo(f"largest drops of {flag_measure}/channels:\n{format_flagged(table)}")

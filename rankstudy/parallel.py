@@ -6,6 +6,7 @@ the tasks, their arguments and the order results are stored in are the same eith
 results to this process, which writes them: cluster workers need the code and the input data, not the
 output folder.
 """
+
 import contextlib
 from collections.abc import Iterable, Iterator
 
@@ -20,18 +21,23 @@ CONNECT_TIMEOUT_S = 20
 def dask_client(address: str) -> Iterator[object]:
     """Yields a dask.distributed Client connected to the scheduler at `address`; StudyError if unreachable."""
     try:
-        from distributed import Client
+        from distributed import Client  # noqa: PLC0415 - optional dependency (the [dask] extra)
     except ImportError:
-        raise StudyError("--scheduler needs dask.distributed; install it with pip install 'dask[distributed]' "
-                         "(or the project's [dask] extra)") from None
+        raise StudyError(
+            "--scheduler needs dask.distributed; install it with pip install 'dask[distributed]' "
+            "(or the project's [dask] extra)"
+        ) from None
     if "://" not in address:
-        raise StudyError(f"--scheduler {address!r} is not an address; give e.g. tcp://HOST:8786 "
-                         "(what `dask scheduler` prints)")
+        raise StudyError(
+            f"--scheduler {address!r} is not an address; give e.g. tcp://HOST:8786 (what `dask scheduler` prints)"
+        )
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=True)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise StudyError(f"cannot reach the dask scheduler at {address} ({exc.__class__.__name__}); start one with "
-                         "`dask scheduler` and workers with `dask worker ADDRESS`, or drop --scheduler") from None
+        raise StudyError(
+            f"cannot reach the dask scheduler at {address} ({exc.__class__.__name__}); start one with "
+            "`dask scheduler` and workers with `dask worker ADDRESS`, or drop --scheduler"
+        ) from None
     try:
         yield client
     finally:

@@ -21,12 +21,14 @@ guarantee (such as 1e-12 relative) is needed on the CPU. On CUDA the same code r
 floats differ from the CPU's in the last bits, its ranks are compared with the CPU's by
 benchmarks/gpu_check.sh.
 """
+
 import torch
+
+from rexnet.rank_tolerance import EPS_FLOAT32, float32_rtol  # noqa: F401 - the rule's one home; EPS_FLOAT32 re-exported
 
 from .batched import ROW_ALIGN, eigvalsh, gram, rowwise, single_thread
 from .errors import StudyError
 
-EPS_FLOAT32 = torch.finfo(torch.float32).eps
 DEFAULT_RTOLS: tuple[float, ...] = (1e-3, 1e-2)
 
 
@@ -39,8 +41,14 @@ def rtol_column(rtol: float) -> str:
 
 def metric_columns(rtols: tuple[float, ...] = DEFAULT_RTOLS) -> list[str]:
     """Returns the names of the metric columns `rank_metrics` produces, in table order."""
-    cols = ["rank", "normalized_rank", "effective_rank", "normalized_effective_rank",
-            "stable_rank", "normalized_stable_rank"]
+    cols = [
+        "rank",
+        "normalized_rank",
+        "effective_rank",
+        "normalized_effective_rank",
+        "stable_rank",
+        "normalized_stable_rank",
+    ]
     for rtol in rtols:
         cols += [rtol_column(rtol), "normalized_" + rtol_column(rtol)]
     return cols + ["nuclear_norm", "sigma_max"]
@@ -59,13 +67,15 @@ def singular_values(features: torch.Tensor) -> torch.Tensor:
 
 
 def _singular_values(f: torch.Tensor) -> torch.Tensor:
-    flat = f.flatten(1)   # max |f| per matrix without an |f| copy; NaN and inf propagate: checks finiteness too
+    flat = f.flatten(1)  # max |f| per matrix without an |f| copy; NaN and inf propagate: checks finiteness too
     amax = torch.maximum(flat.amax(dim=1), -flat.amin(dim=1))
     finite = torch.isfinite(amax)
     if not bool(finite.all()):
         bad = torch.nonzero(~finite).flatten().tolist()
-        raise StudyError(f"feature matrix {bad[:5]} of the batch contains NaN or inf; "
-                         "check the network's scale (init, depth) or drop those rows")
+        raise StudyError(
+            f"feature matrix {bad[:5]} of the batch contains NaN or inf; "
+            "check the network's scale (init, depth) or drop those rows"
+        )
     # Scale a matrix by a power of two (exact; frexp, not log2, so no rounding) only where its Gram matrix
     # could overflow or underflow float64 (never for float32 features): amax = mantissa · 2**exponent.
     exponent = torch.frexp(amax).exponent
@@ -95,8 +105,9 @@ def _pairwise_sum(x: torch.Tensor) -> torch.Tensor:
     return x[:, 0]
 
 
-def metrics_from_singular_values(sigma: torch.Tensor, shape: tuple[int, int],
-                                 rtols: tuple[float, ...] = DEFAULT_RTOLS) -> dict[str, torch.Tensor]:
+def metrics_from_singular_values(
+    sigma: torch.Tensor, shape: tuple[int, int], rtols: tuple[float, ...] = DEFAULT_RTOLS
+) -> dict[str, torch.Tensor]:
     """Returns each metric of `metric_columns(rtols)` as a (B,) tensor, from descending singular values.
 
     `shape` is (m, n) of the feature matrices; normalised metrics divide by m (= d_out). For an all-zero
@@ -109,7 +120,7 @@ def metrics_from_singular_values(sigma: torch.Tensor, shape: tuple[int, int],
 
 def _metrics(sigma: torch.Tensor, shape: tuple[int, int], rtols: tuple[float, ...]) -> dict[str, torch.Tensor]:
     m, n = shape
-    s = _pad_rows(sigma.to(torch.float64), 0.0)       # zeros add nothing to any metric
+    s = _pad_rows(sigma.to(torch.float64), 0.0)  # zeros add nothing to any metric
     smax = s[:, 0]
     nonzero = smax > 0
     safe_max = torch.where(nonzero, smax, torch.ones_like(smax))
@@ -117,15 +128,21 @@ def _metrics(sigma: torch.Tensor, shape: tuple[int, int], rtols: tuple[float, ..
     def count(threshold: torch.Tensor) -> torch.Tensor:
         return torch.where(nonzero, (s > threshold[:, None]).sum(dim=1), 0)
 
-    rank = count(smax * (max(m, n) * EPS_FLOAT32))
+    rank = count(smax * float32_rtol(m, n))
     total = _pairwise_sum(s)
     p = s / torch.where(nonzero, total, torch.ones_like(total))[:, None]
     # p·log p with 0·log 0 = 0; log runs on rows padded to ROW_ALIGN, as in the networks' nonlinearities
     entropy = -_pairwise_sum(p * torch.log(torch.where(p > 0, p, torch.ones_like(p))))
     effective = torch.where(nonzero, rowwise(torch.exp, entropy[:, None])[:, 0], 0.0)
     stable = _pairwise_sum(s * s) / (safe_max * safe_max)
-    out = {"rank": rank, "normalized_rank": rank.to(torch.float64) / m, "effective_rank": effective,
-           "normalized_effective_rank": effective / m, "stable_rank": stable, "normalized_stable_rank": stable / m}
+    out = {
+        "rank": rank,
+        "normalized_rank": rank.to(torch.float64) / m,
+        "effective_rank": effective,
+        "normalized_effective_rank": effective / m,
+        "stable_rank": stable,
+        "normalized_stable_rank": stable / m,
+    }
     for rtol in rtols:
         r = count(rtol * smax)
         out[rtol_column(rtol)], out["normalized_" + rtol_column(rtol)] = r, r.to(torch.float64) / m

@@ -16,6 +16,7 @@ Choices (recorded in findings.json `settings`):
   (top 1, r_break 1, tail 1, sharpness → ∞) and the bound of a bottleneck of width k·d_in, min(1, k/r);
   saturated data (y ≡ 1) fit as a flat curve (tail ≈ 0 or r_break beyond the data).
 """
+
 import math
 import warnings
 from dataclasses import dataclass
@@ -33,9 +34,11 @@ DEFAULT_BAND_EDGES: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 
 # --- bootstrap -------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Estimate:
     """A mean (or difference of means) with its bootstrap CI and sample size(s)."""
+
     mean: float
     low: float
     high: float
@@ -45,14 +48,18 @@ class Estimate:
         """Returns True when the whole CI lies on one side of 0."""
         return bool(self.low > 0 or self.high < 0)
 
+    def to_dict(self) -> dict:
+        """Returns the estimate as the reports store it: {"value": mean, "ci": [low, high], "n": n} (findings.json
+        and the channel study's report.json share this one shape)."""
+        return {"value": self.mean, "ci": [self.low, self.high], "n": self.n}
+
 
 def _finite(values) -> np.ndarray:
     x = np.asarray(values, dtype=float)
     return x[np.isfinite(x)]
 
 
-def mean_ci(values, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES,
-            seed: int = RNG_SEED) -> Estimate:
+def mean_ci(values, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = RNG_SEED) -> Estimate:
     """Returns the mean of `values` with its percentile-bootstrap CI (NaN bounds for fewer than 2 values)."""
     x = _finite(values)
     if x.size == 0:
@@ -62,8 +69,15 @@ def mean_ci(values, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPL
         return Estimate(mean, math.nan, math.nan, 1)
     if np.ptp(x) == 0:
         return Estimate(mean, mean, mean, int(x.size))
-    res = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                          method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+    res = stats.bootstrap(
+        (x,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
     ci = res.confidence_interval
     return Estimate(mean, float(ci.low), float(ci.high), int(x.size))
 
@@ -72,8 +86,7 @@ def _mean_diff(a, b, axis=-1):
     return np.mean(a, axis=axis) - np.mean(b, axis=axis)
 
 
-def diff_ci(x, y, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES,
-            seed: int = RNG_SEED) -> Estimate:
+def diff_ci(x, y, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = RNG_SEED) -> Estimate:
     """Returns mean(x) − mean(y) with the percentile-bootstrap CI resampling x and y independently.
 
     `n` of the result is min(len(x), len(y)); NaN bounds when either has fewer than 2 values.
@@ -87,14 +100,28 @@ def diff_ci(x, y, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES
         return Estimate(diff, math.nan, math.nan, n)
     if np.ptp(x) == 0 and np.ptp(y) == 0:
         return Estimate(diff, diff, diff, n)
-    res = stats.bootstrap((x, y), _mean_diff, confidence_level=confidence, n_resamples=n_resamples,
-                          method="percentile", vectorized=True, paired=False, rng=np.random.default_rng(seed))
+    res = stats.bootstrap(
+        (x, y),
+        _mean_diff,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        vectorized=True,
+        paired=False,
+        rng=np.random.default_rng(seed),
+    )
     ci = res.confidence_interval
     return Estimate(diff, float(ci.low), float(ci.high), n)
 
 
-def group_means(table: pd.DataFrame, by: list[str], column: str, confidence: float = CONFIDENCE,
-                n_resamples: int = N_RESAMPLES, seed: int = RNG_SEED) -> pd.DataFrame:
+def group_means(
+    table: pd.DataFrame,
+    by: list[str],
+    column: str,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = RNG_SEED,
+) -> pd.DataFrame:
     """Returns one row per group of `by`: the group keys, n, mean, ci_low, ci_high of `column`."""
     rows = []
     for key, group in table.groupby(by, sort=True, observed=True):
@@ -104,11 +131,30 @@ def group_means(table: pd.DataFrame, by: list[str], column: str, confidence: flo
     return pd.DataFrame(rows, columns=[*by, "n", "mean", "ci_low", "ci_high"])
 
 
+def group_estimates(
+    table: pd.DataFrame,
+    by: list[str],
+    column: str,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = RNG_SEED,
+) -> list[dict]:
+    """Returns one dict per group of `by` (in sorted group order): the group keys and the mean of `column` with
+    its bootstrap CI, as `Estimate.to_dict` ({value, ci, n}); `group_means` gives the same as table columns."""
+    rows = []
+    for key, group in table.groupby(by, sort=True, observed=True):
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key)), **mean_ci(group[column], confidence, n_resamples, seed).to_dict()})
+    return rows
+
+
 # --- bands -----------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Band:
     """An expansion-ratio band low < r ≤ high (low = 0 / high = inf at the ends)."""
+
     label: str
     low: float
     high: float
@@ -140,17 +186,18 @@ def band_of(ratios, bands: list[Band]) -> pd.Categorical:
 
 # --- pairwise tests --------------------------------------------------------------------------------------
 
+
 def welch_p(x, y) -> float:
     """Returns the two-sided p-value of Welch's t-test for equal means (NaN if a group has < 2 values)."""
     x, y = _finite(x), _finite(y)
     if x.size < 2 or y.size < 2:
         return math.nan
-    if np.ptp(x) == 0 and np.ptp(y) == 0:     # exact test: rounding in var() must not decide it
+    if np.ptp(x) == 0 and np.ptp(y) == 0:  # exact test: rounding in var() must not decide it
         return 1.0 if x[0] == y[0] else 0.0
     a, b = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
     diff = x.mean() - y.mean()
     t = diff / math.sqrt(a + b)
-    df = (a + b) ** 2 / (a**2 / (x.size - 1) + b**2 / (y.size - 1))   # Welch–Satterthwaite
+    df = (a + b) ** 2 / (a**2 / (x.size - 1) + b**2 / (y.size - 1))  # Welch–Satterthwaite
     return float(min(1.0, 2.0 * stats.t.sf(abs(t), df)))
 
 
@@ -171,6 +218,7 @@ def holm(pvalues) -> np.ndarray:
 @dataclass(frozen=True)
 class Comparison:
     """Welch test of mean(a) vs mean(b), Holm-adjusted within its family."""
+
     a: str
     b: str
     difference: float
@@ -182,19 +230,31 @@ class Comparison:
 def pairwise(groups: dict[str, np.ndarray], alpha: float = ALPHA) -> list[Comparison]:
     """Returns every pair (a, b), a before b in `groups` order, with Welch p-values Holm-corrected together."""
     names = list(groups)
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     p = np.array([welch_p(groups[a], groups[b]) for a, b in pairs])
     adj = holm(p)
-    return [Comparison(a, b, float(np.mean(groups[a]) - np.mean(groups[b])), float(pv), float(pa),
-                       bool(np.isfinite(pa) and pa < alpha))
-            for (a, b), pv, pa in zip(pairs, p, adj)]
+    return [
+        Comparison(
+            a,
+            b,
+            float(np.mean(groups[a]) - np.mean(groups[b])),
+            float(pv),
+            float(pa),
+            bool(np.isfinite(pa) and pa < alpha),
+        )
+        for (a, b), pv, pa in zip(pairs, p, adj)
+    ]
 
 
 # --- curves and thresholds -------------------------------------------------------------------------------
 
 CURVE_FAMILY = "y = top * (1 + (r / r_break) ** sharpness) ** (-tail / sharpness)"
-_BOUNDS = {"top": (0.0, 1.2), "log_r_break": (math.log(1e-3), math.log(1e4)), "tail": (0.0, 5.0),
-           "sharpness": (0.5, 30.0)}
+_BOUNDS = {
+    "top": (0.0, 1.2),
+    "log_r_break": (math.log(1e-3), math.log(1e4)),
+    "tail": (0.0, 5.0),
+    "sharpness": (0.5, 30.0),
+}
 
 
 def curve(r, top: float, r_break: float, tail: float, sharpness: float) -> np.ndarray:
@@ -206,6 +266,7 @@ def curve(r, top: float, r_break: float, tail: float, sharpness: float) -> np.nd
 @dataclass(frozen=True)
 class CurveFit:
     """A fitted curve (CURVE_FAMILY) of a normalised measure vs expansion ratio; NaN parameters if no fit."""
+
     top: float
     r_break: float
     tail: float
@@ -267,8 +328,15 @@ def fit_curve(ratios, values) -> CurveFit:
         softplus, sig = np.logaddexp(0.0, z), 0.5 * (1.0 + np.tanh(0.5 * z))
         shape = np.exp(-(tail / sharp) * softplus)
         y = top * shape
-        return np.stack([shape, y * tail * sig, -y * softplus / sharp,
-                         y * tail * (softplus / sharp**2 - sig * (lr - log_rb) / sharp)], axis=1)
+        return np.stack(
+            [
+                shape,
+                y * tail * sig,
+                -y * softplus / sharp,
+                y * tail * (softplus / sharp**2 - sig * (lr - log_rb) / sharp),
+            ],
+            axis=1,
+        )
 
     lo = [b[0] for b in _BOUNDS.values()]
     hi = [b[1] for b in _BOUNDS.values()]
@@ -278,17 +346,26 @@ def fit_curve(ratios, values) -> CurveFit:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            params, _ = optimize.curve_fit(model, log_r, means, p0=p0, sigma=sigma, method="trf",
-                                           bounds=(lo, hi), jac=jacobian, max_nfev=300)
+            params, _ = optimize.curve_fit(
+                model, log_r, means, p0=p0, sigma=sigma, method="trf", bounds=(lo, hi), jac=jacobian, max_nfev=300
+            )
         sse = float(np.sum(counts * (model(log_r, *params) - means) ** 2))
         converged = bool(np.all(np.isfinite(params)) and math.isfinite(sse))
         if converged and sse <= start_sse:
             best = (params, sse)
     except (RuntimeError, ValueError):
-        pass   # not converged: the grid start is reported, and thresholds fall back to the empirical ones
+        pass  # not converged: the grid start is reported, and thresholds fall back to the empirical ones
     (top, log_rb, tail, sharp), sse = best
-    return CurveFit(float(top), float(math.exp(log_rb)), float(tail), float(sharp), converged,
-                    math.sqrt((sse + sse_within) / r.size), int(r.size), *_range(r))
+    return CurveFit(
+        float(top),
+        float(math.exp(log_rb)),
+        float(tail),
+        float(sharp),
+        converged,
+        math.sqrt((sse + sse_within) / r.size),
+        int(r.size),
+        *_range(r),
+    )
 
 
 def _grid_start(log_r: np.ndarray, means: np.ndarray, counts: np.ndarray) -> tuple[float, ...]:
@@ -303,8 +380,7 @@ def _grid_start(log_r: np.ndarray, means: np.ndarray, counts: np.ndarray) -> tup
     rb, ta, sh = (a.ravel() for a in np.meshgrid(log_rb, tail, sharp, indexing="ij"))
     z = np.clip(sh[:, None] * (log_r[None, :] - rb[:, None]), -700, 700)
     shape = np.exp(-(ta / sh)[:, None] * np.logaddexp(0.0, z))
-    top = np.clip((shape * counts * means).sum(1) / np.maximum((shape**2 * counts).sum(1), 1e-300),
-                  *_BOUNDS["top"])
+    top = np.clip((shape * counts * means).sum(1) / np.maximum((shape**2 * counts).sum(1), 1e-300), *_BOUNDS["top"])
     sse = ((top[:, None] * shape - means) ** 2 * counts).sum(1)
     i = int(np.argmin(sse))
     return float(top[i]), float(rb[i]), float(ta[i]), float(sh[i])
@@ -323,6 +399,7 @@ class Threshold:
     (it is < τ already at r_floor or the smallest sampled ratio above it; `ratio` is None), "no_fit"
     (no estimate).
     """
+
     ratio: float | None
     status: str
 

@@ -79,22 +79,25 @@ class Activation:
 
 
 # torch's defaults throughout (leaky_relu slope 0.01, elu/celu alpha 1, softplus beta 1, exact erf GELU).
-ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
-    Activation("identity", identity, nn.Identity),
-    Activation("relu", F.relu, nn.ReLU),
-    Activation("relu6", F.relu6, MemoryEfficientReLU6),
-    Activation("leaky_relu", F.leaky_relu, nn.LeakyReLU),
-    Activation("elu", F.elu, nn.ELU),
-    Activation("selu", F.selu, nn.SELU),
-    Activation("celu", F.celu, nn.CELU),
-    Activation("softplus", F.softplus, nn.Softplus),
-    Activation("silu", F.silu, InferenceInplaceSiLU),
-    Activation("hardswish", F.hardswish, nn.Hardswish),
-    Activation("mish", F.mish, nn.Mish),
-    Activation("gelu", F.gelu, nn.GELU),
-    Activation("tanh", torch.tanh, nn.Tanh),
-    Activation("sigmoid", torch.sigmoid, nn.Sigmoid),
-)}
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("identity", identity, nn.Identity),
+        Activation("relu", F.relu, nn.ReLU),
+        Activation("relu6", F.relu6, MemoryEfficientReLU6),
+        Activation("leaky_relu", F.leaky_relu, nn.LeakyReLU),
+        Activation("elu", F.elu, nn.ELU),
+        Activation("selu", F.selu, nn.SELU),
+        Activation("celu", F.celu, nn.CELU),
+        Activation("softplus", F.softplus, nn.Softplus),
+        Activation("silu", F.silu, InferenceInplaceSiLU),
+        Activation("hardswish", F.hardswish, nn.Hardswish),
+        Activation("mish", F.mish, nn.Mish),
+        Activation("gelu", F.gelu, nn.GELU),
+        Activation("tanh", torch.tanh, nn.Tanh),
+        Activation("sigmoid", torch.sigmoid, nn.Sigmoid),
+    )
+}
 
 
 def list_activations() -> list[str]:

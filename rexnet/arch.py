@@ -17,6 +17,7 @@ from typing import Any
 
 from .activations import ACTIVATIONS
 from .errors import RexnetError
+from .io import atomic_write_text
 
 # Stages shared by ReXNet-V1 and lite: (blocks, stride of the first block, expansion, squeeze-excitation).
 # The same stage/stride/expansion pattern as MobileNetV2; ReXNet's difference is the channel schedule.
@@ -131,8 +132,7 @@ def rexnet_v1_arch(
     outs = _widths(len(rows), start, final_channels / len(rows), width_mult, lambda v: int(round(v)))
     ins = [stem] + outs[:-1]
     blocks = tuple(
-        BlockSpec(i, o, t, s, se and use_se, act=act, dw_act=dw_act)
-        for i, o, (s, t, use_se, _) in zip(ins, outs, rows)
+        BlockSpec(i, o, t, s, se and use_se, act=act, dw_act=dw_act) for i, o, (s, t, use_se, _) in zip(ins, outs, rows)
     )
     default_name = f"rexnet_{round(width_mult * 100):03d}"
     return ArchSpec(
@@ -164,7 +164,10 @@ def rexnet_lite_arch(
     stem = make_divisible(int(round((32 / multiplier if small or fix_head_stem else 32) * multiplier)), divisor)
     # Lite spreads the growth over num_blocks - 1 steps (V1 uses num_blocks), so the last block ends at 180.
     outs = _widths(
-        len(rows), start, final_channels / (len(rows) - 1), multiplier,
+        len(rows),
+        start,
+        final_channels / (len(rows) - 1),
+        multiplier,
         lambda v: make_divisible(int(round(v)), divisor),
     )
     ins = [stem] + outs[:-1]
@@ -187,8 +190,19 @@ def rexnet_lite_arch(
 # --- the table as text and as JSON -------------------------------------------------------------------
 
 
-_COLUMNS = (("block", 5), ("in", 5), ("mid", 5), ("out", 5), ("exp", 3), ("k", 2), ("s", 2), ("SE", 3),
-            ("act", 10), ("dw_act", 8), ("res", 4))
+_COLUMNS = (
+    ("block", 5),
+    ("in", 5),
+    ("mid", 5),
+    ("out", 5),
+    ("exp", 3),
+    ("k", 2),
+    ("s", 2),
+    ("SE", 3),
+    ("act", 10),
+    ("dw_act", 8),
+    ("res", 4),
+)
 
 
 def _table_row(*cells: object) -> str:
@@ -201,17 +215,31 @@ def format_block_table(arch: ArchSpec) -> str:
     lines = [arch.name, header, "-" * len(header)]
     lines.append(_table_row("stem", 3, None, arch.stem_channels, None, 3, 2, None, arch.stem_act))
     for idx, b in enumerate(arch.blocks):
-        lines.append(_table_row(
-            idx, b.in_channels, b.mid_channels, b.out_channels, b.expansion, b.kernel_size, b.stride,
-            "yes" if b.se else "no", b.act if b.expansion != 1 else "-", b.dw_act, "yes" if b.shortcut else "no",
-        ))
+        lines.append(
+            _table_row(
+                idx,
+                b.in_channels,
+                b.mid_channels,
+                b.out_channels,
+                b.expansion,
+                b.kernel_size,
+                b.stride,
+                "yes" if b.se else "no",
+                b.act if b.expansion != 1 else "-",
+                b.dw_act,
+                "yes" if b.shortcut else "no",
+            )
+        )
     last = arch.blocks[-1].out_channels
     lines.append(_table_row("pen", last, None, arch.penultimate_channels, None, 1, 1, None, arch.penultimate_act))
     if arch.head_channels is not None:
-        lines.append(_table_row("head", arch.penultimate_channels, None, arch.head_channels, None, 1, 1, None,
-                                arch.head_act))
-    lines.append(f"output stride {arch.strides[-1]}; mid = depthwise width; "
-                 "res = partial residual (input added to the first `in` channels)")
+        lines.append(
+            _table_row("head", arch.penultimate_channels, None, arch.head_channels, None, 1, 1, None, arch.head_act)
+        )
+    lines.append(
+        f"output stride {arch.strides[-1]}; mid = depthwise width; "
+        "res = partial residual (input added to the first `in` channels)"
+    )
     lines += format_provenance(arch)
     return "\n".join(lines)
 
@@ -222,8 +250,10 @@ def format_provenance(arch: ArchSpec) -> list[str]:
     lines = []
     if isinstance(prov.get("findings"), dict):
         f = prov["findings"]
-        lines.append(f"built from {f.get('path', 'findings')} (schema {f.get('schema_version')}, created "
-                     f"{f.get('created')}, by `{f.get('command')}`)")
+        lines.append(
+            f"built from {f.get('path', 'findings')} (schema {f.get('schema_version')}, created "
+            f"{f.get('created')}, by `{f.get('command')}`)"
+        )
     for rule, choice in (prov.get("choices") or {}).items():
         if not isinstance(choice, dict):
             continue
@@ -276,8 +306,11 @@ def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
         _check(isinstance(row, dict), f"{where} is not an object", fix)
         required = {"in_channels", "out_channels", "expansion", "stride", "se"}
         extra, missing = set(row) - block_fields, required - set(row)
-        _check(not extra and not missing, f"{where} has unknown {sorted(extra)} / missing {sorted(missing)} fields",
-               f"fields are {sorted(block_fields)}")
+        _check(
+            not extra and not missing,
+            f"{where} has unknown {sorted(extra)} / missing {sorted(missing)} fields",
+            f"fields are {sorted(block_fields)}",
+        )
         block = BlockSpec(**row)
         for name in ("in_channels", "out_channels", "expansion", "stride", "kernel_size"):
             value = getattr(block, name)
@@ -286,8 +319,11 @@ def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
         _check(block.kernel_size % 2 == 1, f"{where}: kernel_size={block.kernel_size}", "use an odd size")
         _check(isinstance(block.se, bool), f"{where}: se={block.se!r}", "use true or false")
         for name in ("act", "dw_act"):
-            _check(_known_act(getattr(block, name)), f"{where}: unknown {name} {getattr(block, name)!r}",
-                   f"choose one of {', '.join(ACTIVATIONS)}")
+            _check(
+                _known_act(getattr(block, name)),
+                f"{where}: unknown {name} {getattr(block, name)!r}",
+                f"choose one of {', '.join(ACTIVATIONS)}",
+            )
         blocks.append(block)
     head = {k: v for k, v in data.items() if k not in ("format", "blocks")}
     for name in ("name", "stem_channels", "penultimate_channels"):
@@ -296,30 +332,46 @@ def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
     for name in ("stem_channels", "penultimate_channels", "se_reduction"):
         value = getattr(arch, name)
         _check(_positive_int(value), f"{source}: {name}={value!r}", "use a positive integer")
-    _check(arch.head_channels is None or _positive_int(arch.head_channels),
-           f"{source}: head_channels={arch.head_channels!r}", "use a positive integer or null")
+    _check(
+        arch.head_channels is None or _positive_int(arch.head_channels),
+        f"{source}: head_channels={arch.head_channels!r}",
+        "use a positive integer or null",
+    )
     for name in ("stem_act", "penultimate_act", "head_act"):
-        _check(_known_act(getattr(arch, name)), f"{source}: unknown {name} {getattr(arch, name)!r}",
-               f"choose one of {', '.join(ACTIVATIONS)}")
-    _check(arch.provenance is None or isinstance(arch.provenance, dict), f"{source}: provenance is not an object",
-           "remove it or write the table with rexnet.save_arch")
-    _check(isinstance(arch.dropout, (int, float)) and 0 <= arch.dropout < 1, f"{source}: dropout={arch.dropout!r}",
-           "use a number in [0, 1)")
+        _check(
+            _known_act(getattr(arch, name)),
+            f"{source}: unknown {name} {getattr(arch, name)!r}",
+            f"choose one of {', '.join(ACTIVATIONS)}",
+        )
+    _check(
+        arch.provenance is None or isinstance(arch.provenance, dict),
+        f"{source}: provenance is not an object",
+        "remove it or write the table with rexnet.save_arch",
+    )
+    _check(
+        isinstance(arch.dropout, (int, float)) and 0 <= arch.dropout < 1,
+        f"{source}: dropout={arch.dropout!r}",
+        "use a number in [0, 1)",
+    )
     prev = arch.stem_channels
     for i, block in enumerate(arch.blocks):
-        _check(block.in_channels == prev, f"{source} block {i} takes {block.in_channels} channels but receives {prev}",
-               "make each block's in_channels the previous out_channels (block 0: stem_channels)")
+        _check(
+            block.in_channels == prev,
+            f"{source} block {i} takes {block.in_channels} channels but receives {prev}",
+            "make each block's in_channels the previous out_channels (block 0: stem_channels)",
+        )
         if block.se:
-            _check(block.mid_channels // arch.se_reduction > 0, f"{source} block {i}: SE would have 0 channels",
-                   "lower se_reduction or widen the block")
+            _check(
+                block.mid_channels // arch.se_reduction > 0,
+                f"{source} block {i}: SE would have 0 channels",
+                "lower se_reduction or widen the block",
+            )
         prev = block.out_channels
     return replace(arch, dropout=float(arch.dropout))
 
 
 def save_arch(arch: ArchSpec, path: str | os.PathLike) -> Path:
     """Returns the path written: the table as indented JSON, written atomically."""
-    from .io import atomic_write_text
-
     return atomic_write_text(path, json.dumps(arch_to_dict(arch), indent=2) + "\n")
 
 

@@ -48,5 +48,3 @@ def mobilenetv2_arch(width_mult: float = 1.0, *, divisor: int = 8, name: str | N
         stem_act="relu6",
         penultimate_act="relu6",
     )
-
-

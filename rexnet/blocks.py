@@ -7,17 +7,13 @@ Module order and attribute names follow the official release (a block's layers l
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torchvision.ops import stochastic_depth
 
 # The activations live in their own registry (shared with the rank study); re-exported here for old imports.
 from .activations import InferenceInplaceSiLU, MemoryEfficientReLU6, autograd_on, make_activation  # noqa: F401
-
-if TYPE_CHECKING:
-    from .arch import BlockSpec
+from .arch import BlockSpec
 
 
 class _PartialResidual(torch.autograd.Function):
@@ -34,6 +30,19 @@ class _PartialResidual(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return grad, grad[:, : ctx.channels]
+
+
+def drop_path(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Returns x with each sample (row) zeroed with probability p and the others scaled by 1/(1 − p): stochastic
+    depth (Huang et al. 2016) on a residual branch while training, as torchvision's `stochastic_depth(x, p, "row")`
+    computes it (one Bernoulli draw per sample, from the same random stream), without importing torchvision."""
+    if p == 0.0:
+        return x
+    survival = 1.0 - p
+    noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device).bernoulli_(survival)
+    if survival > 0.0:
+        noise.div_(survival)
+    return x * noise
 
 
 def partial_residual(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -72,14 +81,28 @@ class DepthwiseConv2d(nn.Conv2d):
     """
 
     def __init__(self, channels: int, kernel_size: int = 3, stride: int = 1, dilation: int = 1):
-        super().__init__(channels, channels, kernel_size, stride, dilation * (kernel_size // 2), dilation,
-                         groups=channels, bias=False)
+        super().__init__(
+            channels,
+            channels,
+            kernel_size,
+            stride,
+            dilation * (kernel_size // 2),
+            dilation,
+            groups=channels,
+            bias=False,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Autograd first: it is off while tracing for export, where shapes must not become Python branches.
         training = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        if not training or torch.jit.is_tracing() or torch.compiler.is_compiling() or not x.is_cpu \
-                or x.shape[-2] * x.shape[-1] > 16 or self.dilation[0] != 1:
+        if (
+            not training
+            or torch.jit.is_tracing()
+            or torch.compiler.is_compiling()
+            or not x.is_cpu
+            or x.shape[-2] * x.shape[-1] > 16
+            or self.dilation[0] != 1
+        ):
             return super().forward(x)
         n, c, h, w = x.shape
         index, out_h, out_w = _dense_taps(h, w, self.stride[0], self.kernel_size[0])
@@ -90,7 +113,12 @@ class DepthwiseConv2d(nn.Conv2d):
 
 
 def conv_bn(
-    in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, groups: int = 1, act: str | None = None,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int = 1,
+    stride: int = 1,
+    groups: int = 1,
+    act: str | None = None,
     dilation: int = 1,
 ) -> list[nn.Module]:
     """Returns [conv (no bias), BN] plus the activation if `act` is given: three or two Sequential slots."""
@@ -132,8 +160,15 @@ class LinearBottleneck(nn.Module):
     training; only blocks with a shortcut have a branch to drop (a downsampling block's main path is the block).
     """
 
-    def __init__(self, spec: BlockSpec, se_reduction: int = 12, *, stride: int | None = None, dilation: int = 1,
-                 drop_path: float = 0.0):
+    def __init__(
+        self,
+        spec: BlockSpec,
+        se_reduction: int = 12,
+        *,
+        stride: int | None = None,
+        dilation: int = 1,
+        drop_path: float = 0.0,
+    ):
         super().__init__()
         self.in_channels = spec.in_channels
         self.out_channels = spec.out_channels
@@ -143,8 +178,9 @@ class LinearBottleneck(nn.Module):
         layers: list[nn.Module] = []
         if spec.expansion != 1:
             layers += conv_bn(spec.in_channels, mid, act=spec.act)
-        layers += conv_bn(mid, mid, spec.kernel_size, spec.stride if stride is None else stride, groups=mid,
-                          dilation=dilation)
+        layers += conv_bn(
+            mid, mid, spec.kernel_size, spec.stride if stride is None else stride, groups=mid, dilation=dilation
+        )
         if spec.se:
             layers.append(SqueezeExcite(mid, se_reduction))
         layers.append(make_activation(spec.dw_act))
@@ -156,7 +192,7 @@ class LinearBottleneck(nn.Module):
         if not self.use_shortcut:
             return out
         if self.drop_path and self.training:
-            out = stochastic_depth(out, self.drop_path, "row", training=True)  # a fresh tensor: safe to add into
+            out = drop_path(out, self.drop_path)  # a fresh tensor: safe to add into
         # Partial residual, written in place into the projection's BN output (BN's backward does not need
         # its output): no extra full-size tensor, unlike a torch.cat.
         return partial_residual(out, x)

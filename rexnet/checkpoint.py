@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from .arch import arch_to_dict
 from .errors import RexnetError
 from .io import atomic_path
 from .keymap import official_to_timm, timm_to_official
 from .model import ReXNet
+from .names import list_models, model_arch
 
 CHECKPOINT_FORMAT = "rexnet.checkpoint/1"
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
@@ -43,6 +46,18 @@ class Checkpoint:
     metadata: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def classifier_classes(self) -> int | None:
+        """Returns the class count: the recorded one, else the rows of the classifier, the highest-numbered
+        `output.N` weight (output.1 for V1, output.4 for lite); None when there is no classifier."""
+        if self.num_classes is not None:
+            return self.num_classes
+        heads = sorted(
+            (k for k in self.state_dict if k.startswith("output.") and k.endswith(".weight")),
+            key=lambda k: int(k.split(".")[1]),
+        )
+        return int(self.state_dict[heads[-1]].shape[0]) if heads else None
+
 
 # --- reading ------------------------------------------------------------------------------------------
 
@@ -59,14 +74,14 @@ def _read_file(path: Path) -> tuple[Any, dict[str, str]]:
     if not path.is_file():
         raise RexnetError(f"checkpoint {path} is not a file; pass the .pth/.pt/.safetensors file itself")
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
         try:
             with safe_open(str(path), framework="pt", device="cpu") as f:
                 return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
         except Exception as exc:  # safetensors raises its own error types for every kind of bad file
-            raise RexnetError(f"checkpoint {path} is not a readable .safetensors file ({_first_line(exc)}); "
-                              "it may be truncated: re-download or re-save it") from None
+            raise RexnetError(
+                f"checkpoint {path} is not a readable .safetensors file ({_first_line(exc)}); "
+                "it may be truncated: re-download or re-save it"
+            ) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. pickle-protocol notices: the outcome is reported below
@@ -78,15 +93,17 @@ def _read_file(path: Path) -> tuple[Any, dict[str, str]]:
             reason = "the file is empty"
         else:
             reason = "not a PyTorch checkpoint, or truncated/corrupted"
-        raise RexnetError(f"cannot read checkpoint {path}: {reason}; pass a state_dict saved with torch.save "
-                          "or a .safetensors file") from None
+        raise RexnetError(
+            f"cannot read checkpoint {path}: {reason}; pass a state_dict saved with torch.save or a .safetensors file"
+        ) from None
 
 
 def _unwrap(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Returns (state_dict, wrapper) where wrapper is the surrounding dict of a training checkpoint (else {})."""
     if not isinstance(obj, Mapping):
-        raise RexnetError(f"{source} holds a {type(obj).__name__}, not a state_dict; "
-                          "pass a checkpoint of a ReXNet model")
+        raise RexnetError(
+            f"{source} holds a {type(obj).__name__}, not a state_dict; pass a checkpoint of a ReXNet model"
+        )
     wrapper: dict[str, Any] = {}
     for key in _WRAPPER_KEYS:
         if isinstance(obj.get(key), Mapping):
@@ -94,11 +111,12 @@ def _unwrap(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], dict[str, A
             break
     tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
     if not tensors or len(tensors) != len(obj):
-        raise RexnetError(f"{source} is not a state_dict (its entries are not all named tensors); "
-                          "pass a checkpoint of a ReXNet model")
+        raise RexnetError(
+            f"{source} is not a state_dict (its entries are not all named tensors); pass a checkpoint of a ReXNet model"
+        )
     for prefix in _PREFIXES:
         if all(k.startswith(prefix) for k in tensors):
-            tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+            tensors = {k[len(prefix) :]: v for k, v in tensors.items()}
     return tensors, wrapper
 
 
@@ -108,12 +126,16 @@ def _layout(state_dict: Mapping[str, torch.Tensor]) -> str:
     if "features.0.weight" in state_dict:
         return "official"
     some = ", ".join(list(state_dict)[:3])
-    raise RexnetError(f"no ReXNet weights found (keys start {some}); "
-                      "pass a ReXNet checkpoint (official, timm or rexnet layout)")
+    raise RexnetError(
+        f"no ReXNet weights found (keys start {some}); pass a ReXNet checkpoint (official, timm or rexnet layout)"
+    )
 
 
-def read_checkpoint(src: str | os.PathLike | Mapping[str, Any]) -> Checkpoint:
-    """Returns the checkpoint at a path (or given as a dict), with its state_dict in the official layout."""
+def read_checkpoint(src: str | os.PathLike | Mapping[str, Any] | Checkpoint) -> Checkpoint:
+    """Returns the checkpoint at a path (or given as a dict, or read already), with its state_dict in the official
+    layout."""
+    if isinstance(src, Checkpoint):
+        return src
     if isinstance(src, Mapping):
         obj, meta, source = src, {}, "the given object"
     else:
@@ -146,19 +168,17 @@ def read_checkpoint(src: str | os.PathLike | Mapping[str, Any]) -> Checkpoint:
 
 @lru_cache(maxsize=1)
 def _known_shapes() -> dict[str, dict[str, tuple[int, ...]]]:
-    """Returns registered name → {key: shape} of its backbone (built on the meta device: no memory, no init)."""
-    from .registry import create_model, list_models
-
+    """Returns listed name → {key: shape} of its backbone (built on the meta device: no memory, no init)."""
     shapes = {}
     with torch.device("meta"):
         for name in list_models():
-            sd = create_model(name).state_dict()
+            sd = ReXNet(model_arch(name)).state_dict()
             shapes[name] = {k: tuple(v.shape) for k, v in sd.items() if not k.startswith(("output.",))}
     return shapes
 
 
 def _guess_model(state_dict: Mapping[str, torch.Tensor]) -> str | None:
-    """Returns the registered model whose backbone shapes the state_dict matches exactly, if any."""
+    """Returns the listed model whose backbone shapes the state_dict matches exactly, if any."""
     for name, shapes in _known_shapes().items():
         if all(k in state_dict and tuple(state_dict[k].shape) == s for k, s in shapes.items()):
             return name
@@ -169,8 +189,10 @@ def _describe_mismatch(model: ReXNet, ckpt: Checkpoint, problem: str) -> RexnetE
     saved = (ckpt.arch or {}).get("name") or _guess_model(ckpt.state_dict)
     ours = model.arch.name
     if saved and saved != ours:
-        return RexnetError(f"{problem}: the checkpoint was saved from {saved}, the model is {ours}; "
-                           f"create the model as {saved} (rexnet.create_model('{saved}', ...))")
+        return RexnetError(
+            f"{problem}: the checkpoint was saved from {saved}, the model is {ours}; "
+            f"create the model as {saved} (rexnet.create_model('{saved}', ...))"
+        )
     return RexnetError(f"{problem}: the checkpoint does not fit {ours}; check the model name or block table")
 
 
@@ -183,8 +205,10 @@ def adapt_input_conv(in_chans: int, weight: torch.Tensor) -> torch.Tensor:
     """
     out, rgb, kh, kw = weight.shape
     if rgb != 3:
-        raise RexnetError(f"the checkpoint's stem takes {rgb} channels; only 3-channel (RGB) stems can be adapted "
-                          f"to in_chans={in_chans}: create the model with in_chans={rgb}")
+        raise RexnetError(
+            f"the checkpoint's stem takes {rgb} channels; only 3-channel (RGB) stems can be adapted "
+            f"to in_chans={in_chans}: create the model with in_chans={rgb}"
+        )
     dtype, w = weight.dtype, weight.float()
     if in_chans == 1:
         w = w.sum(dim=1, keepdim=True)
@@ -194,7 +218,7 @@ def adapt_input_conv(in_chans: int, weight: torch.Tensor) -> torch.Tensor:
 
 
 def load_checkpoint(
-    model: ReXNet, src: str | os.PathLike | Mapping[str, Any], *, skip_head: bool = False
+    model: ReXNet, src: str | os.PathLike | Mapping[str, Any] | Checkpoint, *, skip_head: bool = False
 ) -> Checkpoint:
     """Returns the Checkpoint read from `src` after loading its weights into `model` (strictly).
 
@@ -206,8 +230,12 @@ def load_checkpoint(
     state_dict = dict(ckpt.state_dict)
     own = model.state_dict()
     stem = state_dict.get("features.0.weight")
-    if stem is not None and stem.ndim == 4 and stem.shape[1] != own["features.0.weight"].shape[1] \
-            and stem.shape[0] == own["features.0.weight"].shape[0]:
+    if (
+        stem is not None
+        and stem.ndim == 4
+        and stem.shape[1] != own["features.0.weight"].shape[1]
+        and stem.shape[0] == own["features.0.weight"].shape[0]
+    ):
         state_dict["features.0.weight"] = adapt_input_conv(own["features.0.weight"].shape[1], stem)
     head = model.classifier_name + "."
     if skip_head:
@@ -219,18 +247,23 @@ def load_checkpoint(
             raise RexnetError(
                 f"the checkpoint's classifier has {len(weight)} classes, the model {model.num_classes}; "
                 f"create the model with num_classes={len(weight)}, or pass skip_head=True (CLI: --skip-head) "
-                "to load everything but the classifier")
+                "to load everything but the classifier"
+            )
     expected = {k for k in own if not (skip_head and k.startswith(head))}
     missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
     if missing or unexpected:
-        problem = f"{len(missing)} missing key(s) (e.g. {', '.join(missing[:2]) or '-'}) and {len(unexpected)} " \
-                  f"unexpected (e.g. {', '.join(unexpected[:2]) or '-'})"
+        problem = (
+            f"{len(missing)} missing key(s) (e.g. {', '.join(missing[:2]) or '-'}) and {len(unexpected)} "
+            f"unexpected (e.g. {', '.join(unexpected[:2]) or '-'})"
+        )
         raise _describe_mismatch(model, ckpt, problem)
     wrong = [k for k in state_dict if state_dict[k].shape != own[k].shape]
     if wrong:
         k = wrong[0]
-        problem = (f"{len(wrong)} shape mismatch(es), first {k}: {tuple(state_dict[k].shape)} in the file "
-                   f"vs {tuple(own[k].shape)}")
+        problem = (
+            f"{len(wrong)} shape mismatch(es), first {k}: {tuple(state_dict[k].shape)} in the file "
+            f"vs {tuple(own[k].shape)}"
+        )
         raise _describe_mismatch(model, ckpt, problem)
     model.load_state_dict(state_dict, strict=not skip_head)
     return ckpt
@@ -243,8 +276,9 @@ def _json_ready(value: Any, what: str) -> Any:
     try:
         json.dumps(value)
     except (TypeError, ValueError) as exc:
-        raise RexnetError(f"{what} must be JSON-serialisable ({exc}); "
-                          "pass plain numbers, strings, lists, dicts") from None
+        raise RexnetError(
+            f"{what} must be JSON-serialisable ({exc}); pass plain numbers, strings, lists, dicts"
+        ) from None
     return value
 
 
@@ -275,14 +309,18 @@ def save_checkpoint(
         if path.suffix == ".safetensors":
             if optimizer is not None or extra:
                 raise RexnetError("safetensors holds weights only; save optimizer/extra state to a .pth file")
-            from safetensors.torch import save_file
-
             metadata = {k: v if k == "format" else json.dumps(v) for k, v in info.items()}
             save_file(state_dict, str(tmp), metadata=metadata)
         else:
-            torch.save({**info, "state_dict": state_dict,
-                        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-                        "extra": dict(extra or {})}, tmp)
+            torch.save(
+                {
+                    **info,
+                    "state_dict": state_dict,
+                    "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                    "extra": dict(extra or {}),
+                },
+                tmp,
+            )
     return path
 
 
@@ -296,8 +334,6 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, layout: s
     dst = Path(dst)
     with atomic_path(dst) as tmp:
         if dst.suffix == ".safetensors":
-            from safetensors.torch import save_file
-
             save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp))
         else:
             torch.save(state_dict, tmp)

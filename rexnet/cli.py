@@ -1,14 +1,29 @@
 """The `rexnet` command line: thin wrappers that parse, call one library function and print.
 
 Bad input (RexnetError) becomes `error: <problem>; <fix>` on one stderr line and exit code 2.
-Later commands (data, train, eval) attach to `main` the same way.
+The training subcommands (data, train, eval) call `rexnet.training`'s functions through their modules
+(`trainer.train`, …), looked up when the command runs.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
+
 import click
 
+from .arch import format_block_table
+from .arch import save_arch as write_arch
+from .checkpoint import convert_checkpoint, read_checkpoint
 from .errors import RexnetError
+from .export import export_onnx
+from .registry import create_model, list_models
+from .summary import format_summary, summarize
+from .training import data as datasets
+from .training import evaluate as evaluation
+from .training import train as trainer
+from .variants import family_at_macs, from_findings, parse_macs
 
 
 class _Group(click.Group):
@@ -23,8 +38,6 @@ class _Group(click.Group):
 
 
 def _version() -> str:
-    from importlib import metadata
-
     try:
         return metadata.version("rankstudy-rexnet")
     except metadata.PackageNotFoundError:  # run from a clone without installing
@@ -40,8 +53,6 @@ def main() -> None:
 @main.command("models")
 def models_cmd() -> None:
     """List the model names (other widths work too: rexnet_070, mobilenetv2_035, …)."""
-    from .registry import list_models
-
     click.echo("\n".join(list_models()))
 
 
@@ -52,9 +63,6 @@ def models_cmd() -> None:
 @click.option("--save-arch", type=click.Path(dir_okay=False), help="Also write the block table as JSON here.")
 def summary(name: str, img_size: int, num_classes: int, save_arch: str | None) -> None:
     """Print block table, parameters, MACs and activation memory of NAME (or a block-table .json)."""
-    from .arch import save_arch as write_arch
-    from .summary import format_summary, summarize
-
     result = summarize(name, img_size=img_size, num_classes=num_classes)
     click.echo(format_summary(result))
     if save_arch:
@@ -63,23 +71,13 @@ def summary(name: str, img_size: int, num_classes: int, save_arch: str | None) -
 
 def _model_from_cli(name: str, checkpoint: str | None, num_classes: int | None, skip_head: bool):
     """Returns the model for a CLI command; without --num-classes the checkpoint's class count is used."""
-    from .checkpoint import read_checkpoint
-    from .registry import create_model
-
     state = None
     if checkpoint is not None:
         ckpt = read_checkpoint(checkpoint)
         state = ckpt.state_dict
         if num_classes is None:
-            num_classes = ckpt.num_classes or _classes_in(state)
+            num_classes = ckpt.classifier_classes
     return create_model(name, num_classes=num_classes or 1000, checkpoint=state, skip_head=skip_head)
-
-
-def _classes_in(state_dict) -> int | None:
-    # The classifier is the highest-numbered `output.N` conv (output.1 for V1, output.4 for lite).
-    heads = sorted((k for k in state_dict if k.startswith("output.") and k.endswith(".weight")),
-                   key=lambda k: int(k.split(".")[1]))
-    return int(state_dict[heads[-1]].shape[0]) if heads else None
 
 
 @main.command()
@@ -90,17 +88,24 @@ def _classes_in(state_dict) -> int | None:
 @click.option("--skip-head", is_flag=True, help="Load all but the classifier (its size may differ).")
 @click.option("--img-size", type=click.IntRange(min=32), default=224, show_default=True)
 @click.option("--dynamo", is_flag=True, help="Use the torch.export-based exporter (slower).")
-def export(name: str, onnx_path: str, checkpoint: str | None, num_classes: int | None, skip_head: bool,
-           img_size: int, dynamo: bool) -> None:
+def export(
+    name: str,
+    onnx_path: str,
+    checkpoint: str | None,
+    num_classes: int | None,
+    skip_head: bool,
+    img_size: int,
+    dynamo: bool,
+) -> None:
     """Export NAME (or a block-table .json) to ONNX with a dynamic batch dimension."""
-    from .export import export_onnx
-
     model = _model_from_cli(name, checkpoint, num_classes, skip_head)
     path = export_onnx(model, onnx_path, img_size=img_size, dynamo=dynamo)
     click.echo(f"wrote {path} ({model.arch.name}, {model.num_classes} classes, input 3×{img_size}×{img_size})")
     if checkpoint is None:
-        click.echo("note: no --checkpoint was given, so these are random, untrained weights; pass --checkpoint FILE "
-                   "to export a trained model")
+        click.echo(
+            "note: no --checkpoint was given, so these are random, untrained weights; pass --checkpoint FILE "
+            "to export a trained model"
+        )
 
 
 @main.command()
@@ -109,8 +114,6 @@ def export(name: str, onnx_path: str, checkpoint: str | None, num_classes: int |
 @click.option("--to", "layout", type=click.Choice(["official", "timm"]), default="timm", show_default=True)
 def convert(src: str, dst: str, layout: str) -> None:
     """Rewrite checkpoint SRC (any supported layout) as DST in the official or timm layout."""
-    from .checkpoint import convert_checkpoint
-
     click.echo(f"wrote {convert_checkpoint(src, dst, layout)} ({layout} layout)")
 
 
@@ -123,62 +126,143 @@ def data_cmd() -> None:
 
 
 @data_cmd.command("fashion-mnist")
-@click.option("--root", default="data", show_default=True, type=click.Path(file_okay=False),
-              help="torchvision root: files go to ROOT/FashionMNIST/raw/.")
-@click.option("--source", type=click.Path(), help="Folder or tarball with the idx .gz files "
-              "(default: /usr/share/datasets/fashion-mnist from Debian's dataset-fashion-mnist).")
+@click.option(
+    "--root",
+    default="data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="torchvision root: files go to ROOT/FashionMNIST/raw/.",
+)
+@click.option(
+    "--source",
+    type=click.Path(),
+    help="Folder or tarball with the idx .gz files "
+    "(default: /usr/share/datasets/fashion-mnist from Debian's dataset-fashion-mnist).",
+)
 @click.option("--no-download", is_flag=True, help="Do not fall back to torchvision's download.")
 def fashion_mnist_cmd(root: str, source: str | None, no_download: bool) -> None:
     """Put verified Fashion-MNIST (60k/10k) where torchvision's FashionMNIST reads it; a no-op when done."""
-    from .training.data import prepare_fashion_mnist
-
-    click.echo(f"Fashion-MNIST ready in {prepare_fashion_mnist(root, source, download=not no_download)}")
+    click.echo(f"Fashion-MNIST ready in {datasets.prepare_fashion_mnist(root, source, download=not no_download)}")
 
 
 @main.command("train")
-@click.option("--model", "model_name", help="Model name (`rexnet models`; any width ×100, e.g. rexnet_050, "
-              "mobilenetv2_070).")
+@click.option(
+    "--model", "model_name", help="Model name (`rexnet models`; any width ×100, e.g. rexnet_050, mobilenetv2_070)."
+)
 @click.option("--arch", "arch_path", type=click.Path(dir_okay=False), help="A saved block table (.json) instead.")
-@click.option("--data", "data", default="fashion-mnist", show_default=True,
-              help="fashion-mnist | cifar10 | cifar100 | imagefolder:PATH | fake")
-@click.option("--data-root", default="data", show_default=True, type=click.Path(file_okay=False),
-              help="Where the datasets are (see `rexnet data`).")
+@click.option(
+    "--data",
+    "data",
+    default="fashion-mnist",
+    show_default=True,
+    help="fashion-mnist | cifar10 | cifar100 | imagefolder:PATH | fake",
+)
+@click.option(
+    "--data-root",
+    default="data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the datasets are (see `rexnet data`).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Training epochs.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
-              help="Total batch per step (split over processes under torchrun).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
-              help="Peak learning rate (after warm-up) for --batch-size.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=128,
+    show_default=True,
+    help="Total batch per step (split over processes under torchrun).",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.1,
+    show_default=True,
+    help="Peak learning rate (after warm-up) for --batch-size.",
+)
 @click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True, help="SGD momentum.")
 @click.option("--nesterov/--no-nesterov", default=True, show_default=True, help="Nesterov momentum.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=5e-5, show_default=True,
-              help="On conv/linear weights only (not BN, not biases).")
-@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Linear warm-up from 0 to --lr over this many epochs, then cosine decay.")
-@click.option("--min-lr", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Learning rate at the end of the cosine.")
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
-              help="Label smoothing of the cross-entropy.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Before the classifier. Default: the "
-              "table's (0.2).")
-@click.option("--drop-path", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
-              help="Stochastic depth at the last block, linear in the block index (e.g. 0.1–0.2 for wide models).")
-@click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
-              help="EMA of the weights (0 = off, e.g. 0.999); evaluated and saved when on.")
-@click.option("--clip-grad", type=click.FloatRange(min=0, min_open=True),
-              help="Clip the global gradient norm to this value. Default: no clipping.")
+@click.option(
+    "--weight-decay",
+    type=click.FloatRange(min=0),
+    default=5e-5,
+    show_default=True,
+    help="On conv/linear weights only (not BN, not biases).",
+)
+@click.option(
+    "--warmup-epochs",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Linear warm-up from 0 to --lr over this many epochs, then cosine decay.",
+)
+@click.option(
+    "--min-lr",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Learning rate at the end of the cosine.",
+)
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Label smoothing of the cross-entropy.",
+)
+@click.option(
+    "--dropout", type=click.FloatRange(0, 1, max_open=True), help="Before the classifier. Default: the table's (0.2)."
+)
+@click.option(
+    "--drop-path",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Stochastic depth at the last block, linear in the block index (e.g. 0.1–0.2 for wide models).",
+)
+@click.option(
+    "--ema-decay",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="EMA of the weights (0 = off, e.g. 0.999); evaluated and saved when on.",
+)
+@click.option(
+    "--clip-grad",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Clip the global gradient norm to this value. Default: no clipping.",
+)
 @click.option("--randaugment", is_flag=True, help="RandAugment (2 ops, magnitude 9) on training images.")
-@click.option("--random-erasing", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Probability of random erasing on training images.")
-@click.option("--small-input", type=click.Choice(["off", "s16", "s8"]), default="off", show_default=True,
-              help="28–32 px data: s16 = one fewer downsampling (total stride 16); s8 = also stem stride 1 (8).")
+@click.option(
+    "--random-erasing",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Probability of random erasing on training images.",
+)
+@click.option(
+    "--small-input",
+    type=click.Choice(["off", "s16", "s8"]),
+    default="off",
+    show_default=True,
+    help="28–32 px data: s16 = one fewer downsampling (total stride 16); s8 = also stem stride 1 (8).",
+)
 @click.option("--img-size", type=click.IntRange(min=8), help="Default: 32 (small datasets), 224 (ImageFolder).")
 @click.option("--train-limit", type=click.IntRange(min=1), help="Train on a fixed random subset of this size.")
 @click.option("--test-limit", type=click.IntRange(min=1), help="Test on a fixed random subset of this size.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds init, shuffling and augmentation.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="auto = CUDA when visible.")
-@click.option("--amp/--no-amp", default=None, help="Mixed precision: bfloat16/float16 on CUDA, bfloat16 on CPUs with "
-              "native support. Default: on for CUDA, off for CPU.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="auto = CUDA when visible.",
+)
+@click.option(
+    "--amp/--no-amp",
+    default=None,
+    help="Mixed precision: bfloat16/float16 on CUDA, bfloat16 on CPUs with "
+    "native support. Default: on for CUDA, off for CPU.",
+)
 @click.option("--compile", is_flag=True, help="torch.compile the training step (minutes to compile on CPU).")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader processes.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
@@ -186,41 +270,50 @@ def fashion_mnist_cmd(root: str, source: str | None, no_download: bool) -> None:
 @click.option("--progress/--no-progress", default=True, help="Progress bar per epoch.")
 def train_cmd(model_name: str | None, arch_path: str | None, resume: bool, **options) -> None:
     """Train a model (name or block table) with SGD, warm-up + cosine, label smoothing; torchrun for DDP."""
-    from .errors import RexnetError
-    from .training.train import TrainConfig, rank_info, train
-
     if (model_name is None) == (arch_path is None):
-        raise RexnetError("give exactly one of --model NAME or --arch block_table.json; "
-                          "see `rexnet models` for names")
-    cfg = TrainConfig(model=model_name or arch_path, **options)
-    row = train(cfg, resume=resume)
-    if row and rank_info()[0] == 0:  # under torchrun every process returns; one prints
+        raise RexnetError("give exactly one of --model NAME or --arch block_table.json; see `rexnet models` for names")
+    cfg = trainer.TrainConfig(model=model_name or arch_path, **options)
+    # train() prints nothing; rank 0 reports each epoch through on_epoch, printed here as one line
+    row = trainer.train(cfg, resume=resume, on_epoch=lambda r: click.echo(trainer.format_epoch(r, cfg.epochs)))
+    if row and trainer.rank_info()[0] == 0:  # under torchrun every process returns; one prints
         click.echo(f"done: {cfg.out} epoch {row['epoch']} test top-1 {row['test_top1']:.2f}%")
 
 
 @main.command("eval")
 @click.option("--checkpoint", required=True, type=click.Path(), help="A run's model.pth (or checkpoint.pth).")
-@click.option("--data", "data", default="fashion-mnist", show_default=True,
-              help="fashion-mnist | cifar10 | cifar100 | imagefolder:PATH | fake")
+@click.option(
+    "--data",
+    "data",
+    default="fashion-mnist",
+    show_default=True,
+    help="fashion-mnist | cifar10 | cifar100 | imagefolder:PATH | fake",
+)
 @click.option("--data-root", default="data", show_default=True, type=click.Path(file_okay=False))
 @click.option("--model", "model_name", help="Check the checkpoint is this model (name or block-table .json).")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder. Default: beside the checkpoint.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--test-limit", type=click.IntRange(min=1), help="Evaluate a fixed random subset of this size.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def eval_cmd(checkpoint: str, data: str, data_root: str, model_name: str | None, out: str | None,
-             batch_size: int, test_limit: int | None, device: str) -> None:
+def eval_cmd(
+    checkpoint: str,
+    data: str,
+    data_root: str,
+    model_name: str | None,
+    out: str | None,
+    batch_size: int,
+    test_limit: int | None,
+    device: str,
+) -> None:
     """Top-1/top-5, per-class accuracy, confusion matrix and penultimate feature rank of a trained model."""
-    from pathlib import Path
-
-    from .training.evaluate import evaluate, format_eval, load_for_eval, write_eval
-
-    model, spec = load_for_eval(checkpoint, data, data_root, model_name=model_name, test_limit=test_limit,
-                                device=device)
-    result = evaluate(model, spec.test, spec.classes, batch_size=batch_size, device=next(model.parameters()).device)
+    model, spec = evaluation.load_for_eval(
+        checkpoint, data, data_root, model_name=model_name, test_limit=test_limit, device=device
+    )
+    result = evaluation.evaluate(
+        model, spec.test, spec.classes, batch_size=batch_size, device=next(model.parameters()).device
+    )
     out_dir = Path(out) if out else Path(checkpoint).parent / f"eval_{spec.name}"
-    files = write_eval(result, out_dir, title=f"{model.arch.name} on {spec.name}: top-1 {result.top1:.2f}%")
-    click.echo(format_eval(result))
+    files = evaluation.write_eval(result, out_dir, title=f"{model.arch.name} on {spec.name}: top-1 {result.top1:.2f}%")
+    click.echo(evaluation.format_eval(result))
     click.echo(f"wrote {', '.join(str(p) for p in files.values())}")
 
 
@@ -228,50 +321,85 @@ def eval_cmd(checkpoint: str, data: str, data_root: str, model_name: str | None,
 
 
 @main.command("build")
-@click.option("--findings", "findings_path", type=click.Path(dir_okay=False),
-              help="findings.json from `rankstudy principles`: build the ReXNet variant it prescribes.")
-@click.option("--family", type=click.Choice(["rexnet", "mobilenetv2"]),
-              help="Instead: the published network at the budget (width by bisection).")
+@click.option(
+    "--findings",
+    "findings_path",
+    type=click.Path(dir_okay=False),
+    help="findings.json from `rankstudy principles`: build the ReXNet variant it prescribes.",
+)
+@click.option(
+    "--family",
+    type=click.Choice(["rexnet", "mobilenetv2"]),
+    help="Instead: the published network at the budget (width by bisection).",
+)
 @click.option("--macs", "macs_text", required=True, help="MACs budget, e.g. 12.9M, 400M, 1.2G (one image).")
 @click.option("--img-size", type=click.IntRange(min=8), default=224, show_default=True)
-@click.option("--small-input", type=click.Choice(["off", "s16", "s8"]), default="off", show_default=True,
-              help="Count MACs as `rexnet train --small-input` will build the model.")
+@click.option(
+    "--small-input",
+    type=click.Choice(["off", "s16", "s8"]),
+    default="off",
+    show_default=True,
+    help="Count MACs as `rexnet train --small-input` will build the model.",
+)
 @click.option("--in-chans", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--num-classes", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--tau", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
-              help="Rank threshold whose max_expansion_per_layer caps the expansion.")
-@click.option("--depth", type=click.FloatRange(min=0, min_open=True),
-              help="Depth multiplier (blocks per stage = ceil(n·depth)); default ReXNet's 1.0.")
+@click.option(
+    "--tau",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.9,
+    show_default=True,
+    help="Rank threshold whose max_expansion_per_layer caps the expansion.",
+)
+@click.option(
+    "--depth",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Depth multiplier (blocks per stage = ceil(n·depth)); default ReXNet's 1.0.",
+)
 @click.option("--name", help="Table name (default rexnet_findings_WIDTH / the family's name).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Block table .json to write.")
-def build_cmd(findings_path: str | None, family: str | None, macs_text: str, img_size: int, small_input: str,
-              in_chans: int, num_classes: int, tau: float, depth: float | None, name: str | None, out: str) -> None:
+def build_cmd(
+    findings_path: str | None,
+    family: str | None,
+    macs_text: str,
+    img_size: int,
+    small_input: str,
+    in_chans: int,
+    num_classes: int,
+    tau: float,
+    depth: float | None,
+    name: str | None,
+    out: str,
+) -> None:
     """Write a block table whose MACs are within 2% of --macs: the variant a findings file prescribes, or a family.
 
     The variant's JSON records which finding chose each rule; `rexnet summary`, `rexnet train --arch` and
     `create_model` read it.
     """
-    from dataclasses import replace
-
-    from .arch import format_block_table, save_arch
-    from .variants import family_at_macs, from_findings, parse_macs
-
     if (findings_path is None) == (family is None):
-        raise RexnetError("give exactly one of --findings FILE or --family rexnet|mobilenetv2; "
-                          "see `rexnet build --help`")
-    budget = dict(macs_budget=parse_macs(macs_text), num_classes=num_classes, img_size=img_size, in_chans=in_chans,
-                  small_input=small_input, depth=depth)
+        raise RexnetError(
+            "give exactly one of --findings FILE or --family rexnet|mobilenetv2; see `rexnet build --help`"
+        )
+    budget = dict(
+        macs_budget=parse_macs(macs_text),
+        num_classes=num_classes,
+        img_size=img_size,
+        in_chans=in_chans,
+        small_input=small_input,
+        depth=depth,
+    )
     if findings_path is not None:
         arch = from_findings(findings_path, tau=tau, name=name, **budget)
     else:
         arch = family_at_macs(family, **budget)
         arch = replace(arch, name=name) if name else arch
     try:
-        path = save_arch(arch, out)
+        path = write_arch(arch, out)
     except OSError as exc:
         raise RexnetError(f"cannot write {out} ({exc.strerror or exc}); choose a writable --out path") from None
     click.echo(format_block_table(arch))
     b = arch.provenance["budget"]
-    click.echo(f"wrote {path}: {b['macs'] / 1e6:.4g}M MACs at {img_size}x{img_size} (small-input {small_input}), "
-               f"budget {b['macs_budget'] / 1e6:.4g}M ({b['macs'] / b['macs_budget'] - 1:+.2%}), "
-               f"width {b['width_mult']}, depth {b['depth_mult']}")
+    click.echo(
+        f"wrote {path}: {b['macs'] / 1e6:.4g}M MACs at {img_size}x{img_size} (small-input {small_input}), "
+        f"budget {b['macs_budget'] / 1e6:.4g}M ({b['macs'] / b['macs_budget'] - 1:+.2%}), "
+        f"width {b['width_mult']}, depth {b['depth_mult']}"
+    )

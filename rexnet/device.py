@@ -1,4 +1,5 @@
 """Device names as the CLIs take them ('auto' | 'cpu' | 'cuda' | 'cuda:i'), resolved once for both packages."""
+
 import os
 
 import torch
@@ -29,6 +30,8 @@ def resolve_device(name: str | torch.device) -> torch.device:
         raise RexnetError(f"--device {name} was asked for but no CUDA GPU is visible; use --device cpu or auto")
     index = dev.index if dev.index is not None else int(os.environ.get("LOCAL_RANK", 0))
     if index >= torch.cuda.device_count():
-        raise RexnetError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible; "
-                          f"use cuda:0..cuda:{torch.cuda.device_count() - 1}")
+        raise RexnetError(
+            f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible; "
+            f"use cuda:0..cuda:{torch.cuda.device_count() - 1}"
+        )
     return torch.device("cuda", index)

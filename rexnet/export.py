@@ -38,14 +38,26 @@ def export_onnx(
             warnings.simplefilter("ignore", DeprecationWarning)
             if dynamo:
                 torch.onnx.export(
-                    model, (example,), str(tmp), dynamo=True, external_data=False, opset_version=opset,
-                    input_names=["input"], output_names=["logits"],
-                    dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
+                    model,
+                    (example,),
+                    str(tmp),
+                    dynamo=True,
+                    external_data=False,
+                    opset_version=opset,
+                    input_names=["input"],
+                    output_names=["logits"],
+                    dynamic_shapes=({0: torch.export.Dim("batch")},),
+                    verbose=False,
                 )
             else:
                 torch.onnx.export(
-                    model, (example,), str(tmp), dynamo=False, opset_version=opset,
-                    input_names=["input"], output_names=["logits"],
+                    model,
+                    (example,),
+                    str(tmp),
+                    dynamo=False,
+                    opset_version=opset,
+                    input_names=["input"],
+                    output_names=["logits"],
                     dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
                 )
     finally:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
+import platform
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import torch
 
 
 def _umask() -> int:
@@ -39,18 +43,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def versions(packages: tuple[str, ...] = ("rankstudy-rexnet", "torch", "torchvision", "numpy", "scipy", "pandas",
-                                          "pyarrow", "matplotlib")) -> dict[str, str]:
+def versions(
+    packages: tuple[str, ...] = (
+        "rankstudy-rexnet",
+        "torch",
+        "torchvision",
+        "numpy",
+        "scipy",
+        "pandas",
+        "pyarrow",
+        "matplotlib",
+    ),
+) -> dict[str, str]:
     """Returns the versions of Python, the platform and `packages` ("not installed" where missing)."""
-    import importlib.metadata
-    import platform
 
     def v(pkg: str) -> str:
-        if pkg == "torch":   # with its local build tag (e.g. +cu130), which the metadata lacks
-            import torch
+        if pkg == "torch":  # with its local build tag (e.g. +cu130), which the metadata lacks
             return torch.__version__
         try:
             return importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             return "not installed"
+
     return {"python": platform.python_version(), **{p: v(p) for p in packages}, "platform": platform.platform()}

@@ -45,8 +45,10 @@ def _split_sub(rest: str) -> tuple[str, str]:
 
 def _bad_keys(keys: list[str], layout: str) -> RexnetError:
     shown = ", ".join(keys[:3])
-    return RexnetError(f"{len(keys)} key(s) do not fit the {layout} ReXNet layout (e.g. {shown}); "
-                       "is this a ReXNet-V1 checkpoint (timm's rexnetr_* and other models are not supported)?")
+    return RexnetError(
+        f"{len(keys)} key(s) do not fit the {layout} ReXNet layout (e.g. {shown}); "
+        "is this a ReXNet-V1 checkpoint (timm's rexnetr_* and other models are not supported)?"
+    )
 
 
 def timm_to_official(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -62,9 +64,9 @@ def timm_to_official(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
     out, unmapped = {}, []
     for key, value in state_dict.items():
         if key.startswith("stem.conv."):
-            out[f"features.0.{key[len('stem.conv.'):]}"] = value
+            out[f"features.0.{key[len('stem.conv.') :]}"] = value
         elif key.startswith("stem.bn."):
-            out[f"features.1.{key[len('stem.bn.'):]}"] = value
+            out[f"features.1.{key[len('stem.bn.') :]}"] = value
         elif m := _TIMM_BLOCK.match(key):
             i = int(m.group(1))
             sub, tensor = _split_sub(f"{m.group(2)}.{m.group(3)}")

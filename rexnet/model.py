@@ -89,8 +89,16 @@ class ReXNet(nn.Module):
     block gets the full rate, and only blocks with a shortcut drop anything.
     """
 
-    def __init__(self, arch: ArchSpec, num_classes: int = 1000, in_chans: int = 3, *, stem_stride: int = 2,
-                 output_stride: int = 32, drop_path_rate: float = 0.0):
+    def __init__(
+        self,
+        arch: ArchSpec,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        *,
+        stem_stride: int = 2,
+        output_stride: int = 32,
+        drop_path_rate: float = 0.0,
+    ):
         super().__init__()
         if not (isinstance(num_classes, int) and num_classes > 0):
             raise RexnetError(f"num_classes={num_classes!r} is not a positive integer; pass e.g. num_classes=10")
@@ -112,10 +120,12 @@ class ReXNet(nn.Module):
         n = len(arch.blocks)
         layers = conv_bn(in_chans, arch.stem_channels, 3, stride=stem_stride, act=arch.stem_act)
         layers += [
-            LinearBottleneck(block, arch.se_reduction, stride=stride, dilation=dilation,
-                             drop_path=drop_path_rate * i / max(1, n - 1))
-            for i, (block, (stride, dilation)) in enumerate(zip(arch.blocks, block_convs(arch, stem_stride,
-                                                                                            output_stride)))
+            LinearBottleneck(
+                block, arch.se_reduction, stride=stride, dilation=dilation, drop_path=drop_path_rate * i / max(1, n - 1)
+            )
+            for i, (block, (stride, dilation)) in enumerate(
+                zip(arch.blocks, block_convs(arch, stem_stride, output_stride))
+            )
         ]
         layers += conv_bn(arch.blocks[-1].out_channels, arch.penultimate_channels, act=arch.penultimate_act)
         self.lite_head = arch.head_channels is not None
@@ -132,8 +142,9 @@ class ReXNet(nn.Module):
                 PooledClassifier(arch.head_channels, num_classes, 1),
             )
         else:
-            self.output = nn.Sequential(nn.Dropout(arch.dropout), PooledClassifier(arch.penultimate_channels,
-                                                                                   num_classes, 1))
+            self.output = nn.Sequential(
+                nn.Dropout(arch.dropout), PooledClassifier(arch.penultimate_channels, num_classes, 1)
+            )
         self._taps = feature_taps(arch, stem_stride, output_stride)
         self.feature_info = tuple(info for _, info in self._taps)
         self.init_weights()

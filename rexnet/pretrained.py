@@ -64,8 +64,9 @@ def v1_cfg(width: float) -> PretrainedCfg:
     """Returns the cfg of ReXNet-V1 at a width: ImageNet preprocessing, plus the files published for it."""
     files = []
     if width in _OFFICIAL_DRIVE:
-        files.append(WeightsFile(_OFFICIAL_NAMES.get(width, f"official ReXNet_{width}"), _OFFICIAL_DRIVE[width],
-                                 "official"))
+        files.append(
+            WeightsFile(_OFFICIAL_NAMES.get(width, f"official ReXNet_{width}"), _OFFICIAL_DRIVE[width], "official")
+        )
     if width in _TIMM_WIDTHS:
         name = f"rexnet_{round(width * 100):03d}.nav_in1k"
         files.append(WeightsFile(name, f"hf-hub:timm/{name}", "timm"))
@@ -97,6 +98,8 @@ def verify_file(path: str | os.PathLike, cfg: PretrainedCfg) -> WeightsFile | No
         return None
     actual = _sha256(path)
     if not actual.startswith(entry.sha256.lower()):
-        raise RexnetError(f"checkpoint {path} has SHA-256 {actual[:16]}…, but {entry.name} from {entry.source} has "
-                          f"{entry.sha256[:16]}…; the file is corrupt or another file: download it again")
+        raise RexnetError(
+            f"checkpoint {path} has SHA-256 {actual[:16]}…, but {entry.name} from {entry.source} has "
+            f"{entry.sha256[:16]}…; the file is corrupt or another file: download it again"
+        )
     return entry

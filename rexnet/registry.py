@@ -1,95 +1,42 @@
-"""Model names users can type (`rexnet_100`, `rexnet_lite_130`, `mobilenetv2_070`, …): the one resolver behind
-`create_model`, `rexnet models`, `rexnet train --model` and torch.hub.
+"""Models by name: `create_model` (name or block table → model, optionally loaded from a checkpoint),
+`model_from_checkpoint` (a checkpoint → the network it holds: the one reader behind `rexnet eval` and the rank
+study's probe) and `resolve_arch` (a `--model` value → block table with the small-input change).
 
-A name is `<family>_<width×100>`: `rexnet` (ReXNet-V1), `rexnet_lite` and `mobilenetv2` (the baseline, built by
-the same builder) at any width; `list_models()` lists the widths published or used here. A path ending in
-`.json` (or an ArchSpec) is a block table.
+Names are resolved by `rexnet.names` (re-exported here: `list_models`, `parse_name`, `model_arch`,
+`pretrained_cfg`); the checkpoint layouts are `rexnet.checkpoint`'s.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import replace
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from .arch import ArchSpec, load_arch, rexnet_lite_arch, rexnet_v1_arch
-from .baseline import mobilenetv2_arch
+from .arch import ArchSpec, arch_from_dict, arch_to_dict
+from .checkpoint import Checkpoint, load_checkpoint, read_checkpoint
 from .errors import RexnetError
 from .model import ReXNet, ReXNetFeatures, ReXNetV1, ReXNetV1Lite
-from .pretrained import PretrainedCfg, lite_cfg, v1_cfg
+from .names import MODEL_OPTIONS, is_block_table, list_models, model_arch, parse_name, pretrained_cfg
+from .pretrained import verify_file
+from .small_input import small_input_variant
 
-# family → (width → block table, width → pretrained cfg, table options a name accepts)
-_FAMILIES: dict[str, tuple[Callable[..., ArchSpec], Callable[[float], PretrainedCfg], tuple[str, ...]]] = {
-    "rexnet": (rexnet_v1_arch, v1_cfg, ("depth_mult", "se", "act")),
-    "rexnet_lite": (rexnet_lite_arch, lite_cfg, ("kernel_sizes", "fix_head_stem")),
-    "mobilenetv2": (mobilenetv2_arch, lambda w: PretrainedCfg(), ()),
-}
-# The widths listed: the official release's (V1 0.9–3.0, lite 1.0–2.0), 0.5× (the Fashion-MNIST study's) and
-# MobileNetV2 1.0×.
-_LISTED = (
-    [("rexnet", w) for w in (0.5, 0.9, 1.0, 1.3, 1.5, 2.0, 3.0)]
-    + [("rexnet_lite", w) for w in (1.0, 1.3, 1.5, 2.0)]
-    + [("mobilenetv2", 1.0)]
-)
-_NAME = re.compile(r"(rexnet_lite|rexnet|mobilenetv2)_(\d{3})")
-_MAX_WIDTH_X100 = 400  # wider than the widest published model (3.0×) by a margin; rexnet_999 is a typo
-# Options of ReXNet itself (the rest go to the block table).
-_MODEL_OPTIONS = ("stem_stride", "output_stride", "drop_path_rate")
+__all__ = [
+    "create_model",
+    "list_models",
+    "model_arch",
+    "model_from_checkpoint",
+    "parse_name",
+    "pretrained_cfg",
+    "resolve_arch",
+]
 
 
-def _name(family: str, width: float) -> str:
-    return f"{family}_{round(width * 100):03d}"
-
-
-def list_models() -> list[str]:
-    """Returns the listed model names: V1, lite, then the baseline, by width (other widths are accepted too)."""
-    return [_name(f, w) for f, w in _LISTED]
-
-
-def parse_name(name: str) -> tuple[str, float]:
-    """Returns (family, width) of a model name such as 'rexnet_130', or raises a RexnetError with a suggestion."""
-    match = _NAME.fullmatch(name)
-    if match is None or not 0 < int(match.group(2)) <= _MAX_WIDTH_X100:
-        close = difflib.get_close_matches(name, list_models(), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise RexnetError(f"unknown model {name!r}; {hint}use one of {', '.join(list_models())} (or another width "
-                          "×100 up to 4.0, e.g. rexnet_070), or a block-table .json")
-    return match.group(1), int(match.group(2)) / 100
-
-
-def _is_table(name) -> bool:
-    return isinstance(name, os.PathLike) or str(name).endswith(".json")
-
-
-def model_arch(name: str | ArchSpec | os.PathLike, *, dropout: float | None = None, **options) -> ArchSpec:
-    """Returns the block table of a model name, of a block-table JSON file, or the ArchSpec itself.
-
-    `options` are the family's table options (V1: depth_mult, se, act; lite: kernel_sizes, fix_head_stem).
-    """
-    if isinstance(name, ArchSpec) or _is_table(name):
-        if options:
-            raise RexnetError(f"options {sorted(options)} apply to model names only; put them in the block table")
-        arch = name if isinstance(name, ArchSpec) else load_arch(Path(name))
-    else:
-        family, width = parse_name(name)
-        arch_fn, _, allowed = _FAMILIES[family]
-        unknown = sorted(set(options) - set(allowed))
-        if unknown:
-            raise RexnetError(f"{name} takes no option(s) {unknown}; its options are {list(allowed) or 'none'} and "
-                              f"{['dropout', *_MODEL_OPTIONS]}")
-        arch = arch_fn(width, **options)
-    return arch if dropout is None else replace(arch, dropout=dropout)
-
-
-def pretrained_cfg(name: str | ArchSpec | os.PathLike) -> PretrainedCfg:
-    """Returns the preprocessing and published weights of a model name (defaults for block tables)."""
-    if isinstance(name, ArchSpec) or _is_table(name):
-        return PretrainedCfg()
-    family, width = parse_name(name)
-    return _FAMILIES[family][1](width)
+def resolve_arch(
+    name: str | ArchSpec | os.PathLike, small_input: str = "off", dropout: float | None = None
+) -> ArchSpec:
+    """Returns the block table a `--model`/`--arch` value names, with the small-input change and dropout applied."""
+    arch, _ = small_input_variant(model_arch(name, dropout=dropout), small_input)
+    return arch
 
 
 def create_model(
@@ -112,12 +59,9 @@ def create_model(
     returns the feature maps at strides 2–32 (`.feature_info` lists their channels and strides).
     kwargs: dropout, stem_stride, output_stride (8/16/32), drop_path_rate, and the family's table options.
     """
-    from .checkpoint import load_checkpoint
-    from .pretrained import verify_file
-
-    model_kwargs = {k: kwargs.pop(k) for k in _MODEL_OPTIONS if k in kwargs}
+    model_kwargs = {k: kwargs.pop(k) for k in MODEL_OPTIONS if k in kwargs}
     arch = model_arch(name, **kwargs)  # validates the name and the options
-    family = None if isinstance(name, ArchSpec) or _is_table(name) else parse_name(name)[0]
+    family = None if isinstance(name, ArchSpec) or is_block_table(name) else parse_name(name)[0]
     if family in ("rexnet", "rexnet_lite"):  # the classes users know from the official release
         cls = ReXNetV1 if family == "rexnet" else ReXNetV1Lite
         model = cls(parse_name(name)[1], num_classes=num_classes, in_chans=in_chans, **kwargs, **model_kwargs)
@@ -128,3 +72,77 @@ def create_model(
             verify_file(checkpoint, pretrained_cfg(name))
         load_checkpoint(model, checkpoint, skip_head=skip_head)
     return ReXNetFeatures(model, out_indices) if features_only else model
+
+
+def _trained_here(ckpt: Checkpoint) -> bool:
+    """Returns whether a checkpoint was written by `rexnet train` (it records the network's input channels)."""
+    return ckpt.layout == "rexnet" and ckpt.arch is not None and "in_chans" in ckpt.metadata
+
+
+def model_from_checkpoint(
+    checkpoint: str | os.PathLike | Mapping[str, Any] | Checkpoint,
+    model_name: str | ArchSpec | os.PathLike | None = None,
+    *,
+    num_classes: int | None = None,
+    in_chans: int = 3,
+) -> tuple[ReXNet, dict[str, Any]]:
+    """Returns (model with the checkpoint's weights, in eval mode, on the CPU; info) for a checkpoint (a file, a
+    state_dict or a `Checkpoint` read already).
+
+    A checkpoint written by `rexnet train` rebuilds the network it trained: block table, stem stride (small-input
+    mode), input channels and classes, all read from the file; `model_name`, when given, must name that same
+    network (with the run's small-input mode and dropout) and `num_classes`, when given, its class count, else
+    RexnetError. Any other checkpoint (official or timm layout, or saved with `save_checkpoint`) needs
+    `model_name`: that model is built with `num_classes` (default: the checkpoint's classifier's) and `in_chans`
+    (a 3-channel stem is adapted to another count) and loaded strictly. Weights are read with weights_only=True.
+
+    info: `name` (the block table's name), `num_classes`, `in_chans`, `img_size` (the training image size; None
+    for checkpoints that do not record one: their preprocessing is `pretrained_cfg`), `stem_stride`,
+    `small_input`, `layout`, `epoch`, `metadata` (the checkpoint's), `pretrained_cfg` (None for `rexnet train`
+    checkpoints), `trained_here` (written by `rexnet train`).
+    """
+    source = str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "the given checkpoint"
+    ckpt = read_checkpoint(checkpoint)
+    meta = ckpt.metadata
+    config = meta.get("config", {})
+    trained_here = _trained_here(ckpt)
+    if trained_here:
+        arch = arch_from_dict(ckpt.arch, source=f"checkpoint {source}")
+        small = config.get("small_input", "off")
+        if model_name is not None:
+            wanted = resolve_arch(model_name, small, config.get("dropout"))
+            if arch_to_dict(wanted) != arch_to_dict(arch):
+                raise RexnetError(
+                    f"{source} holds {arch.name}, not {wanted.name} (another model or width); "
+                    f"evaluate it with --model {config.get('model', arch.name)} or without --model"
+                )
+        recorded = ckpt.classifier_classes
+        if num_classes is not None and num_classes != recorded:
+            raise RexnetError(
+                f"{source} holds a {recorded}-class classifier, not {num_classes}; "
+                "leave num_classes out to use the checkpoint's"
+            )
+        in_chans, stem_stride, cfg = meta["in_chans"], meta.get("stem_stride", 2), None
+        model = ReXNet(arch, recorded, in_chans, stem_stride=stem_stride)
+    else:
+        if model_name is None:
+            raise RexnetError(f"{source} was not written by `rexnet train`; give --model NAME for it")
+        if isinstance(checkpoint, (str, os.PathLike)):
+            verify_file(checkpoint, pretrained_cfg(model_name))
+        small, stem_stride, cfg = "off", 2, pretrained_cfg(model_name)
+        model = create_model(model_name, num_classes=num_classes or ckpt.classifier_classes or 1000, in_chans=in_chans)
+    load_checkpoint(model, ckpt)
+    info = {
+        "name": model.arch.name,
+        "num_classes": model.num_classes,
+        "in_chans": in_chans,
+        "img_size": meta.get("img_size") if trained_here else None,
+        "stem_stride": stem_stride,
+        "small_input": small,
+        "layout": ckpt.layout,
+        "epoch": ckpt.epoch,
+        "metadata": meta,
+        "pretrained_cfg": cfg,
+        "trained_here": trained_here,
+    }
+    return model.eval(), info

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from .arch import ArchSpec, format_block_table
 from .model import STEM_LAYERS, ReXNet
-from .registry import model_arch
+from .names import model_arch
 
 
 @dataclass(frozen=True)
@@ -44,12 +43,15 @@ def count_params(model: nn.Module) -> int:
 
 def count_flops(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]]:
     """Returns (total FLOPs, FLOPs per module path) of one forward pass on `x`, counted by FlopCounterMode."""
+    # torch.utils.flop_counter pulls in triton (~0.2 s), which every process that imports rexnet would pay
+    from torch.utils.flop_counter import FlopCounterMode  # noqa: PLC0415 - ~0.2 s, loaded only to count
+
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         model(x)
     root = type(model).__name__
     per_module = {
-        name[len(root) + 1:] if name.startswith(root + ".") else name: sum(ops.values())
+        name[len(root) + 1 :] if name.startswith(root + ".") else name: sum(ops.values())
         for name, ops in counter.get_flop_counts().items()
     }
     return counter.get_total_flops(), per_module
@@ -114,8 +116,9 @@ def format_summary(summary: ModelSummary) -> str:
     return "\n".join(table)
 
 
-def model_costs(arch: ArchSpec, img_size: int, *, num_classes: int = 10, in_chans: int = 3,
-                stem_stride: int = 2) -> tuple[int, int]:
+def model_costs(
+    arch: ArchSpec, img_size: int, *, num_classes: int = 10, in_chans: int = 3, stem_stride: int = 2
+) -> tuple[int, int]:
     """Returns (parameters, MACs) of one image through ReXNet(arch), counted on the meta device."""
     with torch.device("meta"):
         model = ReXNet(arch, num_classes=num_classes, in_chans=in_chans, stem_stride=stem_stride).eval()

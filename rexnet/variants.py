@@ -20,19 +20,26 @@ from typing import Any
 from .activations import ACTIVATIONS
 from .arch import STAGES, ArchSpec, rexnet_v1_arch
 from .baseline import mobilenetv2_arch
+from .errors import BudgetUnreachable, RexnetError
 from .small_input import small_input_variant
 from .summary import model_costs
-from .errors import BudgetUnreachable, RexnetError
 
 
-def arch_macs(arch: ArchSpec, *, img_size: int, small_input: str = "off", num_classes: int = 10,
-              in_chans: int = 3) -> int:
+def arch_macs(
+    arch: ArchSpec, *, img_size: int, small_input: str = "off", num_classes: int = 10, in_chans: int = 3
+) -> int:
     """Returns the MACs of one image through `arch` after the small-input mode (torch.utils.flop_counter)."""
     # flop_counter counts convolutions and matrix products only, so tables that differ only in their
     # nonlinearities cost the same: one cache entry serves them all (a variant and its ablations).
-    plain = replace(arch, name="", provenance=None, stem_act="identity", penultimate_act="identity",
-                    head_act="identity",
-                    blocks=tuple(replace(b, act="identity", dw_act="identity") for b in arch.blocks))
+    plain = replace(
+        arch,
+        name="",
+        provenance=None,
+        stem_act="identity",
+        penultimate_act="identity",
+        head_act="identity",
+        blocks=tuple(replace(b, act="identity", dw_act="identity") for b in arch.blocks),
+    )
     return _macs(plain, img_size, small_input, num_classes, in_chans)
 
 
@@ -42,9 +49,18 @@ def _macs(arch: ArchSpec, img_size: int, small_input: str, num_classes: int, in_
     return model_costs(small, img_size, num_classes=num_classes, in_chans=in_chans, stem_stride=stem_stride)[1]
 
 
-def match_macs(make_arch: Callable[[float], ArchSpec], target_macs: int, *, img_size: int,
-               small_input: str = "off", num_classes: int = 10, in_chans: int = 3,
-               lo: float = 0.05, hi: float = 4.0, rel_tol: float = 0.02) -> tuple[float, ArchSpec, int]:
+def match_macs(
+    make_arch: Callable[[float], ArchSpec],
+    target_macs: int,
+    *,
+    img_size: int,
+    small_input: str = "off",
+    num_classes: int = 10,
+    in_chans: int = 3,
+    lo: float = 0.05,
+    hi: float = 4.0,
+    rel_tol: float = 0.02,
+) -> tuple[float, ArchSpec, int]:
     """Returns (multiplier, arch, macs): bisection on the multiplier so MACs (torch.utils.flop_counter,
     at img_size, after the small-input mode) are within rel_tol of target_macs; clear RexnetError if impossible.
 
@@ -61,8 +77,9 @@ def match_macs(make_arch: Callable[[float], ArchSpec], target_macs: int, *, img_
     def cost(m: float) -> tuple[ArchSpec, int]:
         arch = make_arch(m)
         if arch not in macs_of:
-            macs_of[arch] = arch_macs(arch, img_size=img_size, small_input=small_input, num_classes=num_classes,
-                                      in_chans=in_chans)
+            macs_of[arch] = arch_macs(
+                arch, img_size=img_size, small_input=small_input, num_classes=num_classes, in_chans=in_chans
+            )
         return arch, macs_of[arch]
 
     def result(m: float) -> tuple[float, ArchSpec, int]:
@@ -93,11 +110,15 @@ def match_macs(make_arch: Callable[[float], ArchSpec], target_macs: int, *, img_
         a, b = lo, hi
         low, high = cost(lo)[1], cost(hi)[1]
         if low > target_macs * (1 + rel_tol):
-            raise RexnetError(f"{cost(lo)[0].name} costs {low / 1e6:.3g}M MACs even at multiplier {lo} {where()}, "
-                              f"above the budget {target_macs / 1e6:.3g}M; raise the budget or the image size")
+            raise RexnetError(
+                f"{cost(lo)[0].name} costs {low / 1e6:.3g}M MACs even at multiplier {lo} {where()}, "
+                f"above the budget {target_macs / 1e6:.3g}M; raise the budget or the image size"
+            )
         if high < target_macs * (1 - rel_tol):
-            raise RexnetError(f"{cost(hi)[0].name} costs only {high / 1e6:.3g}M MACs at multiplier {hi} {where()}, "
-                              f"below the budget {target_macs / 1e6:.3g}M; lower the budget or the image size")
+            raise RexnetError(
+                f"{cost(hi)[0].name} costs only {high / 1e6:.3g}M MACs at multiplier {hi} {where()}, "
+                f"below the budget {target_macs / 1e6:.3g}M; lower the budget or the image size"
+            )
         if low >= target_macs:
             return result(lo)
     # Invariant: macs(a) < target <= macs(b). Steps alternate between splitting the bracket where sqrt(MACs)
@@ -121,7 +142,8 @@ def match_macs(make_arch: Callable[[float], ArchSpec], target_macs: int, *, img_
         raise BudgetUnreachable(
             f"no multiplier gives MACs within {rel_tol:.0%} of {target_macs / 1e6:.4g}M {where()}: the nearest are "
             f"{cost(a)[1] / 1e6:.4g}M (x{a:.6f}) and {cost(b)[1] / 1e6:.4g}M (x{b:.6f}); "
-            "use a finer channel divisor, a different budget or a larger tolerance")
+            "use a finer channel divisor, a different budget or a larger tolerance"
+        )
     # Prefer a short multiplier (0.5 rather than 0.4999999) that is as good.
     good = max(close, abs(macs - target_macs))
     for short in dict.fromkeys(round(m, digits) for digits in (2, 3, 4)):
@@ -158,21 +180,30 @@ class Rules:
         if rule not in back:
             raise RexnetError(f"unknown rule {rule!r}; use one of {', '.join(back)}")
         key = "max_expansion" if rule == "expansion" else rule
-        evidence = {**self.evidence, rule: {"ablated": True, "because": "switched back to ReXNet's choice",
-                                            "instead_of": getattr(self, key)}}
+        evidence = {
+            **self.evidence,
+            rule: {"ablated": True, "because": "switched back to ReXNet's choice", "instead_of": getattr(self, key)},
+        }
         return replace(self, **{key: back[rule]}, evidence=evidence)
 
     def differs_from_rexnet(self) -> list[str]:
         """Returns the rules whose choice is not ReXNet's (the ones an ablation can switch back)."""
-        return [rule for rule, mine, theirs in (("nonlinearity", self.nonlinearity, REXNET_NONLINEARITY),
-                                                ("expansion", self.max_expansion, REXNET_EXPANSION),
-                                                ("schedule", self.schedule, "linear")) if mine != theirs]
+        return [
+            rule
+            for rule, mine, theirs in (
+                ("nonlinearity", self.nonlinearity, REXNET_NONLINEARITY),
+                ("expansion", self.max_expansion, REXNET_EXPANSION),
+                ("schedule", self.schedule, "linear"),
+            )
+            if mine != theirs
+        ]
 
 
 def _need(cond: bool, where: str, problem: str) -> None:
     if not cond:
-        raise RexnetError(f"{where}: {problem}; regenerate it with `rankstudy principles` "
-                          "(format: docs/findings_schema.md)")
+        raise RexnetError(
+            f"{where}: {problem}; regenerate it with `rankstudy principles` (format: docs/findings_schema.md)"
+        )
 
 
 def _get(data: Any, path: str, where: str) -> Any:
@@ -196,8 +227,7 @@ def _opt(node: Any, *keys: str) -> Any:
 def _tau_key(table: dict, tau: float, where: str, what: str) -> str:
     keys = [k for k in table if _is_number(k) and float(k) == tau]
     if not keys:
-        raise RexnetError(f"{where} has no {what} for tau {tau:g}; use --tau with one of "
-                          f"{', '.join(sorted(table))}")
+        raise RexnetError(f"{where} has no {what} for tau {tau:g}; use --tau with one of {', '.join(sorted(table))}")
     return keys[0]
 
 
@@ -219,19 +249,31 @@ def _rules_v1(data: dict, tau: float, where: str) -> Rules:
     name = _get(data, "recommendations.recommended_nonlinearity", where)
     if name is None:
         nonlinearity = REXNET_NONLINEARITY
-        evidence["nonlinearity"] = {"finding": {"key": "recommendations.recommended_nonlinearity", "value": None},
-                                    "because": "the findings recommend none: ReXNet's choice kept"}
+        evidence["nonlinearity"] = {
+            "finding": {"key": "recommendations.recommended_nonlinearity", "value": None},
+            "because": "the findings recommend none: ReXNet's choice kept",
+        }
     else:
-        _need(isinstance(name, str) and name in ACTIVATIONS, where,
-              f"recommended nonlinearity {name!r} is not one of {', '.join(ACTIVATIONS)}")
+        _need(
+            isinstance(name, str) and name in ACTIVATIONS,
+            where,
+            f"recommended nonlinearity {name!r} is not one of {', '.join(ACTIVATIONS)}",
+        )
         nonlinearity = name
         mean = _opt(basis, "recommended_nonlinearity", "by_measure", design, "means", name) or {}
-        evidence["nonlinearity"] = {"finding": {
-            "key": "recommendations.recommended_nonlinearity", "value": name, "measure": design,
-            "mean": _opt(mean, "value"), "ci": _opt(mean, "ci"), "n": _opt(mean, "n"),
-            "tied_with": _opt(basis, "recommended_nonlinearity", "tied_with") or [],
-            "kind": _opt(basis, "recommended_nonlinearity", "kind"),
-            "rule": _opt(basis, "recommended_nonlinearity", "rule")}}
+        evidence["nonlinearity"] = {
+            "finding": {
+                "key": "recommendations.recommended_nonlinearity",
+                "value": name,
+                "measure": design,
+                "mean": _opt(mean, "value"),
+                "ci": _opt(mean, "ci"),
+                "n": _opt(mean, "n"),
+                "tied_with": _opt(basis, "recommended_nonlinearity", "tied_with") or [],
+                "kind": _opt(basis, "recommended_nonlinearity", "kind"),
+                "rule": _opt(basis, "recommended_nonlinearity", "rule"),
+            }
+        }
 
     caps = _get(data, "recommendations.max_expansion_per_layer", where)
     _need(isinstance(caps, dict), where, "recommendations.max_expansion_per_layer is not an object")
@@ -239,43 +281,69 @@ def _rules_v1(data: dict, tau: float, where: str) -> Rules:
     per_tau = _opt(basis, "max_expansion_per_layer", "per_tau", key) or {}
     status = _opt(per_tau, "status")
     ratio = caps[key]
-    finding = {"key": f"recommendations.max_expansion_per_layer.{key}", "value": ratio, "status": status,
-               "measure": _opt(basis, "max_expansion_per_layer", "measure") or design, "ci": None,
-               "source": _opt(per_tau, "source"), "empirical": _opt(per_tau, "empirical"),
-               "nonlinearity": _opt(basis, "max_expansion_per_layer", "nonlinearity")}
+    finding = {
+        "key": f"recommendations.max_expansion_per_layer.{key}",
+        "value": ratio,
+        "status": status,
+        "measure": _opt(basis, "max_expansion_per_layer", "measure") or design,
+        "ci": None,
+        "source": _opt(per_tau, "source"),
+        "empirical": _opt(per_tau, "empirical"),
+        "nonlinearity": _opt(basis, "max_expansion_per_layer", "nonlinearity"),
+    }
     if status == "below_range" or ratio is None:
-        raise RexnetError(f"{where}: no expansion ratio keeps the rank >= {tau:g} (status {status!r}); "
-                          "use a lower --tau")
-    _need(isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and math.isfinite(ratio) and ratio >= 1,
-          where, f"max_expansion_per_layer[{key}] = {ratio!r}, not a finite number >= 1")
+        raise RexnetError(
+            f"{where}: no expansion ratio keeps the rank >= {tau:g} (status {status!r}); use a lower --tau"
+        )
+    _need(
+        isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and math.isfinite(ratio) and ratio >= 1,
+        where,
+        f"max_expansion_per_layer[{key}] = {ratio!r}, not a finite number >= 1",
+    )
     if status == "above_range":
         # The rank never fell below tau in the sampled range: the value is only a lower bound, so it is no
         # reason to leave ReXNet's expansion.
         max_expansion = REXNET_EXPANSION
-        because = f"above_range: the rank stays >= {tau:g} up to the largest sampled ratio, a lower bound; " \
-                  f"ReXNet's {REXNET_EXPANSION} kept"
+        because = (
+            f"above_range: the rank stays >= {tau:g} up to the largest sampled ratio, a lower bound; "
+            f"ReXNet's {REXNET_EXPANSION} kept"
+        )
     else:
         max_expansion = min(REXNET_EXPANSION, math.floor(ratio))
-        because = (f"floor({ratio:g}) = {math.floor(ratio)}"
-                   + (f" >= ReXNet's {REXNET_EXPANSION}: the cap does not bind"
-                      if math.floor(ratio) >= REXNET_EXPANSION else f": caps ReXNet's {REXNET_EXPANSION}"))
+        because = f"floor({ratio:g}) = {math.floor(ratio)}" + (
+            f" >= ReXNet's {REXNET_EXPANSION}: the cap does not bind"
+            if math.floor(ratio) >= REXNET_EXPANSION
+            else f": caps ReXNet's {REXNET_EXPANSION}"
+        )
     evidence["expansion"] = {"finding": finding, "because": because}
 
     gradual = _get(data, "recommendations.gradual_expansion_beats_single", where)
-    _need(gradual is True or gradual is False or gradual is None, where,
-          f"gradual_expansion_beats_single = {gradual!r}, not true/false/null")
+    _need(
+        gradual is True or gradual is False or gradual is None,
+        where,
+        f"gradual_expansion_beats_single = {gradual!r}, not true/false/null",
+    )
     schedule = "stagewise" if gradual is False else "linear"
     evidence["schedule"] = {
-        "finding": {"key": "recommendations.gradual_expansion_beats_single", "value": gradual,
-                    "measure": _opt(basis, "gradual_expansion_beats_single", "measure") or design,
-                    "difference": _opt(basis, "gradual_expansion_beats_single", "difference"),
-                    "ci": _opt(basis, "gradual_expansion_beats_single", "ci"),
-                    "comparison": _opt(basis, "gradual_expansion_beats_single", "comparison")},
-        "because": {True: "gradual expansion beats a single block: channels grow linearly over blocks",
-                    False: "gradual expansion does not beat a single block: channels step per stage",
-                    None: "not testable: ReXNet's linear schedule kept"}[gradual]}
-    source = {"schema_version": data.get("schema_version"), "created": data.get("created"),
-              "command": data.get("command")}
+        "finding": {
+            "key": "recommendations.gradual_expansion_beats_single",
+            "value": gradual,
+            "measure": _opt(basis, "gradual_expansion_beats_single", "measure") or design,
+            "difference": _opt(basis, "gradual_expansion_beats_single", "difference"),
+            "ci": _opt(basis, "gradual_expansion_beats_single", "ci"),
+            "comparison": _opt(basis, "gradual_expansion_beats_single", "comparison"),
+        },
+        "because": {
+            True: "gradual expansion beats a single block: channels grow linearly over blocks",
+            False: "gradual expansion does not beat a single block: channels step per stage",
+            None: "not testable: ReXNet's linear schedule kept",
+        }[gradual],
+    }
+    source = {
+        "schema_version": data.get("schema_version"),
+        "created": data.get("created"),
+        "command": data.get("command"),
+    }
     return Rules(nonlinearity, max_expansion, schedule, tau, evidence, source)
 
 
@@ -303,9 +371,11 @@ def read_rules(findings: dict | str | os.PathLike, *, tau: float = 0.9) -> Rules
         raise RexnetError(f"{where} is not a JSON object; give the findings.json `rankstudy principles` writes")
     version = findings.get("schema_version")
     if version not in FINDINGS_READERS or isinstance(version, bool):
-        raise RexnetError(f"{where} has schema_version {version!r}, this builder reads "
-                          f"{', '.join(map(str, FINDINGS_READERS))}; regenerate it with this version's "
-                          "`rankstudy principles` or update rankstudy-rexnet")
+        raise RexnetError(
+            f"{where} has schema_version {version!r}, this builder reads "
+            f"{', '.join(map(str, FINDINGS_READERS))}; regenerate it with this version's "
+            "`rankstudy principles` or update rankstudy-rexnet"
+        )
     rules = FINDINGS_READERS[version](findings, tau, where)
     if path is not None:
         rules = replace(rules, source={"path": str(path), **rules.source})
@@ -329,45 +399,79 @@ def variant_arch(rules: Rules, width_mult: float, depth_mult: float = 1.0, *, na
     blocks, prev = [], base.stem_channels
     for b, out in zip(base.blocks, outs):
         expansion = b.expansion if b.expansion == 1 else min(b.expansion, rules.max_expansion)
-        blocks.append(replace(b, in_channels=prev, out_channels=out, expansion=expansion,
-                              act=rules.nonlinearity if expansion != 1 else b.act))
+        blocks.append(
+            replace(
+                b,
+                in_channels=prev,
+                out_channels=out,
+                expansion=expansion,
+                act=rules.nonlinearity if expansion != 1 else b.act,
+            )
+        )
         prev = out
     expanding = [f"blocks.{i}.act" for i, b in enumerate(blocks) if b.expansion != 1]
     pen_expands = base.penultimate_channels > prev
     if pen_expands:
         expanding.append("penultimate_act")
     choices = {}
-    for rule, value, applies in (("nonlinearity", rules.nonlinearity, expanding),
-                                 ("expansion", rules.max_expansion,
-                                  [f"blocks.{i}.expansion" for i, b in enumerate(base.blocks) if b.expansion != 1]),
-                                 ("schedule", rules.schedule,
-                                  [f"blocks.{i}.out_channels" for i in range(len(blocks))])):
+    for rule, value, applies in (
+        ("nonlinearity", rules.nonlinearity, expanding),
+        (
+            "expansion",
+            rules.max_expansion,
+            [f"blocks.{i}.expansion" for i, b in enumerate(base.blocks) if b.expansion != 1],
+        ),
+        ("schedule", rules.schedule, [f"blocks.{i}.out_channels" for i in range(len(blocks))]),
+    ):
         choices[rule] = {"value": value, "applies_to": applies, **rules.evidence.get(rule, {})}
     arch = replace(
-        base, name=name or f"rexnet_findings_{round(width_mult * 100):03d}", blocks=tuple(blocks),
+        base,
+        name=name or f"rexnet_findings_{round(width_mult * 100):03d}",
+        blocks=tuple(blocks),
         penultimate_act=rules.nonlinearity if pen_expands else base.penultimate_act,
-        provenance={"builder": "rexnet.variants.variant_arch", "findings": rules.source, "tau": rules.tau,
-                    "width_mult": width_mult, "depth_mult": depth_mult, "choices": choices})
+        provenance={
+            "builder": "rexnet.variants.variant_arch",
+            "findings": rules.source,
+            "tau": rules.tau,
+            "width_mult": width_mult,
+            "depth_mult": depth_mult,
+            "choices": choices,
+        },
+    )
     return arch
 
 
 def _with_budget(arch: ArchSpec, budget: dict[str, Any]) -> ArchSpec:
     prov = dict(arch.provenance or {})
     choices = dict(prov.get("choices", {}))
-    choices["width"] = {"value": budget["width_mult"],
-                        "because": f"bisection: {budget['macs'] / 1e6:.4g}M MACs, within {budget['rel_tol']:.0%} of "
-                                   f"the budget {budget['macs_budget'] / 1e6:.4g}M at {budget['img_size']}x"
-                                   f"{budget['img_size']} (small-input {budget['small_input']})"}
+    choices["width"] = {
+        "value": budget["width_mult"],
+        "because": f"bisection: {budget['macs'] / 1e6:.4g}M MACs, within {budget['rel_tol']:.0%} of "
+        f"the budget {budget['macs_budget'] / 1e6:.4g}M at {budget['img_size']}x"
+        f"{budget['img_size']} (small-input {budget['small_input']})",
+    }
     if budget["depth_given"] or "mobilenetv2" not in prov.get("builder", ""):
-        choices["depth"] = {"value": budget["depth_mult"],
-                            "because": "given" if budget["depth_given"] else "ReXNet's (depth multiplier 1.0)"}
+        choices["depth"] = {
+            "value": budget["depth_mult"],
+            "because": "given" if budget["depth_given"] else "ReXNet's (depth multiplier 1.0)",
+        }
     prov.update(choices=choices, budget=budget)
     return replace(arch, provenance=prov)
 
 
-def from_findings(findings: dict | str | os.PathLike | Rules, *, macs_budget: int, num_classes: int,
-                  img_size: int = 224, in_chans: int = 3, small_input: str = "off", tau: float = 0.9,
-                  depth: float | None = None, rel_tol: float = 0.02, name: str | None = None) -> ArchSpec:
+def from_findings(
+    findings: dict | str | os.PathLike | Rules,
+    *,
+    macs_budget: int,
+    num_classes: int,
+    img_size: int = 224,
+    in_chans: int = 3,
+    small_input: str = "off",
+    tau: float = 0.9,
+    depth: float | None = None,
+    rel_tol: float = 0.02,
+    name: str | None = None,
+) -> ArchSpec:
     """Returns the ReXNet variant the findings prescribe, its width bisected so MACs (torch.utils.flop_counter,
     at img_size, after the small-input mode) are within rel_tol of macs_budget.
 
@@ -380,25 +484,63 @@ def from_findings(findings: dict | str | os.PathLike | Rules, *, macs_budget: in
     depth_mult = 1.0 if depth is None else float(depth)
     if not depth_mult > 0:
         raise RexnetError(f"depth multiplier {depth!r} is not positive; use e.g. 1.0")
-    width, arch, macs = match_macs(lambda w: variant_arch(rules, w, depth_mult, name=name), macs_budget,
-                                   img_size=img_size, small_input=small_input, num_classes=num_classes,
-                                   in_chans=in_chans, rel_tol=rel_tol)
-    return _with_budget(arch, _budget(macs_budget, macs, width, depth_mult, depth is not None, img_size,
-                                      small_input, num_classes, in_chans, rel_tol))
+    width, arch, macs = match_macs(
+        lambda w: variant_arch(rules, w, depth_mult, name=name),
+        macs_budget,
+        img_size=img_size,
+        small_input=small_input,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        rel_tol=rel_tol,
+    )
+    return _with_budget(
+        arch,
+        _budget(
+            macs_budget,
+            macs,
+            width,
+            depth_mult,
+            depth is not None,
+            img_size,
+            small_input,
+            num_classes,
+            in_chans,
+            rel_tol,
+        ),
+    )
 
 
-def _budget(macs_budget, macs, width, depth_mult, depth_given, img_size, small_input, num_classes, in_chans,
-            rel_tol) -> dict[str, Any]:
-    return {"macs_budget": int(macs_budget), "macs": int(macs), "width_mult": width, "depth_mult": depth_mult,
-            "depth_given": depth_given, "img_size": img_size, "small_input": small_input,
-            "num_classes": num_classes, "in_chans": in_chans, "rel_tol": rel_tol}
+def _budget(
+    macs_budget, macs, width, depth_mult, depth_given, img_size, small_input, num_classes, in_chans, rel_tol
+) -> dict[str, Any]:
+    return {
+        "macs_budget": int(macs_budget),
+        "macs": int(macs),
+        "width_mult": width,
+        "depth_mult": depth_mult,
+        "depth_given": depth_given,
+        "img_size": img_size,
+        "small_input": small_input,
+        "num_classes": num_classes,
+        "in_chans": in_chans,
+        "rel_tol": rel_tol,
+    }
 
 
 FAMILIES = ("rexnet", "mobilenetv2")
 
 
-def family_at_macs(family: str, *, macs_budget: int, num_classes: int, img_size: int = 224, in_chans: int = 3,
-                   small_input: str = "off", depth: float | None = None, rel_tol: float = 0.02) -> ArchSpec:
+def family_at_macs(
+    family: str,
+    *,
+    macs_budget: int,
+    num_classes: int,
+    img_size: int = 224,
+    in_chans: int = 3,
+    small_input: str = "off",
+    depth: float | None = None,
+    rel_tol: float = 0.02,
+) -> ArchSpec:
     """Returns ReXNet-V1 or MobileNetV2 as published, its width bisected to the MACs budget (as from_findings)."""
     if family not in FAMILIES:
         raise RexnetError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
@@ -406,11 +548,31 @@ def family_at_macs(family: str, *, macs_budget: int, num_classes: int, img_size:
         raise RexnetError("--depth applies to the rexnet family and variants only; drop it for mobilenetv2")
     depth_mult = 1.0 if depth is None else float(depth)
     make = (lambda w: rexnet_v1_arch(w, depth_mult)) if family == "rexnet" else mobilenetv2_arch
-    width, arch, macs = match_macs(make, macs_budget, img_size=img_size, small_input=small_input,
-                                   num_classes=num_classes, in_chans=in_chans, rel_tol=rel_tol)
+    width, arch, macs = match_macs(
+        make,
+        macs_budget,
+        img_size=img_size,
+        small_input=small_input,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        rel_tol=rel_tol,
+    )
     arch = replace(arch, provenance={"builder": f"rexnet.variants.family_at_macs({family!r})"})
-    return _with_budget(arch, _budget(macs_budget, macs, width, depth_mult, depth is not None, img_size,
-                                      small_input, num_classes, in_chans, rel_tol))
+    return _with_budget(
+        arch,
+        _budget(
+            macs_budget,
+            macs,
+            width,
+            depth_mult,
+            depth is not None,
+            img_size,
+            small_input,
+            num_classes,
+            in_chans,
+            rel_tol,
+        ),
+    )
 
 
 def parse_macs(text: str) -> int:

@@ -11,8 +11,11 @@ def idx_bytes(kind: str, n: int, seed: int) -> bytes:
     """Returns an idx file: n random 28×28 uint8 images, or n labels 0, 1, …, 9, 0, …"""
     gen = torch.Generator().manual_seed(seed)
     if kind == "images":
-        return bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28)) + \
-            bytes(torch.randint(0, 256, (n * 28 * 28,), generator=gen, dtype=torch.uint8).tolist())
+        return (
+            bytes([0, 0, 8, 3])
+            + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28))
+            + bytes(torch.randint(0, 256, (n * 28 * 28,), generator=gen, dtype=torch.uint8).tolist())
+        )
     return bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + bytes(torch.arange(n).remainder(10).tolist())
 
 

@@ -4,8 +4,8 @@ The paper (§4, CVPR Table 3) groups ~200 searched models into top / middle / bo
 increasing widths on top and stage-wise ones in the middle. This module measures, on the table of runs:
 
 - accuracy per family and per slope tercile, each a mean over configs with a percentile-bootstrap 95% CI
-  (`rankstudy.stats`); between-config comparisons use the study's main seeds only, so every config is measured
-  the same way;
+  (`rankstudy.stats`; stored, as every estimate, as {value, ci: [low, high], n}); between-config comparisons
+  use the study's main seeds only, so every config is measured the same way;
 - the seed noise: the pooled standard deviation of test accuracy over the seeds of the configs run with
   several seeds (the spread one run of one config has);
 - linear − stage-wise: the difference of family means with its bootstrap CI. "Linear wins" needs the CI
@@ -16,6 +16,7 @@ increasing widths on top and stage-wise ones in the middle. This module measures
 - Spearman's ρ (paired-bootstrap 95% CI) between each init-time rank proxy and trained accuracy, and between
   the schedules' straightness (R² of a line through the widths) and accuracy.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,11 +26,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sstats
 
-from .. import stats, store
-from .run import FAMILIES
-from ..errors import StudyError
+from rexnet.io import atomic_write_text
 
-PROXIES = ("proxy_rank_rtol_1e-2", "proxy_effective_rank")
+from .. import stats, store
+from .config import FAMILIES, PROXIES
+from .plots import plot_channel_study
+
 TIER_FRACTION = 0.10
 N_RESAMPLES = 1999
 
@@ -49,13 +51,12 @@ def seed_noise(table: pd.DataFrame) -> dict:
     if not groups:
         return {"n_configs": 0, "pooled_sd": math.nan, "max_range": math.nan}
     variances = [np.var(g, ddof=1) for g in groups]
-    return {"n_configs": len(groups), "seeds_per_config": int(np.median([len(g) for g in groups])),
-            "pooled_sd": float(math.sqrt(np.mean(variances))),
-            "max_range": float(max(np.ptp(g) for g in groups))}
-
-
-def _estimate(est: stats.Estimate) -> dict:
-    return {"mean": est.mean, "ci_low": est.low, "ci_high": est.high, "n": est.n}
+    return {
+        "n_configs": len(groups),
+        "seeds_per_config": int(np.median([len(g) for g in groups])),
+        "pooled_sd": float(math.sqrt(np.mean(variances))),
+        "max_range": float(max(np.ptp(g) for g in groups)),
+    }
 
 
 def compare(configs: pd.DataFrame, a: str, b: str, noise_sd: float) -> dict:
@@ -70,7 +71,7 @@ def compare(configs: pd.DataFrame, a: str, b: str, noise_sd: float) -> dict:
     else:
         outcome = "no difference resolved"
     beyond = bool(outcome.endswith("higher") and not math.isnan(noise_sd) and abs(est.mean) > noise_sd)
-    return {"a": a, "b": b, **_estimate(est), "outcome": outcome, "beyond_seed_noise": beyond}
+    return {"a": a, "b": b, **est.to_dict(), "outcome": outcome, "beyond_seed_noise": beyond}
 
 
 def tiers(configs: pd.DataFrame, fraction: float = TIER_FRACTION) -> list[dict]:
@@ -79,14 +80,24 @@ def tiers(configs: pd.DataFrame, fraction: float = TIER_FRACTION) -> list[dict]:
     k = max(1, int(round(fraction * len(ranked))))
     middle = (len(ranked) - k) // 2
     out = []
-    for name, part in (("top", ranked.iloc[:k]), ("middle", ranked.iloc[middle:middle + k]),
-                       ("bottom", ranked.iloc[len(ranked) - k:])):
+    for name, part in (
+        ("top", ranked.iloc[:k]),
+        ("middle", ranked.iloc[middle : middle + k]),
+        ("bottom", ranked.iloc[len(ranked) - k :]),
+    ):
         best, worst = part.iloc[0], part.iloc[-1]
-        out.append({"tier": name, "n": len(part), "mean_top1": float(part.top1.mean()),
-                    "families": {f: int((part.family == f).sum()) for f in FAMILIES},
-                    "mean_linearity_r2": float(part.linearity_r2.mean()), "mean_slope": float(part.slope.mean()),
-                    "best": {"widths": best.widths, "family": best.family, "top1": float(best.top1)},
-                    "worst": {"widths": worst.widths, "family": worst.family, "top1": float(worst.top1)}})
+        out.append(
+            {
+                "tier": name,
+                "n": len(part),
+                "mean_top1": float(part.top1.mean()),
+                "families": {f: int((part.family == f).sum()) for f in FAMILIES},
+                "mean_linearity_r2": float(part.linearity_r2.mean()),
+                "mean_slope": float(part.slope.mean()),
+                "best": {"widths": best.widths, "family": best.family, "top1": float(best.top1)},
+                "worst": {"widths": worst.widths, "family": worst.family, "top1": float(worst.top1)},
+            }
+        )
     return out
 
 
@@ -103,18 +114,26 @@ def _spearman(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def spearman_ci(x, y, seed: int = stats.RNG_SEED) -> dict:
-    """Returns Spearman's ρ of paired values with a percentile-bootstrap 95% CI (resampling pairs)."""
+    """Returns Spearman's ρ of paired values with a percentile-bootstrap 95% CI (resampling pairs), as an estimate
+    ({value, ci, n}, `rankstudy.stats.Estimate.to_dict`) with a note saying why ρ is undefined where it is."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     if len(x) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
         why = "fewer than 4 configs" if len(x) < 4 else "constant values: no ordering to correlate"
-        return {"rho": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": int(len(x)), "note": why}
+        return {**stats.Estimate(math.nan, math.nan, math.nan, int(len(x))).to_dict(), "note": why}
     rho = float(sstats.spearmanr(x, y).statistic)
-    res = sstats.bootstrap((x, y), _spearman, paired=True, vectorized=True, n_resamples=N_RESAMPLES,
-                           method="percentile", rng=np.random.default_rng(seed))
+    res = sstats.bootstrap(
+        (x, y),
+        _spearman,
+        paired=True,
+        vectorized=True,
+        n_resamples=N_RESAMPLES,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     ci = res.confidence_interval
-    return {"rho": rho, "ci_low": float(ci.low), "ci_high": float(ci.high), "n": int(len(x)), "note": ""}
+    return {**stats.Estimate(rho, float(ci.low), float(ci.high), int(len(x))).to_dict(), "note": ""}
 
 
 def _slope_bins(configs: pd.DataFrame) -> pd.Series:
@@ -125,13 +144,15 @@ def _slope_bins(configs: pd.DataFrame) -> pd.Series:
 
 def _verdict(linear_vs_stage: dict, top: dict, noise: dict) -> tuple[str, str]:
     outcome = linear_vs_stage["outcome"]
-    d, lo, hi = linear_vs_stage["mean"], linear_vs_stage["ci_low"], linear_vs_stage["ci_high"]
+    d, (lo, hi) = linear_vs_stage["value"], linear_vs_stage["ci"]
     where = f"linear − stage-wise = {d:+.2f} points (95% CI {lo:+.2f} to {hi:+.2f})"
     sd = noise["pooled_sd"]
     noise_text = f"seed noise of one run σ = {sd:.2f}" if not math.isnan(sd) else "seed noise not measured"
     fam = top["families"]
-    top_text = f"top 10%: {fam.get('linear', 0)} linear, {fam.get('piecewise', 0)} piecewise, " \
-               f"{fam.get('stagewise', 0)} stage-wise"
+    top_text = (
+        f"top 10%: {fam.get('linear', 0)} linear, {fam.get('piecewise', 0)} piecewise, "
+        f"{fam.get('stagewise', 0)} stage-wise"
+    )
     if outcome == "linear higher":
         label = "reproduced" if linear_vs_stage["beyond_seed_noise"] else "reproduced, within seed noise"
     elif outcome == "stagewise higher":
@@ -150,27 +171,39 @@ def analyze(table: pd.DataFrame, meta: dict | None = None) -> dict:
     configs = config_table(table, main_seeds)
     noise = seed_noise(table)
     configs = configs.assign(slope_bin=_slope_bins(configs))
-    by_family = stats.group_means(configs, ["family"], "top1")
-    by_slope = stats.group_means(configs, ["slope_bin"], "top1")
-    by_family_slope = stats.group_means(configs, ["family", "slope_bin"], "top1")
-    comparisons = [compare(configs, a, b, noise["pooled_sd"])
-                   for a, b in (("linear", "stagewise"), ("piecewise", "stagewise"), ("linear", "piecewise"))]
+    by_family = stats.group_estimates(configs, ["family"], "top1")
+    by_slope = stats.group_estimates(configs, ["slope_bin"], "top1")
+    by_family_slope = stats.group_estimates(configs, ["family", "slope_bin"], "top1")
+    comparisons = [
+        compare(configs, a, b, noise["pooled_sd"])
+        for a, b in (("linear", "stagewise"), ("piecewise", "stagewise"), ("linear", "piecewise"))
+    ]
     tier_rows = tiers(configs)
     proxies = {p: spearman_ci(configs[p], configs.top1) for p in PROXIES}
     proxies["linearity_r2"] = spearman_ci(configs.linearity_r2, configs.top1)
     proxies["slope"] = spearman_ci(configs.slope, configs.top1)
     label, text = _verdict(comparisons[0], tier_rows[0], noise)
     return {
-        "settings": {"main_seeds": main_seeds, "tier_fraction": TIER_FRACTION, "confidence": stats.CONFIDENCE,
-                     "bootstrap_resamples": {"means": stats.N_RESAMPLES, "spearman": N_RESAMPLES},
-                     "bootstrap_seed": stats.RNG_SEED},
-        "study": {"n_configs": int(len(configs)), "n_runs": int(len(table)), "config": cfg,
-                  "command": (meta or {}).get("command"), "versions": (meta or {}).get("versions")},
-        "by_family": by_family.to_dict("records"),
-        "by_slope": by_slope.astype({"slope_bin": str}).to_dict("records"),
-        "by_family_slope": by_family_slope.astype({"slope_bin": str}).to_dict("records"),
-        "slope_bins": {str(b): [float(g.slope.min()), float(g.slope.max())]
-                       for b, g in configs.groupby("slope_bin", observed=True)},
+        "settings": {
+            "main_seeds": main_seeds,
+            "tier_fraction": TIER_FRACTION,
+            "confidence": stats.CONFIDENCE,
+            "bootstrap_resamples": {"means": stats.N_RESAMPLES, "spearman": N_RESAMPLES},
+            "bootstrap_seed": stats.RNG_SEED,
+        },
+        "study": {
+            "n_configs": int(len(configs)),
+            "n_runs": int(len(table)),
+            "config": cfg,
+            "command": (meta or {}).get("command"),
+            "versions": (meta or {}).get("versions"),
+        },
+        "by_family": by_family,
+        "by_slope": [{**r, "slope_bin": str(r["slope_bin"])} for r in by_slope],
+        "by_family_slope": [{**r, "slope_bin": str(r["slope_bin"])} for r in by_family_slope],
+        "slope_bins": {
+            str(b): [float(g.slope.min()), float(g.slope.max())] for b, g in configs.groupby("slope_bin", observed=True)
+        },
         "seed_noise": noise,
         "comparisons": comparisons,
         "tiers": tier_rows,
@@ -187,84 +220,105 @@ def _f(x, digits: int = 2) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _ci(estimate: dict, digits: int = 2) -> str:
+    low, high = estimate["ci"]
+    return f"{_f(low, digits)} – {_f(high, digits)}"
+
+
 def report_markdown(report: dict) -> str:
     """Returns the report as Markdown: settings, tables, verdict."""
     s = report["study"]
     c = s["config"] or {}
-    lines = ["# Channel-configuration study", "",
-             f"{s['n_configs']} schedules, {s['n_runs']} runs; budget {c.get('macs', '?'):,} MACs, "
-             f"{c.get('blocks', '?')} blocks, {c.get('data', '?')} ({c.get('img_size', '?')}px), "
-             f"{c.get('epochs', '?')} epoch(s) on {c.get('train_limit') or 'all'} training images, full test set; "
-             f"seeds per config {c.get('seeds', '?')}, {c.get('noise_configs', '?')} configs × "
-             f"{c.get('noise_seeds', '?')} seeds for the seed noise. Accuracy = test top-1 (%).", "",
-             f"**Verdict.** {report['verdict']}", "",
-             "## Accuracy by family (mean over configs, 95% bootstrap CI)", "",
-             "| family | configs | top-1 | CI |", "|---|---|---|---|"]
+    lines = [
+        "# Channel-configuration study",
+        "",
+        f"{s['n_configs']} schedules, {s['n_runs']} runs; budget {c.get('macs', '?'):,} MACs, "
+        f"{c.get('blocks', '?')} blocks, {c.get('data', '?')} ({c.get('img_size', '?')}px), "
+        f"{c.get('epochs', '?')} epoch(s) on {c.get('train_limit') or 'all'} training images, full test set; "
+        f"seeds per config {c.get('seeds', '?')}, {c.get('noise_configs', '?')} configs × "
+        f"{c.get('noise_seeds', '?')} seeds for the seed noise. Accuracy = test top-1 (%).",
+        "",
+        f"**Verdict.** {report['verdict']}",
+        "",
+        "## Accuracy by family (mean over configs, 95% bootstrap CI)",
+        "",
+        "| family | configs | top-1 | CI |",
+        "|---|---|---|---|",
+    ]
     for r in report["by_family"]:
-        lines.append(f"| {r['family']} | {r['n']} | {_f(r['mean'])} | {_f(r['ci_low'])} – {_f(r['ci_high'])} |")
-    lines += ["", "## Accuracy by slope (terciles of channels per block)", "",
-              "| slope | range | configs | top-1 | CI |", "|---|---|---|---|---|"]
+        lines.append(f"| {r['family']} | {r['n']} | {_f(r['value'])} | {_ci(r)} |")
+    lines += [
+        "",
+        "## Accuracy by slope (terciles of channels per block)",
+        "",
+        "| slope | range | configs | top-1 | CI |",
+        "|---|---|---|---|---|",
+    ]
     for r in report["by_slope"]:
         lo, hi = report["slope_bins"].get(r["slope_bin"], [math.nan, math.nan])
-        lines.append(f"| {r['slope_bin']} | {_f(lo, 1)} – {_f(hi, 1)} | {r['n']} | {_f(r['mean'])} | "
-                     f"{_f(r['ci_low'])} – {_f(r['ci_high'])} |")
+        lines.append(f"| {r['slope_bin']} | {_f(lo, 1)} – {_f(hi, 1)} | {r['n']} | {_f(r['value'])} | {_ci(r)} |")
     n = report["seed_noise"]
-    lines += ["", "## Seed noise", "",
-              f"Pooled standard deviation of top-1 over seeds: **{_f(n['pooled_sd'])}** points "
-              f"({n['n_configs']} configs; largest range {_f(n['max_range'])}).", "",
-              "## Family differences (mean over configs, 95% bootstrap CI)", "",
-              "| comparison | difference | CI | outcome | beyond seed noise |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Seed noise",
+        "",
+        f"Pooled standard deviation of top-1 over seeds: **{_f(n['pooled_sd'])}** points "
+        f"({n['n_configs']} configs; largest range {_f(n['max_range'])}).",
+        "",
+        "## Family differences (mean over configs, 95% bootstrap CI)",
+        "",
+        "| comparison | difference | CI | outcome | beyond seed noise |",
+        "|---|---|---|---|---|",
+    ]
     for r in report["comparisons"]:
-        lines.append(f"| {r['a']} − {r['b']} | {_f(r['mean'])} | {_f(r['ci_low'])} – {_f(r['ci_high'])} | "
-                     f"{r['outcome']} | {'yes' if r['beyond_seed_noise'] else 'no'} |")
-    lines += ["", "## Top / middle / bottom 10% (the paper's Table 3)", "",
-              "| tier | configs | mean top-1 | linear / piecewise / stage-wise | mean R² of a line | best (top-1) |",
-              "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['a']} − {r['b']} | {_f(r['value'])} | {_ci(r)} | {r['outcome']} | "
+            f"{'yes' if r['beyond_seed_noise'] else 'no'} |"
+        )
+    lines += [
+        "",
+        "## Top / middle / bottom 10% (the paper's Table 3)",
+        "",
+        "| tier | configs | mean top-1 | linear / piecewise / stage-wise | mean R² of a line | best (top-1) |",
+        "|---|---|---|---|---|---|",
+    ]
     for t in report["tiers"]:
         fam = t["families"]
-        lines.append(f"| {t['tier']} | {t['n']} | {_f(t['mean_top1'])} | {fam['linear']} / {fam['piecewise']} / "
-                     f"{fam['stagewise']} | {_f(t['mean_linearity_r2'], 3)} | {t['best']['widths']} "
-                     f"({t['best']['family']}, {_f(t['best']['top1'])}) |")
+        lines.append(
+            f"| {t['tier']} | {t['n']} | {_f(t['mean_top1'])} | {fam['linear']} / {fam['piecewise']} / "
+            f"{fam['stagewise']} | {_f(t['mean_linearity_r2'], 3)} | {t['best']['widths']} "
+            f"({t['best']['family']}, {_f(t['best']['top1'])}) |"
+        )
     worst = report["tiers"][-1]["worst"]
-    lines += ["", f"Worst config: {worst['widths']} ({worst['family']}, {_f(worst['top1'])}).", "",
-              "## What predicts accuracy (Spearman ρ over configs, 95% paired-bootstrap CI)", "",
-              "| predictor | ρ | CI | configs | note |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Worst config: {worst['widths']} ({worst['family']}, {_f(worst['top1'])}).",
+        "",
+        "## What predicts accuracy (Spearman ρ over configs, 95% paired-bootstrap CI)",
+        "",
+        "| predictor | ρ | CI | configs | note |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in report["spearman_vs_top1"].items():
-        lines.append(f"| {name} | {_f(r['rho'], 3)} | {_f(r['ci_low'], 3)} – {_f(r['ci_high'], 3)} | {r['n']} | "
-                     f"{r['note']} |")
-    lines += ["", "The proxies are measured on each network at initialisation, before any training "
-              "(mean over blocks of the normalised rank at rtol 1e-2 and of the normalised effective rank).", ""]
+        lines.append(f"| {name} | {_f(r['value'], 3)} | {_ci(r, 3)} | {r['n']} | {r['note']} |")
+    lines += [
+        "",
+        "The proxies are measured on each network at initialisation, before any training "
+        "(mean over blocks of the normalised rank at rtol 1e-2 and of the normalised effective rank).",
+        "",
+    ]
     if s.get("command"):
         lines += [f"Table: `{s['command']}`.", ""]
     return "\n".join(lines)
 
 
 def write_report(table: pd.DataFrame, meta: dict | None, out: str | Path) -> dict:
-    """Returns the report after writing report.json, REPORT.md and the figures into `out`."""
-    from .plots import plot_channel_study
-
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StudyError(f"cannot write to --out {out} ({exc.strerror}); choose a writable directory") from None
+    """Returns the report after writing report.json (full precision, NaN as null), REPORT.md and the figures
+    (`rankstudy.channels.plots`) into `out`."""
+    out = store.prepare_out_dir(out)
     report = analyze(table, meta)
-    report["figures"] = [str(p.name) for p in plot_channel_study(table, report, out)]
-    store.write_json(out / "report.json", _clean(report))
-    from rexnet.io import atomic_write_text
-
+    configs = config_table(table, report["settings"]["main_seeds"])
+    report["figures"] = [str(p.name) for p in plot_channel_study(configs, report, out)]
+    store.write_json(out / "report.json", report)
     atomic_write_text(out / "REPORT.md", report_markdown(report))
     return report
-
-
-def _clean(obj):
-    """Returns `obj` with NaN as None and numpy scalars as Python numbers (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

@@ -5,38 +5,53 @@ Every measure comes in two versions: normalised by d_out (1.0 = full rank whatev
 bound-relative, divided by min(d_out, the architecture's structural bound; `rankstudy.bounds`), so that
 1.0 means the network uses all the rank its shapes allow and what is missing is the nonlinearity's doing.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..errors import StudyError
+from ..random_nets.bounds import BOUND_COLUMNS, with_bound_columns, with_bounds
+from ..random_nets.config import KINDS
 
 
 @dataclass(frozen=True)
 class Measure:
     """A normalised rank measure: the name users type, the results-table column, and an axis label."""
+
     name: str
     column: str
     label: str
 
 
-_BASE = (("normalized_rank", "rank", "rank", "(float32 tolerance)"),
-         ("rank_rtol_1e-3", "rank_rtol_1e-3", "rank at rtol 1e-3", ""),
-         ("rank_rtol_1e-2", "rank_rtol_1e-2", "rank at rtol 1e-2", ""),
-         ("effective_rank", "effective_rank", "effective rank", ""),
-         ("stable_rank", "stable_rank", "stable rank", ""))
-MEASURES: dict[str, Measure] = {m.name: m for m in (
-    *(Measure(name, f"normalized_{raw}", f"{label} / d_out {note}".strip()) for name, raw, label, note in _BASE),
-    *(Measure(f"bound_relative_{raw}", f"bound_relative_{raw}", f"{label} / min(d_out, bound) {note}".strip())
-      for _, raw, label, note in _BASE),
-)}
+_BASE = (
+    ("normalized_rank", "rank", "rank", "(float32 tolerance)"),
+    ("rank_rtol_1e-3", "rank_rtol_1e-3", "rank at rtol 1e-3", ""),
+    ("rank_rtol_1e-2", "rank_rtol_1e-2", "rank at rtol 1e-2", ""),
+    ("effective_rank", "effective_rank", "effective rank", ""),
+    ("stable_rank", "stable_rank", "stable rank", ""),
+)
+MEASURES: dict[str, Measure] = {
+    m.name: m
+    for m in (
+        *(Measure(name, f"normalized_{raw}", f"{label} / d_out {note}".strip()) for name, raw, label, note in _BASE),
+        *(
+            Measure(f"bound_relative_{raw}", f"bound_relative_{raw}", f"{label} / min(d_out, bound) {note}".strip())
+            for _, raw, label, note in _BASE
+        ),
+    )
+}
 # The measures the paper-finding verdicts are checked under, each normalised by d_out and relative to the
 # structural bound (stable rank is drawn, not judged: it is dominated by σ_max and sits far below 1 even
 # for full-rank features).
 NORMALIZED_MEASURES: tuple[str, ...] = ("normalized_rank", "rank_rtol_1e-3", "rank_rtol_1e-2", "effective_rank")
-BOUND_MEASURES: tuple[str, ...] = ("bound_relative_rank", "bound_relative_rank_rtol_1e-3",
-                                   "bound_relative_rank_rtol_1e-2", "bound_relative_effective_rank")
+BOUND_MEASURES: tuple[str, ...] = (
+    "bound_relative_rank",
+    "bound_relative_rank_rtol_1e-3",
+    "bound_relative_rank_rtol_1e-2",
+    "bound_relative_effective_rank",
+)
 FINDING_MEASURES: tuple[str, ...] = NORMALIZED_MEASURES + BOUND_MEASURES
 # The bound-relative twin of each normalised measure.
 BOUND_TWIN: dict[str, str] = dict(zip(NORMALIZED_MEASURES, BOUND_MEASURES))
@@ -45,15 +60,33 @@ BOUND_TWIN: dict[str, str] = dict(zip(NORMALIZED_MEASURES, BOUND_MEASURES))
 FACTORS: tuple[str, ...] = ("n_over_d_bin", "init", "norm", "input_dist")
 N_OVER_D_EDGES: tuple[float, ...] = (1.5, 3.0)
 FACET_CHOICES: tuple[str, ...] = ("n_over_d_bin", "init", "norm", "d_in", "input_dist")
-KIND_ORDER: tuple[str, ...] = ("linear", "conv3x3", "depthwise", "block", "block_conv", "stack")
 # The kinds drawn as the panels (a)–(d) of the paper's Figure 1.
 PAPER_PANELS: dict[str, str] = {"linear": "a", "conv3x3": "b", "block_conv": "c", "block": "d"}
 # The nonlinearities of the paper's Figure 1 (identity is its "linear").
-PAPER_NONLINEARITIES: tuple[str, ...] = ("identity", "relu6", "relu", "leaky_relu", "elu", "softplus",
-                                         "hardswish", "silu")
-REQUIRED_COLUMNS: tuple[str, ...] = ("kind", "nonlinearity", "d_in", "d_out", "expansion_ratio",
-                                     "dimension_ratio", "depth", "n_samples", "n_over_d", "init", "norm",
-                                     *(m.column for m in MEASURES.values() if m.column.startswith("normalized_")))
+PAPER_NONLINEARITIES: tuple[str, ...] = (
+    "identity",
+    "relu6",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "softplus",
+    "hardswish",
+    "silu",
+)
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "kind",
+    "nonlinearity",
+    "d_in",
+    "d_out",
+    "expansion_ratio",
+    "dimension_ratio",
+    "depth",
+    "n_samples",
+    "n_over_d",
+    "init",
+    "norm",
+    *(m.column for m in MEASURES.values() if m.column.startswith("normalized_")),
+)
 
 
 def get_measure(name: str) -> Measure:
@@ -79,8 +112,7 @@ def check_table(table: pd.DataFrame) -> pd.DataFrame:
     N/d_out and its bin, input distribution), or raises StudyError naming the missing source columns."""
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
-        raise StudyError(f"results table lacks columns {missing}; regenerate it with this version's "
-                         "`rankstudy sample`")
+        raise StudyError(f"results table lacks columns {missing}; regenerate it with this version's `rankstudy sample`")
     if table.empty:
         raise StudyError("results table has no rows; run `rankstudy sample` with --n > 0")
     derived = {}
@@ -91,7 +123,6 @@ def check_table(table: pd.DataFrame) -> pd.DataFrame:
     table = table.assign(**derived) if derived else table
     if "n_over_d_bin" not in table.columns:
         table = table.assign(n_over_d_bin=n_over_d_bin(table["n_over_d_actual"]))
-    from ..random_nets.bounds import BOUND_COLUMNS, with_bound_columns, with_bounds
     if any(m.column not in table.columns for m in MEASURES.values()):
         table = with_bound_columns(table.drop(columns=[c for c in table.columns if c.startswith("bound_relative_")]))
     elif any(c not in table.columns for c in BOUND_COLUMNS):
@@ -104,8 +135,8 @@ def _ordered(present, preferred) -> list[str]:
 
 
 def kinds_in(table: pd.DataFrame) -> list[str]:
-    """Returns the kinds present in `table`, in the paper's panel order."""
-    return _ordered(set(table["kind"]), KIND_ORDER)
+    """Returns the kinds present in `table`, in the order of `rankstudy.random_nets.config.KINDS`."""
+    return _ordered(set(table["kind"]), KINDS)
 
 
 def nonlinearities_in(table: pd.DataFrame) -> list[str]:

@@ -8,6 +8,7 @@ structural bound (`rankstudy.bounds`). A finding that holds under the first but 
 from the shapes alone ("structural"); one that holds relative to the bound is caused by the nonlinearity.
 The design rules are read from bound-relative measures only.
 """
+
 import hashlib
 import math
 import time
@@ -17,19 +18,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import stats
-from ..errors import StudyError
 from rexnet.io import atomic_write_text, versions
 
+from .. import stats
+from ..errors import StudyError
 from ..random_nets.bounds import BLOCK_KINDS, SINGLE_LAYER_KINDS
-from .measures import (BOUND_MEASURES, BOUND_TWIN, FACTORS, FINDING_MEASURES, MEASURES, PAPER_NONLINEARITIES,
-                       check_table, get_measure, kinds_in, nearest_grid_ratio, nonlinearities_in, ratio_grid)
+from ..store import json_ready, prepare_out_dir, write_json
+from .measures import (
+    BOUND_MEASURES,
+    BOUND_TWIN,
+    FACTORS,
+    FINDING_MEASURES,
+    MEASURES,
+    PAPER_NONLINEARITIES,
+    check_table,
+    get_measure,
+    kinds_in,
+    nearest_grid_ratio,
+    nonlinearities_in,
+    ratio_grid,
+)
 from .report import findings_markdown
-from ..store import write_json
 
 # 2: bound-relative measures, the design rules read from them, `attribution` and `factor_dependence` per
 # finding, `recommendations.structural`, factors n_over_d_bin and input_dist (see docs/findings_schema.md).
 SCHEMA_VERSION = 2
+FLOAT_DIGITS = 6  # significant digits of every float in findings.json: far below any CI's width
 DEFAULT_TAUS: tuple[float, ...] = (0.9, 0.95)
 VERDICTS: tuple[str, ...] = ("reproduced", "not_reproduced", "mixed", "untestable")
 # "Complicated" and "simple" nonlinearities as the paper's finding (b) names them.
@@ -55,6 +69,7 @@ class Settings:
     material_difference: a difference of normalised rank counts as a finding only if it is at least this
     large *and* its bootstrap CI excludes 0 (with thousands of rows, tiny differences are "significant").
     """
+
     measures: tuple[str, ...] = FINDING_MEASURES
     design_measure: str = "bound_relative_rank_rtol_1e-2"
     taus: tuple[float, ...] = DEFAULT_TAUS
@@ -81,20 +96,6 @@ class Settings:
 
 # --- helpers ---------------------------------------------------------------------------------------------
 
-def _clean(obj):
-    """Returns `obj` as plain JSON data: numpy scalars → Python, NaN/inf → None, tuples → lists."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):   # 6 significant digits: far below any CI's width
-        return float(f"{obj:.6g}") if math.isfinite(obj) else None
-    return obj
-
 
 def _level(value) -> str:
     return f"{value:g}" if isinstance(value, (int, float, np.integer, np.floating)) else str(value)
@@ -102,10 +103,6 @@ def _level(value) -> str:
 
 def _tau_key(tau: float) -> str:
     return f"{tau:g}"
-
-
-def _estimate(est: stats.Estimate) -> dict:
-    return {"value": est.mean, "ci": [est.low, est.high], "n": est.n}
 
 
 class _Context:
@@ -158,6 +155,7 @@ class _Context:
 
 # --- sections --------------------------------------------------------------------------------------------
 
+
 def _rankings(ctx: _Context) -> list[dict]:
     """Returns nonlinearities ranked by mean with CIs and significance, per measure × kind (+ all) × band."""
     rankings = []
@@ -173,18 +171,30 @@ def _rankings(ctx: _Context) -> list[dict]:
                 order = sorted(values, key=lambda nl: (-est[nl].mean, nl))
                 comparisons = stats.pairwise({nl: values[nl] for nl in order}, ctx.settings.alpha)
                 above = {nl: [] for nl in order}
-                for c in comparisons:   # a precedes b in `order`, so a's mean ≥ b's
+                for c in comparisons:  # a precedes b in `order`, so a's mean ≥ b's
                     if c.significant:
                         above[c.a].append(c.b)
                 best = order[0]
                 below_best = set(above[best])
-                rankings.append({
-                    "measure": measure, "kind": kind, "band": band.label,
-                    "order": [{"rank": i + 1, "nonlinearity": nl, "mean": est[nl].mean,
-                               "ci": [est[nl].low, est[nl].high], "n": est[nl].n,
-                               "significantly_above": above[nl]} for i, nl in enumerate(order)],
-                    "top_group": [nl for nl in order if nl not in below_best],
-                })
+                rankings.append(
+                    {
+                        "measure": measure,
+                        "kind": kind,
+                        "band": band.label,
+                        "order": [
+                            {
+                                "rank": i + 1,
+                                "nonlinearity": nl,
+                                "mean": est[nl].mean,
+                                "ci": [est[nl].low, est[nl].high],
+                                "n": est[nl].n,
+                                "significantly_above": above[nl],
+                            }
+                            for i, nl in enumerate(order)
+                        ],
+                        "top_group": [nl for nl in order if nl not in below_best],
+                    }
+                )
     return rankings
 
 
@@ -194,11 +204,19 @@ def _curves(ctx: _Context) -> list[dict]:
     for measure, column in ctx.columns.items():
         for (kind, nl), rows in ctx.table.groupby(["kind", "nonlinearity"], sort=False):
             fit, thresholds = _thresholds(ctx, rows, column)
-            out.append({"measure": measure, "kind": kind, "nonlinearity": nl, "converged": fit.converged,
-                        "params": {"top": fit.top, "r_break": fit.r_break, "tail": fit.tail,
-                                   "sharpness": fit.sharpness},
-                        "rmse": fit.rmse, "n": fit.n, "ratio_range": [fit.r_min, fit.r_max],
-                        "thresholds": thresholds})
+            out.append(
+                {
+                    "measure": measure,
+                    "kind": kind,
+                    "nonlinearity": nl,
+                    "converged": fit.converged,
+                    "params": {"top": fit.top, "r_break": fit.r_break, "tail": fit.tail, "sharpness": fit.sharpness},
+                    "rmse": fit.rmse,
+                    "n": fit.n,
+                    "ratio_range": [fit.r_min, fit.r_max],
+                    "thresholds": thresholds,
+                }
+            )
     order = {k: i for i, k in enumerate(ctx.kinds)}
     nl_order = {k: i for i, k in enumerate(ctx.nonlinearities)}
     m_order = {k: i for i, k in enumerate(ctx.columns)}
@@ -229,10 +247,13 @@ def _recommended_nonlinearity(ctx: _Context) -> dict:
         comparisons = stats.pairwise({nl: values[nl] for nl in order}, ctx.settings.alpha)
         below_best = {c.b for c in comparisons if c.a == order[0] and c.significant}
         position = {nl: 1 + sum(c.b == nl and c.significant for c in comparisons) for nl in order}
-        by_measure[measure] = {"order": order, "best": order[0],
-                               "top_group": [nl for nl in order if nl not in below_best],
-                               "position": position,
-                               "means": {nl: _estimate(est[nl]) for nl in order}}
+        by_measure[measure] = {
+            "order": order,
+            "best": order[0],
+            "top_group": [nl for nl in order if nl not in below_best],
+            "position": position,
+            "means": {nl: est[nl].to_dict() for nl in order},
+        }
         for nl in order:
             positions.setdefault(nl, []).append(position[nl])
     design = ctx.settings.design_measure
@@ -240,21 +261,31 @@ def _recommended_nonlinearity(ctx: _Context) -> dict:
     mean_position = {nl: float(np.mean(p)) for nl, p in positions.items()}
     ranked = sorted(mean_position, key=lambda nl: (mean_position[nl], -design_mean[nl], nl))
     tied = [nl for nl in ranked[1:] if mean_position[nl] == mean_position[ranked[0]]]
-    return {"name": ranked[0], "tied_with": tied, "kind": kind,
-            "rows": "expansion_ratio > 1, nonlinearity != identity",
-            "design_rows": ctx.design_filter,
-            "n_rows": int(len(rows)),
-            "measures": list(ctx.design_columns),
-            "rule": "lowest mean position over the bound-relative measures (position = 1 + number of "
-                    "nonlinearities significantly above, Welch-Holm); ties broken by the design measure's mean",
-            "mean_position": {nl: mean_position[nl] for nl in ranked}, "by_measure": by_measure}
+    return {
+        "name": ranked[0],
+        "tied_with": tied,
+        "kind": kind,
+        "rows": "expansion_ratio > 1, nonlinearity != identity",
+        "design_rows": ctx.design_filter,
+        "n_rows": int(len(rows)),
+        "measures": list(ctx.design_columns),
+        "rule": "lowest mean position over the bound-relative measures (position = 1 + number of "
+        "nonlinearities significantly above, Welch-Holm); ties broken by the design measure's mean",
+        "mean_position": {nl: mean_position[nl] for nl in ranked},
+        "by_measure": by_measure,
+    }
 
 
 def _thresholds(ctx: _Context, rows: pd.DataFrame, column: str) -> tuple[stats.CurveFit, dict]:
     """Returns the curve fitted to `rows` and, per τ, its fitted and empirical thresholds."""
-    key = ("fit", *(hashlib.blake2b(np.ascontiguousarray(rows[c], dtype=float).tobytes(), digest_size=16).digest()
-                    for c in ("expansion_ratio", "grid_ratio", column)))
-    if key not in ctx._cache:   # see _Context._cached: twin measures often hold the same values
+    key = (
+        "fit",
+        *(
+            hashlib.blake2b(np.ascontiguousarray(rows[c], dtype=float).tobytes(), digest_size=16).digest()
+            for c in ("expansion_ratio", "grid_ratio", column)
+        ),
+    )
+    if key not in ctx._cache:  # see _Context._cached: twin measures often hold the same values
         ctx._cache[key] = _fit_thresholds(ctx, rows, column)
     return ctx._cache[key]
 
@@ -285,11 +316,21 @@ def _max_expansion(ctx: _Context, nonlinearity: str | None, kind: str) -> dict:
         key = _tau_key(tau)
         chosen = per_measure[design][key]
         source = "fit" if chosen["fit"]["status"] != "no_fit" else "empirical"
-        out[key] = {"ratio": chosen[source]["ratio"], "status": chosen[source]["status"], "source": source,
-                    "empirical": chosen["empirical"],
-                    "by_measure": {m: per_measure[m][key] for m in ctx.columns}}
-    return {"nonlinearity": nonlinearity, "kind": kind, "measure": design, "design_rows": ctx.design_filter,
-            "n_rows": int(len(rows)), "per_tau": out}
+        out[key] = {
+            "ratio": chosen[source]["ratio"],
+            "status": chosen[source]["status"],
+            "source": source,
+            "empirical": chosen["empirical"],
+            "by_measure": {m: per_measure[m][key] for m in ctx.columns},
+        }
+    return {
+        "nonlinearity": nonlinearity,
+        "kind": kind,
+        "measure": design,
+        "design_rows": ctx.design_filter,
+        "n_rows": int(len(rows)),
+        "per_tau": out,
+    }
 
 
 def _gradual(ctx: _Context) -> dict:
@@ -302,28 +343,39 @@ def _gradual(ctx: _Context) -> dict:
     by_measure, by_band, by_depth = {}, [], []
     for measure, column in ctx.columns.items():
         est = ctx.diff(stack[column], block[column])
-        by_measure[measure] = {**_estimate(est), "beats": ctx.holds(est)}
+        by_measure[measure] = {**est.to_dict(), "beats": ctx.holds(est)}
         for band in ctx.bands:
             s, b = stack[stack["band"] == band.label], block[block["band"] == band.label]
             if len(s) and len(b):
                 e = ctx.diff(s[column], b[column])
-                by_band.append({"measure": measure, "band": band.label, **_estimate(e), "beats": ctx.holds(e)})
+                by_band.append({"measure": measure, "band": band.label, **e.to_dict(), "beats": ctx.holds(e)})
         for depth, s in stack.groupby("depth"):
             e = ctx.diff(s[column], block[column])
-            by_depth.append({"measure": measure, "depth": int(depth), **_estimate(e), "beats": ctx.holds(e)})
+            by_depth.append({"measure": measure, "depth": int(depth), **e.to_dict(), "beats": ctx.holds(e)})
     design = by_measure[ctx.settings.design_measure]
     # What the shapes alone give: the share of d_out the structural bound allows, stack minus block.
-    cap = lambda t: np.minimum(1.0, t["structural_bound"] / t["d_out"])   # noqa: E731
+    cap = lambda t: np.minimum(1.0, t["structural_bound"] / t["d_out"])  # noqa: E731
     structural = ctx.diff(cap(stack), cap(block))
-    return {"value": design["beats"], "measure": ctx.settings.design_measure, "difference": design["value"],
-            "ci": design["ci"], "comparison": "mean(stack) - mean(block), expansion_ratio > 1, non-identity",
-            "design_rows": ctx.design_filter,
-            "structural_capacity": {**_estimate(structural), "beats": ctx.holds(structural),
-                                    "what": "mean of min(1, structural_bound / d_out), stack minus block"},
-            "by_measure": by_measure, "by_band": by_band, "by_depth": by_depth}
+    return {
+        "value": design["beats"],
+        "measure": ctx.settings.design_measure,
+        "difference": design["value"],
+        "ci": design["ci"],
+        "comparison": "mean(stack) - mean(block), expansion_ratio > 1, non-identity",
+        "design_rows": ctx.design_filter,
+        "structural_capacity": {
+            **structural.to_dict(),
+            "beats": ctx.holds(structural),
+            "what": "mean of min(1, structural_bound / d_out), stack minus block",
+        },
+        "by_measure": by_measure,
+        "by_band": by_band,
+        "by_depth": by_depth,
+    }
 
 
 # --- paper findings --------------------------------------------------------------------------------------
+
 
 def _cells(ctx: _Context, kinds, select_x, select_y) -> list[dict]:
     """Returns one comparison mean(x) − mean(y) per measure × kind × (all rows, each factor level)."""
@@ -338,12 +390,21 @@ def _cells(ctx: _Context, kinds, select_x, select_y) -> list[dict]:
             if factor in rows.columns and rows[factor].nunique() > 1:
                 slices += [(factor, _level(level), part) for level, part in rows.groupby(factor, sort=True)]
         for factor, level, part in slices:
-            x_rows, y_rows = select_x(part), select_y(part)   # selected once, read under every measure
+            x_rows, y_rows = select_x(part), select_y(part)  # selected once, read under every measure
             for measure, column in ctx.columns.items():
                 est = ctx.diff(x_rows[column], y_rows[column])
-                cells[measure].append({"measure": measure, "kind": kind, "factor": factor, "level": level,
-                                       "difference": est.mean, "ci": [est.low, est.high],
-                                       "n": [int(len(x_rows)), int(len(y_rows))], "holds": ctx.holds(est)})
+                cells[measure].append(
+                    {
+                        "measure": measure,
+                        "kind": kind,
+                        "factor": factor,
+                        "level": level,
+                        "difference": est.mean,
+                        "ci": [est.low, est.high],
+                        "n": [int(len(x_rows)), int(len(y_rows))],
+                        "holds": ctx.holds(est),
+                    }
+                )
     return [c for m in ctx.columns for c in cells[m]]
 
 
@@ -369,8 +430,11 @@ def _where(cells: list[dict]) -> str:
             pooled = next((c["holds"] for c in mine if c["factor"] == "all"), None)
             levels = [f"{c['factor']}={c['level']}" for c in mine if c["factor"] != "all" and c["holds"] != pooled]
             word = "holds (pooled) except" if pooled else "fails (pooled), holds for"
-            partial.append(f"{kind} {word} {', '.join(levels)}" if levels
-                           else f"{kind} {'holds' if pooled else 'fails'} pooled only")
+            partial.append(
+                f"{kind} {word} {', '.join(levels)}"
+                if levels
+                else f"{kind} {'holds' if pooled else 'fails'} pooled only"
+            )
     parts = ([f"holds for {', '.join(holds)}"] if holds else []) + ([f"fails for {', '.join(fails)}"] if fails else [])
     return "; ".join(parts + partial)
 
@@ -396,10 +460,26 @@ def _attribution(cells: list[dict], claim: str) -> list[dict]:
             if (kind, m) not in pooled or (kind, b) not in pooled:
                 continue
             raw, rel = pooled[kind, m], pooled[kind, b]
-            cause = ("untestable" if raw is None and rel is None else "nonlinearity" if rel
-                     else "structural" if raw else "none")
-            out.append({"claim": claim, "kind": kind, "measure": m, "bound_measure": b, "holds_normalized": raw,
-                        "holds_bound_relative": rel, "cause": cause})
+            cause = (
+                "untestable"
+                if raw is None and rel is None
+                else "nonlinearity"
+                if rel
+                else "structural"
+                if raw
+                else "none"
+            )
+            out.append(
+                {
+                    "claim": claim,
+                    "kind": kind,
+                    "measure": m,
+                    "bound_measure": b,
+                    "holds_normalized": raw,
+                    "holds_bound_relative": rel,
+                    "cause": cause,
+                }
+            )
     return out
 
 
@@ -410,16 +490,25 @@ def _factor_dependence(cells: list[dict], measures) -> dict:
     for c in cells:
         if c["factor"] != "all":
             out.setdefault(c["factor"], {}).setdefault(c["level"], {}).setdefault(c["measure"], []).append(c)
-    return {f: {lv: {m: _verdict(v[m]) for m in measures if m in v} for lv, v in levels.items()}
-            for f, levels in out.items()}
+    return {
+        f: {lv: {m: _verdict(v[m]) for m in measures if m in v} for lv, v in levels.items()}
+        for f, levels in out.items()
+    }
 
 
 def _finding(ctx: _Context, claim: str, operationalised: str, kinds, select_x, select_y) -> dict:
     cells = _cells(ctx, [k for k in kinds if k in ctx.kinds], select_x, select_y)
     by_measure, summary = _summary(cells, ctx.columns)
-    return {"claim": claim, "operationalised": operationalised, "verdict": _verdict(cells),
-            "by_measure": by_measure, "summary": summary, "attribution": _attribution(cells, claim),
-            "factor_dependence": _factor_dependence(cells, ctx.columns), "cells": cells}
+    return {
+        "claim": claim,
+        "operationalised": operationalised,
+        "verdict": _verdict(cells),
+        "by_measure": by_measure,
+        "summary": summary,
+        "attribution": _attribution(cells, claim),
+        "factor_dependence": _factor_dependence(cells, ctx.columns),
+        "cells": cells,
+    }
 
 
 def _paper_findings(ctx: _Context) -> dict:
@@ -440,30 +529,47 @@ def _paper_findings(ctx: _Context) -> dict:
 
     single, convs = SINGLE_LAYER_KINDS, ("conv3x3", "depthwise", "block", "block_conv", "stack")
     a = _finding(
-        ctx, "drastic channel expansion harms the rank",
+        ctx,
+        "drastic channel expansion harms the rank",
         f"mean over non-identity nonlinearities in band {mild} minus band {drastic}; holds when the drop is "
         f">= {ctx.settings.material_difference} and its CI excludes 0",
         (*single, *(k for k in BLOCK_KINDS if k != "stack")),
-        lambda rows: nonlinear(rows[rows["band"] == mild]), lambda rows: nonlinear(rows[rows["band"] == drastic]))
+        lambda rows: nonlinear(rows[rows["band"] == mild]),
+        lambda rows: nonlinear(rows[rows["band"] == drastic]),
+    )
     b1 = _finding(
-        ctx, "nonlinearities expand the rank",
+        ctx,
+        "nonlinearities expand the rank",
         f"expansion rows (r > 1): mean over the paper's nonlinearities {paper_nl} minus identity",
-        single, named(paper_nl), named(["identity"]))
+        single,
+        named(paper_nl),
+        named(["identity"]),
+    )
     b2 = _finding(
-        ctx, "complicated nonlinearities (ELU, SiLU) expand it more than ReLU/ReLU6",
+        ctx,
+        "complicated nonlinearities (ELU, SiLU) expand it more than ReLU/ReLU6",
         f"expansion rows (r > 1): mean over {list(COMPLICATED)} minus mean over {list(SIMPLE)}",
-        single, named(COMPLICATED), named(SIMPLE))
+        single,
+        named(COMPLICATED),
+        named(SIMPLE),
+    )
     parts = [b1["verdict"], b2["verdict"]]
-    b_verdict = ("untestable" if "untestable" in parts else parts[0] if parts[0] == parts[1] else "mixed")
+    b_verdict = "untestable" if "untestable" in parts else parts[0] if parts[0] == parts[1] else "mixed"
     c = _finding(
-        ctx, "nonlinearities are critical for convolutions",
-        f"convolutional kinds, expansion rows (r > 1): mean over the paper's nonlinearities minus identity",
-        convs, named(paper_nl), named(["identity"]))
-    b = {"claim": "nonlinearities expand the rank, complicated ones (ELU, SiLU) more than ReLU/ReLU6",
-         "verdict": b_verdict,
-         "by_measure": {m: _combine(b1["by_measure"][m], b2["by_measure"][m]) for m in ctx.columns},
-         "summary": f"nonlinear vs linear: {b1['verdict']}; complicated vs ReLU: {b2['verdict']}",
-         "parts": {"nonlinear_above_linear": b1, "complicated_above_relu": b2}}
+        ctx,
+        "nonlinearities are critical for convolutions",
+        "convolutional kinds, expansion rows (r > 1): mean over the paper's nonlinearities minus identity",
+        convs,
+        named(paper_nl),
+        named(["identity"]),
+    )
+    b = {
+        "claim": "nonlinearities expand the rank, complicated ones (ELU, SiLU) more than ReLU/ReLU6",
+        "verdict": b_verdict,
+        "by_measure": {m: _combine(b1["by_measure"][m], b2["by_measure"][m]) for m in ctx.columns},
+        "summary": f"nonlinear vs linear: {b1['verdict']}; complicated vs ReLU: {b2['verdict']}",
+        "parts": {"nonlinear_above_linear": b1, "complicated_above_relu": b2},
+    }
     b["attribution"] = b1["attribution"] + b2["attribution"]
     return {"a": a, "b": b, "c": c}
 
@@ -471,15 +577,21 @@ def _paper_findings(ctx: _Context) -> dict:
 def _structural(ctx: _Context, gradual: dict) -> dict:
     """Returns what the architecture alone implies (not read from any nonlinearity): the block's rank cap
     and whether gradual expansion raises the structural capacity (its bound) over one block."""
-    t = int(ctx.table.loc[ctx.table["kind"].isin(BLOCK_KINDS), "block_expansion"].max()) \
-        if ctx.table["kind"].isin(BLOCK_KINDS).any() else None
+    t = (
+        int(ctx.table.loc[ctx.table["kind"].isin(BLOCK_KINDS), "block_expansion"].max())
+        if ctx.table["kind"].isin(BLOCK_KINDS).any()
+        else None
+    )
     cap = gradual.get("structural_capacity") or {}
     normalized = next((m for m, b in BOUND_TWIN.items() if b == ctx.settings.design_measure), None)
-    return {"block_rank_cap": None if t is None else f"min(d_out, N, {t + 1}·d_in) with shortcut (t = {t})",
-            "block_cap_expansion": None if t is None else t + 1,
-            "gradual_expansion_raises_bound": cap.get("beats"),
-            "gradual_expansion_beats_single_normalized":
-                (gradual.get("by_measure") or {}).get(normalized, {}).get("beats") if normalized else None}
+    return {
+        "block_rank_cap": None if t is None else f"min(d_out, N, {t + 1}·d_in) with shortcut (t = {t})",
+        "block_cap_expansion": None if t is None else t + 1,
+        "gradual_expansion_raises_bound": cap.get("beats"),
+        "gradual_expansion_beats_single_normalized": (gradual.get("by_measure") or {}).get(normalized, {}).get("beats")
+        if normalized
+        else None,
+    }
 
 
 def _combine(v1: str, v2: str) -> str:
@@ -488,8 +600,10 @@ def _combine(v1: str, v2: str) -> str:
 
 # --- public API ------------------------------------------------------------------------------------------
 
-def find_principles(table: pd.DataFrame, meta: dict | None = None, settings: Settings = Settings(),
-                    command: str | None = None) -> dict:
+
+def find_principles(
+    table: pd.DataFrame, meta: dict | None = None, settings: Settings = Settings(), command: str | None = None
+) -> dict:
     """Returns the findings dict (schema docs/findings_schema.md, version SCHEMA_VERSION) of a results table."""
     settings.validate()
     meta = meta or {}
@@ -504,42 +618,62 @@ def find_principles(table: pd.DataFrame, meta: dict | None = None, settings: Set
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": command,
         "versions": versions(),
-        "source": {"n_rows": meta.get("n_rows", len(table)), "rows_used": len(table), "seed": meta.get("seed"),
-                   "config": meta.get("config"), "command": meta.get("command"), "versions": meta.get("versions"),
-                   "device": meta.get("device"), "created": meta.get("created"),
-                   "table_schema_version": meta.get("schema_version"),
-                   "rank_tolerance": meta.get("rank_tolerance")},
-        "settings": {**{k: v for k, v in asdict(settings).items()},
-                     "measure_columns": {m: MEASURES[m].column for m in settings.measures},
-                     "bands": [asdict(b) for b in ctx.bands],
-                     "ratio_grid": ctx.grid.tolist(),
-                     "ci_method": f"percentile bootstrap (scipy.stats.bootstrap), {settings.n_resamples} resamples, "
-                                  f"seed {settings.rng_seed}",
-                     "significance": f"Welch t-test on means, Holm-corrected within each (measure, kind, band) "
-                                     f"family, alpha {settings.alpha}",
-                     "curve_family": stats.CURVE_FAMILY,
-                     "factors": list(FACTORS), "paper_nonlinearities": list(PAPER_NONLINEARITIES),
-                     "bound_twins": dict(BOUND_TWIN), "design_measures": list(ctx.design_columns),
-                     "structural_bound": "rankstudy.bounds.structural_bound: the largest rank the shapes allow "
-                                         "over every nonlinearity; bound-relative = measure · d_out / "
-                                         "min(d_out, bound)"},
+        "source": {
+            "n_rows": meta.get("n_rows", len(table)),
+            "rows_used": len(table),
+            "seed": meta.get("seed"),
+            "config": meta.get("config"),
+            "command": meta.get("command"),
+            "versions": meta.get("versions"),
+            "device": meta.get("device"),
+            "created": meta.get("created"),
+            "table_schema_version": meta.get("schema_version"),
+            "rank_tolerance": meta.get("rank_tolerance"),
+        },
+        "settings": {
+            **{k: v for k, v in asdict(settings).items()},
+            "measure_columns": {m: MEASURES[m].column for m in settings.measures},
+            "bands": [asdict(b) for b in ctx.bands],
+            "ratio_grid": ctx.grid.tolist(),
+            "ci_method": f"percentile bootstrap (scipy.stats.bootstrap), {settings.n_resamples} resamples, "
+            f"seed {settings.rng_seed}",
+            "significance": f"Welch t-test on means, Holm-corrected within each (measure, kind, band) "
+            f"family, alpha {settings.alpha}",
+            "curve_family": stats.CURVE_FAMILY,
+            "factors": list(FACTORS),
+            "paper_nonlinearities": list(PAPER_NONLINEARITIES),
+            "bound_twins": dict(BOUND_TWIN),
+            "design_measures": list(ctx.design_columns),
+            "structural_bound": "rankstudy.bounds.structural_bound: the largest rank the shapes allow "
+            "over every nonlinearity; bound-relative = measure · d_out / "
+            "min(d_out, bound)",
+        },
         "recommendations": {
             "recommended_nonlinearity": rec.get("name"),
             "max_expansion_per_layer": {k: v["ratio"] for k, v in max_exp["per_tau"].items()},
             "gradual_expansion_beats_single": gradual.get("value"),
             "structural": _structural(ctx, gradual),
-            "basis": {"recommended_nonlinearity": rec, "max_expansion_per_layer": max_exp,
-                      "gradual_expansion_beats_single": gradual},
+            "basis": {
+                "recommended_nonlinearity": rec,
+                "max_expansion_per_layer": max_exp,
+                "gradual_expansion_beats_single": gradual,
+            },
         },
         "paper_findings": _paper_findings(ctx),
         "rankings": rankings,
         "curves": curves,
     }
-    return _clean(findings)
+    return json_ready(findings, digits=FLOAT_DIGITS)
 
 
-def write_findings(table: pd.DataFrame, meta: dict | None, json_path: str | Path, md_path: str | Path | None = None,
-                   settings: Settings = Settings(), command: str | None = None) -> dict:
+def write_findings(
+    table: pd.DataFrame,
+    meta: dict | None,
+    json_path: str | Path,
+    md_path: str | Path | None = None,
+    settings: Settings = Settings(),
+    command: str | None = None,
+) -> dict:
     """Returns the findings after writing them to `json_path` and, rendered, to `md_path` (both atomically).
 
     `md_path` defaults to FINDINGS.md beside the JSON file.
@@ -547,11 +681,8 @@ def write_findings(table: pd.DataFrame, meta: dict | None, json_path: str | Path
     findings = find_principles(table, meta, settings, command)
     json_path = Path(json_path)
     md_path = Path(md_path) if md_path is not None else json_path.parent / "FINDINGS.md"
-    for p in (json_path, md_path):
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StudyError(f"cannot create {p.parent} ({e.strerror}); choose a writable --out") from None
-    write_json(json_path, findings)
+    for folder in dict.fromkeys((json_path.parent, md_path.parent)):
+        prepare_out_dir(folder)
+    write_json(json_path, findings, digits=FLOAT_DIGITS)
     atomic_write_text(md_path, findings_markdown(findings))
     return findings

@@ -2,6 +2,7 @@
 FINDINGS.md: verdicts on the paper's findings (§3, Figure 1) under normalised and bound-relative measures,
 which conclusions are structural and which the nonlinearity's, where they depend on the input or the
 other unstated factors, the design rules, rankings and thresholds."""
+
 from .measures import BOUND_TWIN
 
 
@@ -10,6 +11,7 @@ def _tau_key(tau: float) -> str:
 
 
 # --- Markdown --------------------------------------------------------------------------------------------
+
 
 def _num(x, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
@@ -60,23 +62,36 @@ def findings_markdown(findings: dict) -> str:
         "|---|---|" + "---|" * len(st["measures"]),
     ]
     for key, item in f["paper_findings"].items():
-        lines.append(f"| ({key}) {item['claim']} | **{item['verdict']}** | "
-                     + " | ".join(item["by_measure"].get(m, "–") for m in st["measures"]) + " |")
+        lines.append(
+            f"| ({key}) {item['claim']} | **{item['verdict']}** | "
+            + " | ".join(item["by_measure"].get(m, "–") for m in st["measures"])
+            + " |"
+        )
     lines.append("")
     for key, item in f["paper_findings"].items():
         parts = item.get("parts", {"": item})
         for name, part in parts.items():
             title = f"({key}) {part['claim']}" + (f" — part `{name}`" if name else "")
-            lines += [f"### {title}: {part['verdict']}", "", f"Tested as: {part['operationalised']}.", "",
-                      f"Where it holds: {part['summary']}.", "",
-                      "Differences pooled over the factors (mean [95% CI]; ✓ = holds):", "",
-                      "| kind | " + " | ".join(st["measures"]) + " |", "|---|" + "---|" * len(st["measures"])]
+            lines += [
+                f"### {title}: {part['verdict']}",
+                "",
+                f"Tested as: {part['operationalised']}.",
+                "",
+                f"Where it holds: {part['summary']}.",
+                "",
+                "Differences pooled over the factors (mean [95% CI]; ✓ = holds):",
+                "",
+                "| kind | " + " | ".join(st["measures"]) + " |",
+                "|---|" + "---|" * len(st["measures"]),
+            ]
             kinds = list(dict.fromkeys(c["kind"] for c in part["cells"]))
             for kind in kinds:
                 row = []
                 for m in st["measures"]:
-                    cell = next((c for c in part["cells"] if c["kind"] == kind and c["measure"] == m
-                                 and c["factor"] == "all"), None)
+                    cell = next(
+                        (c for c in part["cells"] if c["kind"] == kind and c["measure"] == m and c["factor"] == "all"),
+                        None,
+                    )
                     mark = "" if cell is None or cell["holds"] is None else " ✓" if cell["holds"] else " ✗"
                     row.append("–" if cell is None else f"{_num(cell['difference'])}{_ci(cell['ci'])}{mark}")
                 lines.append(f"| {kind} | " + " | ".join(row) + " |")
@@ -85,22 +100,35 @@ def findings_markdown(findings: dict) -> str:
     lines += _attribution_section(f) + _dependence_section(f)
 
     r = basis["recommended_nonlinearity"]
-    lines += ["## Design rules (from bound-relative measures: nonlinearity effects only)", "",
-              f"**Recommended nonlinearity after an expansion layer: `{rec['recommended_nonlinearity']}`** "
-              f"(kind {r.get('kind')}, {r.get('rows')}, rows {r.get('design_rows')}; {r.get('rule')})."
-              + (f" Statistically tied with: {', '.join(r['tied_with'])}." if r.get("tied_with") else ""), "",
-              "| measure | best | not significantly below the best |", "|---|---|---|"]
+    lines += [
+        "## Design rules (from bound-relative measures: nonlinearity effects only)",
+        "",
+        f"**Recommended nonlinearity after an expansion layer: `{rec['recommended_nonlinearity']}`** "
+        f"(kind {r.get('kind')}, {r.get('rows')}, rows {r.get('design_rows')}; {r.get('rule')})."
+        + (f" Statistically tied with: {', '.join(r['tied_with'])}." if r.get("tied_with") else ""),
+        "",
+        "| measure | best | not significantly below the best |",
+        "|---|---|---|",
+    ]
     for m, b in r.get("by_measure", {}).items():
         lines.append(f"| {m} | {b['best']} ({_num(b['means'][b['best']]['value'])}) | {', '.join(b['top_group'])} |")
-    lines += ["", "Mean position over the measures: " + ", ".join(
-        f"{nl} {p:.1f}" for nl, p in r.get("mean_position", {}).items()) + ".", ""]
+    lines += [
+        "",
+        "Mean position over the measures: "
+        + ", ".join(f"{nl} {p:.1f}" for nl, p in r.get("mean_position", {}).items())
+        + ".",
+        "",
+    ]
 
     mx = basis["max_expansion_per_layer"]
-    lines += [f"**Maximum expansion per layer** ({mx['nonlinearity']}, kind {mx['kind']}, measure {mx['measure']}, "
-              "from the fitted curve; empirical = largest sampled ratio whose mean and all smaller ones "
-              "are ≥ τ):", "",
-              "| τ | max expansion (fit) | empirical | " + " | ".join(st["measures"]) + " (fit) |",
-              "|---|---|---|" + "---|" * len(st["measures"])]
+    lines += [
+        f"**Maximum expansion per layer** ({mx['nonlinearity']}, kind {mx['kind']}, measure {mx['measure']}, "
+        "from the fitted curve; empirical = largest sampled ratio whose mean and all smaller ones "
+        "are ≥ τ):",
+        "",
+        "| τ | max expansion (fit) | empirical | " + " | ".join(st["measures"]) + " (fit) |",
+        "|---|---|---|" + "---|" * len(st["measures"]),
+    ]
     for tau, t in mx["per_tau"].items():
         per = [_ratio(t["by_measure"][m]["fit"]) if m in t["by_measure"] else "–" for m in st["measures"]]
         emp = _ratio(t["empirical"]) if t.get("empirical") else "–"
@@ -114,38 +142,53 @@ def findings_markdown(findings: dict) -> str:
     else:
         sc = g.get("structural_capacity") or {}
         struct = rec.get("structural") or {}
-        lines += [f"**Gradual expansion over several blocks beats one large expansion, relative to the bound: "
-                  f"{g['value']}** ({g['comparison']}; {g['measure']}: {_num(g['difference'])}{_ci(g['ci'])}). "
-                  f"Structurally, a stack's bound allows more rank than one block's: mean min(1, bound/d_out) "
-                  f"stack − block = {_num(sc.get('value'))}{_ci(sc.get('ci'))} (raises the bound: "
-                  f"{struct.get('gradual_expansion_raises_bound')}); normalised by d_out (the v1 reading) the stack "
-                  f"beats the block: {struct.get('gradual_expansion_beats_single_normalized')}.", "",
-                  "| measure | all r > 1 | " + " | ".join(b["label"] for b in st["bands"] if b["low"] >= 1)
-                  + " | " + " | ".join(f"depth {d}" for d in sorted({x['depth'] for x in g['by_depth']})) + " |"]
-        n_cols = 1 + sum(1 for b in st["bands"] if b["low"] >= 1) + len({x['depth'] for x in g['by_depth']})
+        lines += [
+            f"**Gradual expansion over several blocks beats one large expansion, relative to the bound: "
+            f"{g['value']}** ({g['comparison']}; {g['measure']}: {_num(g['difference'])}{_ci(g['ci'])}). "
+            f"Structurally, a stack's bound allows more rank than one block's: mean min(1, bound/d_out) "
+            f"stack − block = {_num(sc.get('value'))}{_ci(sc.get('ci'))} (raises the bound: "
+            f"{struct.get('gradual_expansion_raises_bound')}); normalised by d_out (the v1 reading) the stack "
+            f"beats the block: {struct.get('gradual_expansion_beats_single_normalized')}.",
+            "",
+            "| measure | all r > 1 | "
+            + " | ".join(b["label"] for b in st["bands"] if b["low"] >= 1)
+            + " | "
+            + " | ".join(f"depth {d}" for d in sorted({x["depth"] for x in g["by_depth"]}))
+            + " |",
+        ]
+        n_cols = 1 + sum(1 for b in st["bands"] if b["low"] >= 1) + len({x["depth"] for x in g["by_depth"]})
         lines.append("|---|" + "---|" * n_cols)
         for m, overall in g["by_measure"].items():
             cells = [f"{_num(overall['value'])}{_ci(overall['ci'])}"]
             for b in (b for b in st["bands"] if b["low"] >= 1):
                 x = next((x for x in g["by_band"] if x["measure"] == m and x["band"] == b["label"]), None)
                 cells.append("–" if x is None else _num(x["value"]))
-            for d in sorted({x['depth'] for x in g['by_depth']}):
+            for d in sorted({x["depth"] for x in g["by_depth"]}):
                 x = next(x for x in g["by_depth"] if x["measure"] == m and x["depth"] == d)
                 cells.append(_num(x["value"]))
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
 
-    lines += ["## Nonlinearities ranked per expansion-ratio band (all kinds pooled)", "",
-              "Normalised measures only (bound-relative rankings per kind are in findings.json `rankings`).", "",
-              "Mean [95% CI] (rank); **bold** = not significantly below the band's best.", ""]
+    lines += [
+        "## Nonlinearities ranked per expansion-ratio band (all kinds pooled)",
+        "",
+        "Normalised measures only (bound-relative rankings per kind are in findings.json `rankings`).",
+        "",
+        "Mean [95% CI] (rank); **bold** = not significantly below the band's best.",
+        "",
+    ]
     band_labels = [b["label"] for b in st["bands"]]
     for m in [m for m in st["measures"] if not m.startswith("bound_relative_")]:
         ranks = {x["band"]: x for x in f["rankings"] if x["measure"] == m and x["kind"] == "all"}
         if not ranks:
             continue
         nls = [o["nonlinearity"] for o in next(iter(ranks.values()))["order"]]
-        lines += [f"### {m}", "", "| nonlinearity | " + " | ".join(f"r {b}" for b in band_labels) + " |",
-                  "|---|" + "---|" * len(band_labels)]
+        lines += [
+            f"### {m}",
+            "",
+            "| nonlinearity | " + " | ".join(f"r {b}" for b in band_labels) + " |",
+            "|---|" + "---|" * len(band_labels),
+        ]
         for nl in sorted(nls):
             cells = []
             for b in band_labels:
@@ -164,18 +207,28 @@ def findings_markdown(findings: dict) -> str:
         curves = [c for c in f["curves"] if c["measure"] == design]
         kinds = list(dict.fromkeys(c["kind"] for c in curves))
         nls = list(dict.fromkeys(c["nonlinearity"] for c in curves))
-        lines += [f"## Largest expansion ratio keeping {design} ≥ {tau} (fitted curve / empirical)", "",
-                  "| nonlinearity | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+        lines += [
+            f"## Largest expansion ratio keeping {design} ≥ {tau} (fitted curve / empirical)",
+            "",
+            "| nonlinearity | " + " | ".join(kinds) + " |",
+            "|---|" + "---|" * len(kinds),
+        ]
         for nl in nls:
             cells = []
             for kind in kinds:
                 c = next((c for c in curves if c["kind"] == kind and c["nonlinearity"] == nl), None)
-                cells.append("–" if c is None else
-                             f"{_ratio(c['thresholds'][key]['fit'])} / {_ratio(c['thresholds'][key]['empirical'])}")
+                cells.append(
+                    "–"
+                    if c is None
+                    else f"{_ratio(c['thresholds'][key]['fit'])} / {_ratio(c['thresholds'][key]['empirical'])}"
+                )
             lines.append(f"| {nl} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += [f"Curve family: `{st['curve_family']}`; parameters, fit RMSE and the thresholds under every "
-              "measure are in findings.json (`curves`).", ""]
+    lines += [
+        f"Curve family: `{st['curve_family']}`; parameters, fit RMSE and the thresholds under every "
+        "measure are in findings.json (`curves`).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -187,12 +240,17 @@ def _levels(findings: dict, factor: str) -> str:
 def _attribution_section(f: dict) -> list[str]:
     """Returns the section saying, per finding and kind, whether it is structural or the nonlinearity's."""
     pairs = list(BOUND_TWIN.items())
-    lines = ["## Structural, or caused by the nonlinearity?", "",
-             "Per finding and kind, pooled over the factors: **nonlinearity** = holds relative to the structural "
-             "bound (the nonlinearity causes it); **structural** = holds normalised by d_out but not relative to "
-             "the bound (the shapes alone cause it: it would hold for any nonlinearity); none = holds under "
-             "neither.", "",
-             "| finding | kind | " + " | ".join(m for m, _ in pairs) + " |", "|---|---|" + "---|" * len(pairs)]
+    lines = [
+        "## Structural, or caused by the nonlinearity?",
+        "",
+        "Per finding and kind, pooled over the factors: **nonlinearity** = holds relative to the structural "
+        "bound (the nonlinearity causes it); **structural** = holds normalised by d_out but not relative to "
+        "the bound (the shapes alone cause it: it would hold for any nonlinearity); none = holds under "
+        "neither.",
+        "",
+        "| finding | kind | " + " | ".join(m for m, _ in pairs) + " |",
+        "|---|---|" + "---|" * len(pairs),
+    ]
     tally: dict = {}
     for key, item in f["paper_findings"].items():
         parts = item.get("parts", {"": item})
@@ -209,15 +267,17 @@ def _attribution_section(f: dict) -> list[str]:
                 lines.append(f"| {label} | {kind} | " + " | ".join(cells) + " |")
     lines.append("")
     for key, item in f["paper_findings"].items():
-        for name in (item.get("parts") or {"": None}):
+        for name in item.get("parts") or {"": None}:
             label = f"({key})" + (f" {name}" if name else "")
             structural = tally.get((key, name, "structural"), [])
             caused = tally.get((key, name, "nonlinearity"), [])
-            lines.append(f"- {label}: caused by the nonlinearity in {len(caused)} kind/measure cells"
-                         + (f" ({', '.join(caused[:8])}{', …' if len(caused) > 8 else ''})" if caused else "")
-                         + f"; structural only in {len(structural)}"
-                         + (f" ({', '.join(structural[:8])}{', …' if len(structural) > 8 else ''})" if structural else "")
-                         + ".")
+            lines.append(
+                f"- {label}: caused by the nonlinearity in {len(caused)} kind/measure cells"
+                + (f" ({', '.join(caused[:8])}{', …' if len(caused) > 8 else ''})" if caused else "")
+                + f"; structural only in {len(structural)}"
+                + (f" ({', '.join(structural[:8])}{', …' if len(structural) > 8 else ''})" if structural else "")
+                + "."
+            )
     return lines + [""]
 
 
@@ -233,11 +293,22 @@ def _dependence_section(f: dict) -> list[str]:
                 if not dep:
                     continue
                 for level, verdicts in dep.items():
-                    rows.append(f"| ({key})" + (f" {name}" if name else "") + f" | {level} | "
-                                + " | ".join(verdicts.get(m, "–").replace("_", " ") for m in st["measures"]) + " |")
+                    rows.append(
+                        f"| ({key})"
+                        + (f" {name}" if name else "")
+                        + f" | {level} | "
+                        + " | ".join(verdicts.get(m, "–").replace("_", " ") for m in st["measures"])
+                        + " |"
+                    )
         if rows:
-            lines += [f"## Verdicts by {title}", "",
-                      "Each finding judged on the rows at one level only (all its kinds):", "",
-                      "| finding | level | " + " | ".join(st["measures"]) + " |",
-                      "|---|---|" + "---|" * len(st["measures"]), *rows, ""]
+            lines += [
+                f"## Verdicts by {title}",
+                "",
+                "Each finding judged on the rows at one level only (all its kinds):",
+                "",
+                "| finding | level | " + " | ".join(st["measures"]) + " |",
+                "|---|---|" + "---|" * len(st["measures"]),
+                *rows,
+                "",
+            ]
     return lines

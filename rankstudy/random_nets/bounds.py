@@ -39,6 +39,7 @@ Derivation (rank(AB) ≤ min(rank A, rank B); rank(A + B) ≤ rank A + rank B; a
 Where d_out ≤ bound, min(d_out, bound) = d_out and the bound-relative measure equals the normalised one:
 for one layer it always does (N ≥ d_out in the study), so only blocks and stacks differ.
 """
+
 import numpy as np
 import pandas as pd
 
@@ -85,8 +86,10 @@ def linear_bound(row) -> int:
 def with_bounds(table: pd.DataFrame) -> pd.DataFrame:
     """Returns `table` with the `structural_bound` and `linear_bound` columns (int64) of every row."""
     rows = list(table.itertuples(index=False))
-    return table.assign(structural_bound=np.array([structural_bound(r) for r in rows], dtype=np.int64),
-                        linear_bound=np.array([linear_bound(r) for r in rows], dtype=np.int64))
+    return table.assign(
+        structural_bound=np.array([structural_bound(r) for r in rows], dtype=np.int64),
+        linear_bound=np.array([linear_bound(r) for r in rows], dtype=np.int64),
+    )
 
 
 def bound_relative_name(normalized_column: str) -> str:
@@ -100,6 +103,9 @@ def with_bound_columns(table: pd.DataFrame) -> pd.DataFrame:
     table = with_bounds(table)
     cap = np.minimum(table["d_out"].to_numpy(), table["structural_bound"].to_numpy()).astype(float)
     scale = table["d_out"].to_numpy(dtype=float) / np.maximum(cap, 1.0)
-    new = {bound_relative_name(c): table[c].to_numpy(dtype=float) * scale
-           for c in table.columns if c.startswith("normalized_")}
+    new = {
+        bound_relative_name(c): table[c].to_numpy(dtype=float) * scale
+        for c in table.columns
+        if c.startswith("normalized_")
+    }
     return table.assign(**new)

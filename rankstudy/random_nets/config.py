@@ -1,4 +1,5 @@
 """StudyConfig: the frozen description of a rank study, its defaults and their validation."""
+
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import StudyError
+from .inputs import images_file, max_patch_d_in
 from .nonlinearities import BUILTIN_NONLINEARITIES, list_nonlinearities
 
 KINDS: tuple[str, ...] = ("linear", "conv3x3", "depthwise", "block", "block_conv", "stack")
@@ -34,21 +36,22 @@ class StudyConfig:
     Defaults were chosen so `n = 10_000` runs in a few minutes on 2 CPU cores; the paper (§3) leaves
     init, input distribution, N and tolerance unstated, so they are factors recorded per row.
     """
+
     n: int = 10_000
     seed: int = 0
     kinds: tuple[str, ...] = KINDS
     nonlinearities: tuple[str, ...] = BUILTIN_NONLINEARITIES
     d_in: tuple[int, ...] = (8, 16, 32)
-    ratio_min: float = 0.5          # expansion ratio d_out/d_in, log-spaced grid
+    ratio_min: float = 0.5  # expansion ratio d_out/d_in, log-spaced grid
     ratio_max: float = 20.0
     n_ratios: int = 16
-    n_over_d: tuple[float, ...] = (1.0, 2.0)    # N / d_out: samples per output channel
-    inits: tuple[str, ...] = INITS               # kaiming: N(0, 2/fan_in); unit: N(0, 1)
+    n_over_d: tuple[float, ...] = (1.0, 2.0)  # N / d_out: samples per output channel
+    inits: tuple[str, ...] = INITS  # kaiming: N(0, 2/fan_in); unit: N(0, 1)
     input_dists: tuple[str, ...] = DEFAULT_INPUT_DISTS  # see rankstudy.inputs
-    norms: tuple[str, ...] = NORMS               # none, or batch norm (no affine) before each f
+    norms: tuple[str, ...] = NORMS  # none, or batch norm (no affine) before each f
     stack_depths: tuple[int, ...] = (2, 3, 4)
-    spatial: int = 8                             # H = W of the conv kinds' input maps
-    block_expansion: int = 6                     # inner width of a block = block_expansion · its input
+    spatial: int = 8  # H = W of the conv kinds' input maps
+    block_expansion: int = 6  # inner width of a block = block_expansion · its input
 
     def ratio_grid(self) -> np.ndarray:
         """Returns the log-spaced grid of target expansion ratios."""
@@ -69,15 +72,19 @@ class StudyConfig:
 
     def validate(self) -> "StudyConfig":
         """Returns self, or raises StudyError naming the first impossible setting and its fix."""
+
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise StudyError(msg)
 
         need(isinstance(self.n, int) and self.n > 0, f"n must be a positive integer, got {self.n}")
         need(isinstance(self.seed, int) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
-        for name, values, choices in (("kind", self.kinds, KINDS), ("init", self.inits, INITS),
-                                      ("norm", self.norms, NORMS), ("input distribution", self.input_dists,
-                                                                    INPUT_DISTS)):
+        for name, values, choices in (
+            ("kind", self.kinds, KINDS),
+            ("init", self.inits, INITS),
+            ("norm", self.norms, NORMS),
+            ("input distribution", self.input_dists, INPUT_DISTS),
+        ):
             need(len(values) > 0, f"no {name}s selected; choose from {', '.join(choices)}")
             for v in values:
                 need(v in choices, f"unknown {name} {v!r}; choose from {', '.join(choices)}")
@@ -85,27 +92,39 @@ class StudyConfig:
         known = list_nonlinearities()
         for v in self.nonlinearities:
             need(v in known, f"unknown nonlinearity {v!r}; choose from {', '.join(known)}")
-        need(len(self.d_in) > 0 and all(isinstance(d, int) and d >= 1 for d in self.d_in),
-             f"d_in must be positive integers, got {self.d_in}")
-        need(all(math.isfinite(r) for r in (self.ratio_min, self.ratio_max))
-             and 0 < self.ratio_min <= self.ratio_max,
-             f"need 0 < ratio_min <= ratio_max, got {self.ratio_min} and {self.ratio_max}")
+        need(
+            len(self.d_in) > 0 and all(isinstance(d, int) and d >= 1 for d in self.d_in),
+            f"d_in must be positive integers, got {self.d_in}",
+        )
+        need(
+            all(math.isfinite(r) for r in (self.ratio_min, self.ratio_max)) and 0 < self.ratio_min <= self.ratio_max,
+            f"need 0 < ratio_min <= ratio_max, got {self.ratio_min} and {self.ratio_max}",
+        )
         need(self.n_ratios >= 1, f"n_ratios must be >= 1, got {self.n_ratios}")
-        need(round(min(self.d_in) * self.ratio_min) >= 1,
-             f"ratio_min {self.ratio_min} with d_in {min(self.d_in)} gives d_out < 1; "
-             f"raise ratio_min to at least {1 / min(self.d_in):.3g} or use a larger d_in")
-        need(len(self.n_over_d) > 0 and all(math.isfinite(x) and x > 0 for x in self.n_over_d),
-             f"n_over_d must be positive, got {self.n_over_d}")
+        need(
+            round(min(self.d_in) * self.ratio_min) >= 1,
+            f"ratio_min {self.ratio_min} with d_in {min(self.d_in)} gives d_out < 1; "
+            f"raise ratio_min to at least {1 / min(self.d_in):.3g} or use a larger d_in",
+        )
+        need(
+            len(self.n_over_d) > 0 and all(math.isfinite(x) and x > 0 for x in self.n_over_d),
+            f"n_over_d must be positive, got {self.n_over_d}",
+        )
         need(self.spatial >= 1, f"spatial must be >= 1, got {self.spatial}")
-        need(isinstance(self.block_expansion, int) and self.block_expansion >= 1,
-             f"block_expansion must be an integer >= 1, got {self.block_expansion}")
+        need(
+            isinstance(self.block_expansion, int) and self.block_expansion >= 1,
+            f"block_expansion must be an integer >= 1, got {self.block_expansion}",
+        )
         if "fmnist" in self.input_dists:
-            from .inputs import images_file, max_patch_d_in
             widest = max(self.spatial if any(k != "linear" for k in self.kinds) else 1, 1)
-            need(max(self.d_in) <= max_patch_d_in(widest),
-                 f"fmnist inputs with {widest}×{widest} maps allow d_in ≤ {max_patch_d_in(widest)}, got {max(self.d_in)}; "
-                 "use smaller d_in or other input distributions")
+            need(
+                max(self.d_in) <= max_patch_d_in(widest),
+                f"fmnist inputs with {widest}×{widest} maps allow d_in ≤ {max_patch_d_in(widest)}, got {max(self.d_in)}; "
+                "use smaller d_in or other input distributions",
+            )
             images_file()  # raises StudyError naming where to get the images
-        need("stack" not in self.kinds or (len(self.stack_depths) > 0 and all(d >= 2 for d in self.stack_depths)),
-             f"stack depths must be >= 2 (a depth-1 stack is a block), got {self.stack_depths}")
+        need(
+            "stack" not in self.kinds or (len(self.stack_depths) > 0 and all(d >= 2 for d in self.stack_depths)),
+            f"stack depths must be >= 2 (a depth-1 stack is a block), got {self.stack_depths}",
+        )
         return self

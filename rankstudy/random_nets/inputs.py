@@ -17,6 +17,7 @@ correlated across channels and space, non-negative after a ReLU, and heavy-taile
 The images are read (once per process) from the folder in $RANKSTUDY_FASHION_MNIST, else from Debian's
 dataset-fashion-mnist, else from data/FashionMNIST/raw: `train-images-idx3-ubyte` (gzipped or not).
 """
+
 import functools
 import gzip
 import math
@@ -31,12 +32,12 @@ from ..errors import StudyError
 IMAGES_ENV = "RANKSTUDY_FASHION_MNIST"
 IMAGE_FILE = "train-images-idx3-ubyte"
 IMAGE_SIZE = 28
-SIGNAL = 0.9      # share of each channel's variance in the shared factors (`correlated`)
+SIGNAL = 0.9  # share of each channel's variance in the shared factors (`correlated`)
 FACTOR_EVERY = 8  # one shared factor per 8 channels
 
 
 def _candidates() -> list[Path]:
-    from rexnet.training.data import DEBIAN_DIR   # rankstudy may import rexnet (never the reverse)
+    from rexnet.training.data import DEBIAN_DIR  # noqa: PLC0415 - rexnet.training loads torchvision (~1 s a worker)
 
     env = os.environ.get(IMAGES_ENV)
     return [Path(env)] if env else [DEBIAN_DIR, Path("data/FashionMNIST/raw")]
@@ -48,9 +49,11 @@ def images_file() -> Path:
         for name in (IMAGE_FILE, IMAGE_FILE + ".gz"):
             if (folder / name).is_file():
                 return folder / name
-    raise StudyError(f"input distribution fmnist needs {IMAGE_FILE}[.gz] in {', '.join(map(str, _candidates()))}; "
-                     f"install dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or set "
-                     f"{IMAGES_ENV}=DIR holding it")
+    raise StudyError(
+        f"input distribution fmnist needs {IMAGE_FILE}[.gz] in {', '.join(map(str, _candidates()))}; "
+        f"install dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or set "
+        f"{IMAGES_ENV}=DIR holding it"
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -58,7 +61,7 @@ def _load(path: str) -> tuple[torch.Tensor, float, float]:
     raw = gzip.decompress(Path(path).read_bytes()) if path.endswith(".gz") else Path(path).read_bytes()
     if len(raw) < 16 or raw[:4] != bytes([0, 0, 8, 3]):
         raise StudyError(f"{path} is not an idx image file; point {IMAGES_ENV} at Fashion-MNIST's raw files")
-    n, h, w = (int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(3))
+    n, h, w = (int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(3))
     if (h, w) != (IMAGE_SIZE, IMAGE_SIZE) or len(raw) != 16 + n * h * w or n < 1:
         raise StudyError(f"{path} does not hold 28×28 images (truncated or another set); replace it")
     pixels = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w)
@@ -99,8 +102,10 @@ def draw_patches(gen: torch.Generator, d_in: int, n: int, spatial: int) -> torch
     k = math.ceil(math.sqrt(d_in))
     crop = spatial + k - 1
     if crop > IMAGE_SIZE:
-        raise StudyError(f"fmnist inputs with d_in {d_in} and {spatial}×{spatial} maps need {crop}-pixel crops; "
-                         f"use d_in ≤ {max_patch_d_in(spatial)} or smaller maps")
+        raise StudyError(
+            f"fmnist inputs with d_in {d_in} and {spatial}×{spatial} maps need {crop}-pixel crops; "
+            f"use d_in ≤ {max_patch_d_in(spatial)} or smaller maps"
+        )
     n_img = n // (spatial * spatial)
     idx = torch.randint(0, images.shape[0], (n_img,), generator=gen)
     oy, ox = (torch.randint(0, IMAGE_SIZE - crop + 1, (n_img,), generator=gen) for _ in range(2))

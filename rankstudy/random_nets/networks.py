@@ -8,6 +8,7 @@ grouped conv (`_depthwise`), a full 3×3 conv (weight (d_out, d_in, 3, 3)) im2co
 (`_conv3x3`), and each nonlinearity and batch norm one call per run of rows that share it (`_RowOps`).
 On the CPU every row's features are bit-identical to that row built alone (tests/rankstudy/test_networks.py).
 """
+
 import math
 from types import SimpleNamespace
 
@@ -32,7 +33,7 @@ def _draw(gen: torch.Generator, shape: tuple[int, ...], dist: str, spatial: int 
         return torch.randn(shape, generator=gen).abs()
     if dist == "correlated":  # low rank plus noise, see rankstudy.inputs
         return draw_correlated(gen, *shape)
-    if dist == "fmnist":      # real image patches, see rankstudy.inputs
+    if dist == "fmnist":  # real image patches, see rankstudy.inputs
         return draw_patches(gen, *shape, spatial)
     raise ValueError(dist)
 
@@ -98,8 +99,8 @@ def _conv3x3(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
     24×6 channels, batches of 2 and 5), the product does not.
     """
     b, c, n = z.shape
-    maps = z.reshape(b * c, -1, spatial, spatial).transpose(0, 1)                  # (n_img, B·C, S, S)
-    cols = F.unfold(maps, 3, padding=1).view(-1, b, c * 9, spatial * spatial)     # (n_img, B, C·9, S·S)
+    maps = z.reshape(b * c, -1, spatial, spatial).transpose(0, 1)  # (n_img, B·C, S, S)
+    cols = F.unfold(maps, 3, padding=1).view(-1, b, c * 9, spatial * spatial)  # (n_img, B, C·9, S·S)
     cols = cols.permute(1, 2, 0, 3).reshape(b, c * 9, n)
     return bmm(w.reshape(b, w.shape[1], c * 9), cols)
 
@@ -115,7 +116,7 @@ def _batch_norm(z: torch.Tensor) -> torch.Tensor:
     b, c, n = z.shape
     if n == 1:  # one sample: F.batch_norm refuses it; the variance is 0 and every output 0 either way
         return _scaled_batch_norm(z)
-    flat = z.flatten(1)   # per network, so a row's path never depends on its batch; amax + amin: 1/18 of aminmax's time
+    flat = z.flatten(1)  # per network, so a row's path never depends on its batch; amax + amin: 1/18 of aminmax's time
     low, high = flat.amin(dim=1), flat.amax(dim=1)
     safe = (high < _BN_SAFE) & (low > -_BN_SAFE)
     if bool(safe.all()):
@@ -198,7 +199,7 @@ def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Ten
     middle = _conv3x3 if first.kind == "block_conv" else _depthwise
     z = x
     for i in range(0, len(layers), 3):  # one inverted bottleneck per three layers
-        expand, dw, project = weights[i:i + 3]
+        expand, dw, project = weights[i : i + 3]
         h = ops.act(ops.norm(bmm(expand, z)))
         h = ops.act(ops.norm(middle(dw, h, spatial)))
         out = ops.norm(bmm(project, h))

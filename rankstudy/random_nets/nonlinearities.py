@@ -1,6 +1,7 @@
 """Nonlinearities by name: the built-ins are `rexnet.activations` (the ones ReXNet layers can use); users can add
 their own for the study."""
-from typing import Callable
+
+from collections.abc import Callable
 
 import torch
 
@@ -35,4 +36,5 @@ def get_nonlinearity(name: str) -> Nonlinearity:
     except KeyError:
         raise StudyError(
             f"unknown nonlinearity {name!r}; choose from {', '.join(_REGISTRY)} "
-            "or register it with rankstudy.register_nonlinearity") from None
+            "or register it with rankstudy.register_nonlinearity"
+        ) from None

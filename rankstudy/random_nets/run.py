@@ -1,8 +1,10 @@
 """Runs a study: plans chunks, computes them (batched by shape, optionally in worker processes or shards),
-stores each chunk atomically, resumes after interruption, and merges shards into one table."""
+stores each chunk atomically, resumes after interruption, and merges shards into one table.
+
+The output folder is a `rankstudy.store.RunFolder` whose units are the chunks (chunks/chunk-00012.parquet).
+"""
+
 import os
-import platform
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -13,15 +15,16 @@ import torch
 from joblib import delayed
 from tqdm.auto import tqdm
 
-from rexnet.io import versions
+from rexnet.device import resolve_device
+from rexnet.errors import RexnetError
 
 from .. import store
-from .bounds import with_bound_columns
-from .config import StudyConfig
 from ..errors import StudyError
-from .networks import build_features, forward_macs, largest_intermediate
 from ..parallel import run_tasks
 from ..rank import DEFAULT_RTOLS, metric_columns, rank_metrics
+from .bounds import with_bound_columns
+from .config import StudyConfig
+from .networks import build_features, forward_macs, largest_intermediate
 from .sampling import CONFIG_COLUMNS, SHAPE_COLUMNS, sample_networks
 
 DEFAULT_CHUNK_ROWS = 250
@@ -30,21 +33,16 @@ DEFAULT_BATCH_SIZE = 64
 # CPU a batch whose maps fit the caches runs faster (the build is memory-bound there: a batch of large
 # networks gains nothing from sharing calls), on CUDA larger batches amortise the kernel launches.
 BATCH_ELEMENTS = {"cpu": 2**21, "cuda": 2**26}
+CHUNKS = "chunks"
+# A rerun with other chunking would store other chunks: say how to resume instead.
+CHUNK_ROWS_HINT = {
+    "chunk_rows": "it was started with --chunk-rows {old}: rerun with that value to resume, or choose another --out"
+}
 
 
-def resolve_device(device: str) -> torch.device:
-    """Returns the torch device for 'auto' | 'cpu' | 'cuda[:i]', or raises StudyError if it is not available."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise StudyError(f"unknown device {device!r}; use auto, cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise StudyError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
-    if dev.type not in ("cpu", "cuda"):
-        raise StudyError(f"unsupported device {device!r}; use auto, cpu or cuda")
-    return dev
+def chunk_name(index: int) -> str:
+    """Returns the file name chunk `index` is stored under in the study folder's chunks/."""
+    return f"chunk-{index:05d}.parquet"
 
 
 def plan_chunks(table: pd.DataFrame, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[np.ndarray]:
@@ -52,7 +50,7 @@ def plan_chunks(table: pd.DataFrame, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> li
     if chunk_rows < 1:
         raise StudyError(f"chunk_rows must be >= 1, got {chunk_rows}")
     order = table.sort_values([*SHAPE_COLUMNS, "id"], kind="stable")["id"].to_numpy()
-    return [order[i:i + chunk_rows] for i in range(0, len(order), chunk_rows)]
+    return [order[i : i + chunk_rows] for i in range(0, len(order), chunk_rows)]
 
 
 def chunk_cost(rows: pd.DataFrame) -> float:
@@ -63,8 +61,12 @@ def chunk_cost(rows: pd.DataFrame) -> float:
     return float((m * m * n + m**3).sum() + sum(forward_macs(r) for r in rows.itertuples(index=False)))
 
 
-def analyze(rows: pd.DataFrame, device: torch.device, batch_size: int = DEFAULT_BATCH_SIZE,
-            rtols: tuple[float, ...] = DEFAULT_RTOLS) -> pd.DataFrame:
+def analyze(
+    rows: pd.DataFrame,
+    device: torch.device,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    rtols: tuple[float, ...] = DEFAULT_RTOLS,
+) -> pd.DataFrame:
     """Returns `rows` (network configs) with the metric columns added, in id order.
 
     Rows of equal shape are built and analysed as one batch of at most `batch_size` networks, in a few
@@ -82,7 +84,7 @@ def analyze(rows: pd.DataFrame, device: torch.device, batch_size: int = DEFAULT_
         group = group.sort_values(["norm", "nonlinearity", "id"], kind="stable")
         per_batch = max(1, min(batch_size, bound // largest_intermediate(group.iloc[0])))
         for start in range(0, len(group), per_batch):
-            batch = group.iloc[start:start + per_batch]
+            batch = group.iloc[start : start + per_batch]
             try:
                 metrics = rank_metrics(build_features(batch, device), rtols)
             except StudyError as e:
@@ -99,45 +101,25 @@ def analyze(rows: pd.DataFrame, device: torch.device, batch_size: int = DEFAULT_
     return result.sort_values("id", kind="stable").reset_index(drop=True)
 
 
-def _run_chunk(rows: pd.DataFrame, device: str, batch_size: int, out: str | None,
-               index: int) -> tuple[int, pd.DataFrame | None]:
+def _run_chunk(
+    rows: pd.DataFrame, device: str, batch_size: int, folder: store.RunFolder | None, index: int
+) -> tuple[int, pd.DataFrame | None]:
     # The structural bounds and bound-relative measures are derived from each row's shapes and metrics
     # (`rankstudy.bounds`), after the metrics, so the analyzer itself stays unaware of them.
     table = with_bound_columns(analyze(rows, torch.device(device), batch_size))
-    if out is None:
+    if folder is None:
         return index, table
-    store.write_table(store.chunk_path(Path(out), index), table)
+    folder.write_unit(chunk_name(index), table)
     return index, None
 
 
 def _manifest(config: StudyConfig, chunk_rows: int, n_chunks: int) -> dict:
-    return {"schema_version": store.SCHEMA_VERSION, "config": config.to_dict(),
-            "chunk_rows": chunk_rows, "n_chunks": n_chunks}
-
-
-def _check_manifest(out: Path, manifest: dict) -> None:
-    """Writes the manifest into a new out dir, or checks that an existing one describes the same study."""
-    path = out / store.MANIFEST
-    if not path.exists():
-        if any((out / store.CHUNKS).iterdir()) or (out / store.TABLE).exists():
-            raise StudyError(f"--out {out} holds results without a manifest; use an empty directory")
-        store.write_json(path, manifest)
-        return
-    old = store.read_json(path, f"delete {out} or choose another --out")
-    if old == manifest:
-        return
-    if old.get("chunk_rows") != manifest["chunk_rows"] and old.get("config") == manifest["config"]:
-        raise StudyError(f"--out {out} was started with --chunk-rows {old.get('chunk_rows')}; "
-                         "rerun with that value to resume, or choose another --out")
-    differ = sorted(k for k in manifest["config"] if (old.get("config") or {}).get(k) != manifest["config"][k])
-    raise StudyError(f"--out {out} holds a study with a different config (differs in: {', '.join(differ) or 'schema'}); "
-                     "choose another --out or delete it")
-
-
-def _finish(out: Path, table: pd.DataFrame, metadata: dict) -> None:
-    store.write_table(out / store.TABLE, table)
-    store.write_csv(out / store.CSV, table)
-    store.write_json(out / store.METADATA, metadata)
+    return {
+        "schema_version": store.SCHEMA_VERSION,
+        "config": config.to_dict(),
+        "chunk_rows": chunk_rows,
+        "n_chunks": n_chunks,
+    }
 
 
 def _parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -154,10 +136,19 @@ def _parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
     return parsed
 
 
-def run_study(config: StudyConfig, device: str = "auto", out: str | os.PathLike | None = None, *,
-              workers: int | None = None, shard: str | tuple[int, int] | None = None,
-              batch_size: int = DEFAULT_BATCH_SIZE, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-              progress: bool = True, command: str | None = None, scheduler: str | None = None) -> pd.DataFrame:
+def run_study(
+    config: StudyConfig,
+    device: str = "auto",
+    out: str | os.PathLike | None = None,
+    *,
+    workers: int | None = None,
+    shard: str | tuple[int, int] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: bool = True,
+    command: str | None = None,
+    scheduler: str | None = None,
+) -> pd.DataFrame:
     """Returns the study's results table (one row per network, by id; a shard's rows only with `shard`).
 
     `workers=None` picks one worker process per CPU core on the CPU (the numerics run on one thread per
@@ -169,7 +160,10 @@ def run_study(config: StudyConfig, device: str = "auto", out: str | os.PathLike 
     """
     start = time.perf_counter()
     config.validate()
-    dev = resolve_device(device)
+    try:
+        dev = resolve_device(device)
+    except RexnetError as e:
+        raise StudyError(str(e)) from None
     shard_ik = _parse_shard(shard)
     if workers is not None and workers < 1:
         raise StudyError(f"--workers must be >= 1, got {workers}")
@@ -181,89 +175,100 @@ def run_study(config: StudyConfig, device: str = "auto", out: str | os.PathLike 
     chunks = plan_chunks(table, chunk_rows)
     mine = [i for i in range(len(chunks)) if shard_ik is None or i % shard_ik[1] == shard_ik[0]]
 
-    out_dir = store.prepare_out_dir(Path(out)) if out is not None else None
-    if out_dir is not None:
-        _check_manifest(out_dir, _manifest(config, chunk_rows, len(chunks)))
-    if out_dir is not None:
-        for stale in (out_dir / store.CHUNKS).glob(".chunk-*.tmp"):  # left by a killed run
-            stale.unlink(missing_ok=True)
-    done = {i for i in mine if out_dir is not None and store.chunk_path(out_dir, i).exists()}
-    done -= _damaged({i: (store.chunk_path(out_dir, i), chunks[i]) for i in done})
+    folder = store.RunFolder(out, CHUNKS).prepare() if out is not None else None
+    if folder is not None:
+        folder.claim(_manifest(config, chunk_rows, len(chunks)), hints=CHUNK_ROWS_HINT)
+        folder.remove_stale()  # left by a killed run
+    done = {i for i in mine if folder is not None and folder.has_unit(chunk_name(i))}
+    done -= _damaged({i: (folder, chunks[i]) for i in done})
     todo = [i for i in mine if i not in done]
 
     by_id = table.set_index("id", drop=False)
     if workers is None:
         workers = 1 if dev.type == "cuda" or len(todo) < 8 else min(os.cpu_count() or 1, len(todo))
     in_memory: dict[int, pd.DataFrame] = {}
-    local_out = None if out_dir is None or scheduler is not None else str(out_dir)
+    worker_folder = None if scheduler is not None else folder  # cluster workers return their chunks
     if workers > 1 or scheduler is not None:
         # Largest first (LPT): the chunks differ ~100× in cost and the costliest come last in shape order, so
         # in that order one worker would finish alone. Results are stored by chunk index, so the table is the same.
         todo.sort(key=lambda i: chunk_cost(by_id.loc[chunks[i]]), reverse=True)
-    jobs = (delayed(_run_chunk)(by_id.loc[chunks[i]].reset_index(drop=True), str(dev), batch_size, local_out, i)
-            for i in todo)
-    bar = tqdm(total=sum(len(chunks[i]) for i in mine), initial=sum(len(chunks[i]) for i in done),
-               unit="net", desc="rank study", disable=not progress, dynamic_ncols=True)
+    jobs = (
+        delayed(_run_chunk)(by_id.loc[chunks[i]].reset_index(drop=True), str(dev), batch_size, worker_folder, i)
+        for i in todo
+    )
+    bar = tqdm(
+        total=sum(len(chunks[i]) for i in mine),
+        initial=sum(len(chunks[i]) for i in done),
+        unit="net",
+        desc="rank study",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     with bar:
         for index, part in run_tasks(jobs, workers, scheduler):
             if part is not None:
                 in_memory[index] = part
-                if out_dir is not None:  # computed on a cluster worker: stored here
-                    store.write_table(store.chunk_path(out_dir, index), part)
+                if folder is not None:  # computed on a cluster worker: stored here
+                    folder.write_unit(chunk_name(index), part)
             bar.update(len(chunks[index]))
 
     def chunk_table(i: int) -> pd.DataFrame:
-        return in_memory[i] if i in in_memory else store.read_chunk(store.chunk_path(out_dir, i), chunks[i])
+        return in_memory[i] if i in in_memory else folder.read_unit_table(chunk_name(i), chunks[i])
 
     result = pd.concat([chunk_table(i) for i in mine]).sort_values("id", kind="stable").reset_index(drop=True)
-    if out_dir is None:
+    if folder is None:
         return result
-    complete = all(store.chunk_path(out_dir, i).exists() for i in range(len(chunks)))
-    if complete:
-        full = result if len(mine) == len(chunks) else merge([out_dir], out_dir, progress=False, write=False)
-        _finish(out_dir, full, _metadata(config, chunk_rows, dev, workers, batch_size, start, len(done), command))
+    if all(folder.has_unit(chunk_name(i)) for i in range(len(chunks))):
+        full = result if len(mine) == len(chunks) else merge([folder.root], folder.root, progress=False, write=False)
+        folder.finish(full, _metadata(config, chunk_rows, dev, workers, batch_size, start, len(done), command))
     return result
 
 
-def _damaged(stored: dict[int, tuple[Path, np.ndarray]]) -> set[int]:
-    """Returns the stored chunks (index → (path, row ids)) that cannot be read back, after deleting them
+def _damaged(stored: dict[int, tuple[store.RunFolder, np.ndarray]]) -> set[int]:
+    """Returns the stored chunks (index → (folder, row ids)) that cannot be read back, after deleting them
     with a warning: chunks are deterministic, so a damaged one is simply computed again."""
     bad = set()
-    for i, (path, ids) in stored.items():
+    for i, (folder, ids) in stored.items():
         try:
-            store.read_chunk(path, ids)
+            folder.read_unit_table(chunk_name(i), ids)
         except StudyError as e:
             warnings.warn(f"{e}; recomputing it", stacklevel=3)
-            path.unlink(missing_ok=True)
+            folder.remove_unit(chunk_name(i))
             bad.add(i)
     return bad
 
 
-def _metadata(config: StudyConfig, chunk_rows: int, dev: torch.device, workers: int, batch_size: int,
-              start: float, resumed_chunks: int, command: str | None, **extra) -> dict:
+def _metadata(
+    config: StudyConfig,
+    chunk_rows: int,
+    dev: torch.device,
+    workers: int,
+    batch_size: int,
+    start: float,
+    resumed_chunks: int,
+    command: str | None,
+    **extra,
+) -> dict:
+    """Returns metadata.json: the store's header (command, seed, device, versions, wall time, created) and the
+    rank study's own keys."""
     return {
+        **store.run_metadata(seed=config.seed, device=dev, start=start, command=command),
         "schema_version": store.SCHEMA_VERSION,
         "config": config.to_dict(),
-        "seed": config.seed,
         "n_rows": config.n,
         "chunk_rows": chunk_rows,
-        "command": command if command is not None else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
         "workers": workers,
         "batch_size": batch_size,
         "torch_threads": torch.get_num_threads(),
-        "wall_time_s": round(time.perf_counter() - start, 3),
         "resumed_chunks": resumed_chunks,
         "rank_tolerance": "sigma > sigma_max * max(m, n) * eps_float32",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": versions(),
         **extra,
     }
 
 
-def merge(dirs: list[str | os.PathLike], out: str | os.PathLike, *, progress: bool = True,
-          write: bool = True) -> pd.DataFrame:
+def merge(
+    dirs: list[str | os.PathLike], out: str | os.PathLike, *, progress: bool = True, write: bool = True
+) -> pd.DataFrame:
     """Returns the full table assembled from the chunks in `dirs` (shards of one study), written to `out`."""
     start = time.perf_counter()
     if not dirs:
@@ -274,44 +279,62 @@ def merge(dirs: list[str | os.PathLike], out: str | os.PathLike, *, progress: bo
         if key in seen:
             raise StudyError(f"{d} is given twice (as {seen[key]} and {d}); pass each shard directory once")
         seen[key] = str(d)
-    manifests = [store.read_json(Path(d) / store.MANIFEST, "pass directories written by `rankstudy sample`")
-                 for d in dirs]
+    manifests = [
+        store.read_json(Path(d) / store.MANIFEST, "pass directories written by `rankstudy sample`") for d in dirs
+    ]
     first = manifests[0]
     for d, m in zip(dirs, manifests):
         if m != first:
-            mc, fc = m.get("config") or {}, first.get("config") or {}
-            differ = sorted(k for k in set(mc) | set(fc) if mc.get(k) != fc.get(k))
-            if m.get("chunk_rows") != first.get("chunk_rows"):
-                differ.append("chunk_rows")
-            raise StudyError(f"{d} holds a different study than {dirs[0]} (differs in: {', '.join(differ) or 'schema'}); "
-                             "merge only shards of one command (same config and seed)")
+            differ = store.manifest_differences(first, m)
+            raise StudyError(
+                f"{d} holds a different study than {dirs[0]} (differs in: {', '.join(differ)}); "
+                "merge only shards of one command (same config and seed)"
+            )
     config = StudyConfig.from_dict(first["config"])
     table = sample_networks(config)
     chunks = plan_chunks(table, first["chunk_rows"])
-    found: dict[int, Path] = {}
+    found: dict[int, store.RunFolder] = {}
     for d in dirs:
+        shard = store.RunFolder(d, CHUNKS)
         for i in range(len(chunks)):
-            path = store.chunk_path(Path(d), i)
-            if not path.exists():
+            if not shard.has_unit(chunk_name(i)):
                 continue
             if i in found:
-                raise StudyError(f"chunk {i} is in both {found[i].parent.parent} and {d}: the same shard was given "
-                                 "twice; pass each shard's directory once")
-            found[i] = path
+                raise StudyError(
+                    f"chunk {i} is in both {found[i].root} and {d}: the same shard was given "
+                    "twice; pass each shard's directory once"
+                )
+            found[i] = shard
     missing = [i for i in range(len(chunks)) if i not in found]
     if missing:
-        raise StudyError(f"{len(missing)} of {len(chunks)} chunks are missing (first: {missing[:5]}); "
-                         "run the missing shards with the same command, then merge again")
+        raise StudyError(
+            f"{len(missing)} of {len(chunks)} chunks are missing (first: {missing[:5]}); "
+            "run the missing shards with the same command, then merge again"
+        )
     by_id = table.set_index("id", drop=False)
-    for i in sorted(_damaged({i: (found[i], chunks[i]) for i in found})):   # recomputed where it was stored
-        _run_chunk(by_id.loc[chunks[i]].reset_index(drop=True), "cpu", DEFAULT_BATCH_SIZE,
-                   str(found[i].parent.parent), i)
-    parts = [store.read_chunk(found[i], chunks[i]) for i in tqdm(range(len(chunks)), desc="merge", disable=not progress)]
+    for i in sorted(_damaged({i: (found[i], chunks[i]) for i in found})):  # recomputed where it was stored
+        _run_chunk(by_id.loc[chunks[i]].reset_index(drop=True), "cpu", DEFAULT_BATCH_SIZE, found[i], i)
+    parts = [
+        found[i].read_unit_table(chunk_name(i), chunks[i])
+        for i in tqdm(range(len(chunks)), desc="merge", disable=not progress)
+    ]
     table = pd.concat(parts).sort_values("id", kind="stable").reset_index(drop=True)
     if write:
-        out_dir = store.prepare_out_dir(Path(out))
-        if Path(out_dir).resolve() not in {Path(d).resolve() for d in dirs}:
-            _check_manifest(out_dir, first)
-        _finish(out_dir, table, _metadata(config, first["chunk_rows"], torch.device("cpu"), 1, 0, start, len(chunks),
-                                          None, merged_from=[str(d) for d in dirs]))
+        merged = store.RunFolder(out, CHUNKS).prepare()
+        if merged.root.resolve() not in seen:  # merged beside the shards: their manifest is already there
+            merged.claim(first)
+        merged.finish(
+            table,
+            _metadata(
+                config,
+                first["chunk_rows"],
+                torch.device("cpu"),
+                1,
+                0,
+                start,
+                len(chunks),
+                None,
+                merged_from=[str(d) for d in dirs],
+            ),
+        )
     return table

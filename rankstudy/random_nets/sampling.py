@@ -1,4 +1,5 @@
 """Turns a StudyConfig into the table of random network configurations, one row per network."""
+
 import math
 
 import numpy as np
@@ -9,8 +10,24 @@ from .config import StudyConfig
 # Columns that fix a network's tensor shapes: rows equal on these are built and analysed as one batch.
 SHAPE_COLUMNS: tuple[str, ...] = ("kind", "d_in", "d_out", "n_samples", "depth", "spatial", "block_expansion")
 CONFIG_COLUMNS: tuple[str, ...] = (
-    "id", "kind", "nonlinearity", "d_in", "d_out", "expansion_ratio", "dimension_ratio", "depth",
-    "n_samples", "n_over_d", "n_over_d_actual", "spatial", "block_expansion", "init", "input_dist", "norm", "seed")
+    "id",
+    "kind",
+    "nonlinearity",
+    "d_in",
+    "d_out",
+    "expansion_ratio",
+    "dimension_ratio",
+    "depth",
+    "n_samples",
+    "n_over_d",
+    "n_over_d_actual",
+    "spatial",
+    "block_expansion",
+    "init",
+    "input_dist",
+    "norm",
+    "seed",
+)
 
 
 def row_seed(study_seed: int, row_id: int) -> int:
@@ -52,24 +69,28 @@ def sample_networks(config: StudyConfig) -> pd.DataFrame:
     # N >= n_over_d·d_out samples: whole images for the conv kinds, single vectors for linear.
     n_images = np.array([math.ceil(a * b / p) for a, b, p in zip(n_over_d, d_out, positions)], dtype=np.int64)
     n_samples = np.maximum(n_images, 1) * positions
-    table = pd.DataFrame({
-        "id": np.arange(n, dtype=np.int64),
-        "kind": kind.astype(str),
-        "nonlinearity": nonlinearity.astype(str),
-        "d_in": d_in,
-        "d_out": d_out,
-        "expansion_ratio": d_out / d_in,
-        "dimension_ratio": d_in / d_out,
-        "depth": depth,
-        "n_samples": n_samples,
-        "n_over_d": n_over_d,
-        # Whole maps round N up: for small conv layers the real N/d_out is several times the nominal one.
-        "n_over_d_actual": n_samples / d_out,
-        "spatial": spatial,
-        "block_expansion": np.where(np.isin(kind, ["block", "block_conv", "stack"]), config.block_expansion, 0).astype(np.int64),
-        "init": init.astype(str),
-        "input_dist": input_dist.astype(str),
-        "norm": norm.astype(str),
-        "seed": np.array([row_seed(config.seed, i) for i in range(n)], dtype=np.int64),
-    })
+    table = pd.DataFrame(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            "kind": kind.astype(str),
+            "nonlinearity": nonlinearity.astype(str),
+            "d_in": d_in,
+            "d_out": d_out,
+            "expansion_ratio": d_out / d_in,
+            "dimension_ratio": d_in / d_out,
+            "depth": depth,
+            "n_samples": n_samples,
+            "n_over_d": n_over_d,
+            # Whole maps round N up: for small conv layers the real N/d_out is several times the nominal one.
+            "n_over_d_actual": n_samples / d_out,
+            "spatial": spatial,
+            "block_expansion": np.where(
+                np.isin(kind, ["block", "block_conv", "stack"]), config.block_expansion, 0
+            ).astype(np.int64),
+            "init": init.astype(str),
+            "input_dist": input_dist.astype(str),
+            "norm": norm.astype(str),
+            "seed": np.array([row_seed(config.seed, i) for i in range(n)], dtype=np.int64),
+        }
+    )
     return table[list(CONFIG_COLUMNS)]

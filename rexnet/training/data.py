@@ -39,8 +39,18 @@ FASHION_MNIST_RAW: dict[str, tuple[str, int]] = {
     "t10k-labels-idx1-ubyte": ("15d484375f8d13e6eb1aabb0c3f46965", 10000),
 }
 
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                         "Bag", "Ankle boot")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 DATA_NAMES = ("fashion-mnist", "cifar10", "cifar100", "imagefolder:PATH", "fake")
 
@@ -124,8 +134,9 @@ def prepare_fashion_mnist(
         return raw_dir
     sources = [Path(source)] if source is not None else [DEBIAN_DIR]
     if source is not None and not Path(source).exists():
-        raise RexnetError(f"Fashion-MNIST source {source} does not exist; pass the folder or tarball holding "
-                          "the four idx .gz files")
+        raise RexnetError(
+            f"Fashion-MNIST source {source} does not exist; pass the folder or tarball holding the four idx .gz files"
+        )
     for src in sources:
         if not src.exists():
             continue
@@ -139,24 +150,32 @@ def prepare_fashion_mnist(
                     _copy_member(opener, _is_gzip(opener), checked)
                 except (OSError, EOFError, gzip.BadGzipFile, tarfile.TarError) as exc:
                     if isinstance(exc, OSError) and exc.errno is not None:  # disk full, permissions
-                        raise RexnetError(f"cannot write {target} ({exc.strerror}); free disk space or check "
-                                          "the folder's permissions, then rerun") from None
-                    raise RexnetError(f"{name} in {src} is not a readable gzip file ({exc}); "
-                                      "the archive is truncated or corrupt: replace it") from None
+                        raise RexnetError(
+                            f"cannot write {target} ({exc.strerror}); free disk space or check "
+                            "the folder's permissions, then rerun"
+                        ) from None
+                    raise RexnetError(
+                        f"{name} in {src} is not a readable gzip file ({exc}); "
+                        "the archive is truncated or corrupt: replace it"
+                    ) from None
                 problem = idx_problem(checked, count)
                 if problem is None and _md5(checked) != md5:
                     problem = "has the wrong md5 checksum"
                 if problem:
-                    raise RexnetError(f"{name} from {src} {problem}; the source is corrupt or not Fashion-MNIST: "
-                                      "replace it (e.g. reinstall dataset-fashion-mnist)")
+                    raise RexnetError(
+                        f"{name} from {src} {problem}; the source is corrupt or not Fashion-MNIST: "
+                        "replace it (e.g. reinstall dataset-fashion-mnist)"
+                    )
             del todo[name]
     if todo and download:
         _download(root)
         todo = {name: spec for name, spec in raw_files.items() if not _raw_ok(raw_dir / name, *spec)}
     if todo:
-        raise RexnetError(f"Fashion-MNIST files {sorted(todo)} are not in {raw_dir}, {sources[0]} or downloadable; "
-                          "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass "
-                          "--source DIR_OR_TARBALL")
+        raise RexnetError(
+            f"Fashion-MNIST files {sorted(todo)} are not in {raw_dir}, {sources[0]} or downloadable; "
+            "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass "
+            "--source DIR_OR_TARBALL"
+        )
     return raw_dir
 
 
@@ -167,7 +186,7 @@ def _is_gzip(opener: Callable[[], object]) -> bool:
 
 def _download(root: str | os.PathLike) -> None:
     """Tries torchvision's own download (which checks the published .gz md5s); silent when offline."""
-    from torchvision.datasets import FashionMNIST
+    from torchvision.datasets import FashionMNIST  # noqa: PLC0415 - torchvision costs ~2 s: loaded only to build data
 
     try:
         FashionMNIST(str(root), train=True, download=True)
@@ -198,15 +217,23 @@ _STATS = {  # per-channel mean/std of the training sets
 }
 
 
-def build_transforms(name: str, img_size: int, *, train: bool, randaugment: bool = False,
-                     random_erasing: float = 0.0, hflip: bool = True, pretrained_cfg=None):
+def build_transforms(
+    name: str,
+    img_size: int,
+    *,
+    train: bool,
+    randaugment: bool = False,
+    random_erasing: float = 0.0,
+    hflip: bool = True,
+    pretrained_cfg=None,
+):
     """Returns the torchvision transform: train = random crop with padding (or resized crop), flip, [RandAugment],
     tensor, normalise, [random erasing]; test = resize/pad to img_size, tensor, normalise.
 
     A `pretrained_cfg` (rexnet.pretrained.PretrainedCfg) sets mean/std, interpolation and the test crop
     (resize to img_size / crop_pct, centre-crop) to those its weights expect.
     """
-    from torchvision import transforms as T
+    from torchvision import transforms as T  # noqa: PLC0415 - torchvision costs ~2 s: loaded only to build data
 
     mean, std = _STATS.get(name, _STATS["imagenet"])
     resize_to, interpolation = int(img_size * 256 / 224), T.InterpolationMode.BILINEAR
@@ -219,8 +246,11 @@ def build_transforms(name: str, img_size: int, *, train: bool, randaugment: bool
     if name == "fashion-mnist" and img_size != 28:
         pre = [T.Pad((img_size - 28) // 2)] if img_size > 28 and (img_size - 28) % 2 == 0 else [T.Resize(img_size)]
     if train:
-        ops = pre + ([T.RandomCrop(img_size, padding=img_size // 8)] if small
-                     else [T.RandomResizedCrop(img_size, interpolation=interpolation)])
+        ops = pre + (
+            [T.RandomCrop(img_size, padding=img_size // 8)]
+            if small
+            else [T.RandomResizedCrop(img_size, interpolation=interpolation)]
+        )
         if hflip:
             ops.append(T.RandomHorizontalFlip())
         if randaugment:
@@ -257,7 +287,7 @@ def load_data(
     With a `pretrained_cfg`, ImageNet-like data (imagefolder) is prepared as its weights expect, at its input size
     unless `img_size` is given.
     """
-    from torchvision import datasets
+    from torchvision import datasets  # noqa: PLC0415 - torchvision costs ~2 s: loaded only to build data
 
     name, _, arg = spec.partition(":")
     kinds = ("fashion-mnist", "cifar10", "cifar100", "imagefolder", "fake")
@@ -268,8 +298,15 @@ def load_data(
     cfg = pretrained_cfg if name == "imagefolder" else None  # the small datasets keep their own statistics
 
     def tf(train: bool):
-        return build_transforms(name, size, train=train, randaugment=randaugment, random_erasing=random_erasing,
-                                hflip=True, pretrained_cfg=cfg)
+        return build_transforms(
+            name,
+            size,
+            train=train,
+            randaugment=randaugment,
+            random_erasing=random_erasing,
+            hflip=True,
+            pretrained_cfg=cfg,
+        )
 
     root = Path(root)
     if name == "fashion-mnist":
@@ -283,23 +320,27 @@ def load_data(
             train = cls(str(root), train=True, transform=tf(True), download=True)
             test = cls(str(root), train=False, transform=tf(False), download=True)
         except Exception as exc:
-            raise RexnetError(f"{name} is not in {root} and could not be downloaded ({type(exc).__name__}); "
-                              f"copy torchvision's {name} files into {root} or connect to the internet") from None
+            raise RexnetError(
+                f"{name} is not in {root} and could not be downloaded ({type(exc).__name__}); "
+                f"copy torchvision's {name} files into {root} or connect to the internet"
+            ) from None
         classes, chans = tuple(train.classes), 3
     elif name == "imagefolder":
         path = Path(arg)
         test_dir = next((path / d for d in ("val", "test") if (path / d).is_dir()), None)
         if not (path / "train").is_dir() or test_dir is None:
-            raise RexnetError(f"ImageFolder {path} needs train/ and val/ (or test/) subfolders, one folder per "
-                              "class; check the path")
+            raise RexnetError(
+                f"ImageFolder {path} needs train/ and val/ (or test/) subfolders, one folder per class; check the path"
+            )
         try:
             train = datasets.ImageFolder(str(path / "train"), transform=tf(True))
             test = datasets.ImageFolder(str(test_dir), transform=tf(False))
         except (FileNotFoundError, OSError) as exc:
             raise RexnetError(f"ImageFolder {path}: {exc}; put images in one folder per class") from None
         if train.classes != test.classes:
-            raise RexnetError(f"ImageFolder {path}: train and {test_dir.name} have different classes; "
-                              "make the class folders match")
+            raise RexnetError(
+                f"ImageFolder {path}: train and {test_dir.name} have different classes; make the class folders match"
+            )
         classes, chans = tuple(train.classes), 3
     else:  # fake: deterministic random images, random labels (each index seeds its own image)
         train = datasets.FakeData(256, (3, size, size), 10, transform=tf(True), random_offset=0)

@@ -2,8 +2,9 @@
 
 The feature rank follows the paper's measure (the rank ratio of its rank study, Figure 1): the pooled
 penultimate features F (N × C) of the test set, cut into consecutive chunks of 2·C images, each chunk's rank
-(float32 tolerance of `torch.linalg.matrix_rank`, computed in float64) divided by C; the mean over chunks is
-reported, with the nuclear norm of the whole-test-set feature matrix (the rank proxy of CVPR Table 2).
+(the float32 tolerance of `torch.linalg.matrix_rank`, `rexnet.rank_tolerance`, computed in float64) divided by
+C; the mean over chunks is reported, with the nuclear norm of the whole-test-set feature matrix (the rank proxy
+of CVPR Table 2).
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..device import resolve_device
 from ..errors import RexnetError
 from ..io import atomic_path, atomic_write_text
+from ..model import ReXNet
+from ..rank_tolerance import float32_rtol
+from ..registry import model_from_checkpoint
+from .data import DataSpec, load_data
 
 
 @dataclass(frozen=True)
@@ -37,30 +43,37 @@ class EvalResult:
 
 
 def normalized_feature_rank(features: torch.Tensor, chunk: int | None = None) -> tuple[float, int]:
-    """Returns (mean rank/C over consecutive chunks of `chunk` rows (default 2·C), number of chunks) of an N × C matrix.
+    """Returns (mean rank/C over consecutive chunks of `chunk` rows (default 2·C), number of chunks) of an N × C
+    matrix; the rank counts σ > σ_max · max(rows, C) · eps_float32 (`rexnet.rank_tolerance`, the rank study's rule).
 
     A last, shorter chunk is dropped unless it is the only one (then the rank is divided by min(N, C)).
     """
     n, c = features.shape
     chunk = chunk or 2 * c
-    pieces = [features[i:i + chunk] for i in range(0, n, chunk)]
+    pieces = [features[i : i + chunk] for i in range(0, n, chunk)]
     if len(pieces) > 1 and len(pieces[-1]) < chunk:
         pieces = pieces[:-1]
-    tol_f32 = torch.finfo(torch.float32).eps
     ranks = []
     for piece in pieces:
         f = piece.double()
         sigma = torch.linalg.svdvals(f)
-        tol = sigma.max() * max(f.shape) * tol_f32 if len(sigma) else 0.0
+        tol = sigma.max() * float32_rtol(*f.shape) if len(sigma) else 0.0
         ranks.append(int((sigma > tol).sum()) / min(c, len(piece)))
     return sum(ranks) / len(ranks), len(ranks)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset: Dataset, classes: tuple[str, ...], *, batch_size: int = 256,
-             device: str | torch.device = "cpu", workers: int = 0) -> EvalResult:
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    classes: tuple[str, ...],
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    workers: int = 0,
+) -> EvalResult:
     """Returns top-1/top-5, per-class accuracy, the confusion matrix and the feature rank of `model` on `dataset`."""
-    device = torch.device(device)
+    device = resolve_device(device)
     model = model.to(device).eval()
     k = len(classes)
     confusion = torch.zeros(k, k, dtype=torch.int64)
@@ -94,16 +107,18 @@ def evaluate(model: nn.Module, dataset: Dataset, classes: tuple[str, ...], *, ba
 
 
 def plot_confusion(result: EvalResult, path: str | os.PathLike, title: str = "") -> Path:
-    """Returns the path of the confusion-matrix figure (row-normalised, %) written atomically as PNG."""
-    import matplotlib
+    """Returns the path of the confusion-matrix figure (row-normalised, %) written atomically as PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The figure is a bare `matplotlib.figure.Figure`, which renders to PNG with Agg whatever pyplot's backend is:
+    no backend is chosen and no pyplot state is touched.
+    """
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib (~0.8 s) loads only when a figure is drawn
 
     conf = torch.tensor(result.confusion, dtype=torch.float64)
     norm = 100 * conf / conf.sum(1, keepdim=True).clamp(min=1)
     k = len(result.classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
+    fig = Figure(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
+    ax = fig.subplots()
     im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=100)
     ax.set_xticks(range(k), result.classes, rotation=45, ha="right")
     ax.set_yticks(range(k), result.classes)
@@ -112,15 +127,21 @@ def plot_confusion(result: EvalResult, path: str | os.PathLike, title: str = "")
     if k <= 20:
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, f"{norm[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 50 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{norm[i, j]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 50 else "black",
+                )
     ax.set_title(title or f"top-1 {result.top1:.2f}%")
     fig.colorbar(im, ax=ax, label="% of true class")
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -129,7 +150,7 @@ def write_eval(result: EvalResult, out_dir: str | os.PathLike, title: str = "") 
     out = Path(out_dir)
     files = {"json": atomic_write_text(out / "eval.json", json.dumps(asdict(result), indent=2) + "\n")}
     lines = ["class,accuracy,count"] + [
-        f"\"{c}\",{acc:.4f},{sum(result.confusion[i])}"
+        f'"{c}",{acc:.4f},{sum(result.confusion[i])}'
         for i, (c, acc) in enumerate(zip(result.classes, result.per_class_accuracy))
     ]
     files["per_class"] = atomic_write_text(out / "per_class.csv", "\n".join(lines) + "\n")
@@ -139,56 +160,43 @@ def write_eval(result: EvalResult, out_dir: str | os.PathLike, title: str = "") 
 
 def format_eval(result: EvalResult) -> str:
     """Returns a short printable report of an EvalResult."""
-    lines = [f"top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  on {result.num_images} images",
-             f"penultimate feature rank {result.feature_rank:.4f} (mean over {result.feature_rank_chunks} chunks), "
-             f"nuclear norm {result.feature_nuclear_norm:.1f}",
-             "per-class accuracy:"]
+    lines = [
+        f"top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  on {result.num_images} images",
+        f"penultimate feature rank {result.feature_rank:.4f} (mean over {result.feature_rank_chunks} chunks), "
+        f"nuclear norm {result.feature_nuclear_norm:.1f}",
+        "per-class accuracy:",
+    ]
     lines += [f"  {c:<14} {a:6.2f}%" for c, a in zip(result.classes, result.per_class_accuracy)]
     return "\n".join(lines)
 
 
-def load_for_eval(checkpoint: str | os.PathLike, data: str, data_root: str | os.PathLike = "data", *,
-                  model_name: str | None = None, test_limit: int | None = None,
-                  device: str = "auto"):
-    """Returns (model in eval mode, DataSpec) for a checkpoint and a `--data` string, after checking they fit.
+def load_for_eval(
+    checkpoint: str | os.PathLike,
+    data: str,
+    data_root: str | os.PathLike = "data",
+    *,
+    model_name: str | None = None,
+    test_limit: int | None = None,
+    device: str | torch.device = "auto",
+) -> tuple[ReXNet, DataSpec]:
+    """Returns (model in eval mode on `device`, DataSpec) for a checkpoint and a `--data` string, after checking
+    they fit.
 
-    A checkpoint written by `rexnet train` carries its block table, stem stride, input channels and image
-    size; `model_name`, when given, must name that same network. Other checkpoints (official/timm) need
-    `model_name`, and their test images are prepared as the model's `pretrained_cfg` says (size, crop,
-    interpolation, mean/std: those the weights were trained with). Weights are read with weights_only=True.
+    The model comes from `rexnet.registry.model_from_checkpoint`: a checkpoint written by `rexnet train` rebuilds
+    the network it trained (`model_name`, when given, must name that same network); other checkpoints
+    (official/timm) need `model_name`, and their test images are prepared as the model's `pretrained_cfg` says
+    (size, crop, interpolation, mean/std: those the weights were trained with). Weights are read with
+    weights_only=True.
     """
-    from ..arch import arch_from_dict, arch_to_dict
-    from ..checkpoint import load_checkpoint, read_checkpoint
-    from .data import load_data
-    from ..model import ReXNet
-    from ..registry import pretrained_cfg
-    from .train import pick_device, resolve_arch
-
-    ckpt = read_checkpoint(checkpoint)
-    meta = ckpt.metadata
-    ours = ckpt.layout == "rexnet" and ckpt.arch is not None and "in_chans" in meta
-    if not ours and model_name is None:
-        raise RexnetError(f"{checkpoint} was not written by `rexnet train`; give --model NAME for it")
-    small = meta.get("config", {}).get("small_input", "off")
-    if ours:
-        arch = arch_from_dict(ckpt.arch, source=f"checkpoint {checkpoint}")
-        if model_name is not None:
-            wanted = resolve_arch(model_name, small, meta.get("config", {}).get("dropout"))
-            if arch_to_dict(wanted) != arch_to_dict(arch):
-                raise RexnetError(f"{checkpoint} holds {arch.name}, not {wanted.name} (another model or width); "
-                                  f"evaluate it with --model {meta.get('config', {}).get('model', arch.name)} "
-                                  "or without --model")
-    else:
-        arch = resolve_arch(model_name)
-    cfg = None if ours else pretrained_cfg(model_name)
-    spec = load_data(data, data_root, img_size=meta.get("img_size"), test_limit=test_limit, pretrained_cfg=cfg)
-    in_chans = meta.get("in_chans", 3)
-    num_classes = ckpt.num_classes or len(spec.classes)
-    if (len(spec.classes), spec.in_chans) != (num_classes, in_chans):
-        trained_on = meta.get("data", "other data")
-        raise RexnetError(f"{checkpoint} was trained on {trained_on} ({num_classes} classes, {in_chans} channels), "
-                          f"{data} has {len(spec.classes)} classes, {spec.in_chans} channels; evaluate on "
-                          f"{trained_on}")
-    model = ReXNet(arch, num_classes, in_chans, stem_stride=meta.get("stem_stride", 2))
-    load_checkpoint(model, checkpoint)
-    return model.to(pick_device(device)).eval(), spec
+    model, info = model_from_checkpoint(checkpoint, model_name)
+    spec = load_data(
+        data, data_root, img_size=info["img_size"], test_limit=test_limit, pretrained_cfg=info["pretrained_cfg"]
+    )
+    if (len(spec.classes), spec.in_chans) != (info["num_classes"], info["in_chans"]):
+        trained_on = info["metadata"].get("data", "other data")
+        raise RexnetError(
+            f"{checkpoint} was trained on {trained_on} ({info['num_classes']} classes, "
+            f"{info['in_chans']} channels), {data} has {len(spec.classes)} classes, {spec.in_chans} "
+            f"channels; evaluate on {trained_on}"
+        )
+    return model.to(resolve_device(device)).eval(), spec

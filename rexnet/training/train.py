@@ -4,7 +4,11 @@ Recipe (the official release's ImageNet recipe, scaled down): SGD with (Nesterov
 cosine decay per step, label smoothing, weight decay on conv/linear weights only (not on BN or biases), optional
 EMA of the weights and stochastic depth, gradient clipping, mixed precision (float16/bfloat16 on CUDA, bfloat16 on CPUs
 with native support), channels_last on CUDA. Launched by `torchrun` (WORLD_SIZE > 1) it runs
-DistributedDataParallel with a DistributedSampler (gloo on CPU, nccl on CUDA); only rank 0 writes and prints.
+DistributedDataParallel with a DistributedSampler (gloo on CPU, nccl on CUDA); only rank 0 writes and reports.
+
+Reporting: `train` prints nothing. After each epoch rank 0 logs one line (`format_epoch`) to the logger
+"rexnet.training" at INFO and calls `on_epoch(row)` when given; `rexnet train` prints those lines. The progress
+bar (`progress`, on stderr) is the only other output.
 
 The loop, as `train` reads: `setup` (run folder, data, model, optimizer, EMA, resume) → per epoch
 `train_one_epoch` → `sync_replicas` (BN statistics and the EMA's, averaged over processes) → `evaluate_loss_acc`
@@ -25,9 +29,11 @@ import csv
 import errno
 import io
 import json
+import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -37,18 +43,30 @@ import torch.distributed as dist
 from torch import nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm import tqdm
 
-from ..arch import ArchSpec
 from ..checkpoint import Checkpoint, read_checkpoint, save_checkpoint
-from .data import DataSpec, load_data
+from ..device import resolve_device
 from ..errors import RexnetError
 from ..io import atomic_write_text
 from ..model import ReXNet
 from ..registry import model_arch
 from ..small_input import small_input_variant
+from .data import DataSpec, load_data
 
-METRIC_COLUMNS = ("epoch", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "lr", "img_per_s",
-                  "epoch_s")
+logger = logging.getLogger("rexnet.training")
+
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_top1",
+    "test_loss",
+    "test_top1",
+    "test_top5",
+    "lr",
+    "img_per_s",
+    "epoch_s",
+)
 TIMING_COLUMNS = ("img_per_s", "epoch_s")  # the only columns that differ between identical runs
 
 # Settings that may change on --resume without changing the result.
@@ -84,7 +102,7 @@ class TrainConfig:
     train_limit: int | None = None  # use a fixed random subset of the training set (smoke runs, tests)
     test_limit: int | None = None
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:i (rexnet.device.resolve_device; cuda:LOCAL_RANK under torchrun)
     amp: bool | None = None  # None: on for CUDA, off for CPU; True on CPU: bfloat16 autocast
     compile: bool = False  # torch.compile the training forward/backward
     workers: int = 0
@@ -93,23 +111,6 @@ class TrainConfig:
     def semantic(self) -> dict[str, Any]:
         """Returns the settings that determine the result (all but output path, device, workers, compile)."""
         return {k: v for k, v in asdict(self).items() if k not in _RUNTIME_FIELDS}
-
-
-def resolve_arch(name: str, small_input: str = "off", dropout: float | None = None) -> ArchSpec:
-    """Returns the block table a `--model`/`--arch` value names, with the small-input change and dropout applied."""
-    arch, _ = small_input_variant(model_arch(name, dropout=dropout), small_input)
-    return arch
-
-
-def pick_device(name: str) -> torch.device:
-    """Returns the torch device for auto|cpu|cuda (cuda:LOCAL_RANK under torchrun)."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise RexnetError(f"unknown device {name!r}; use auto, cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RexnetError("--device cuda but no CUDA GPU is visible; use --device cpu or auto")
-    if name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
 
 
 def cpu_has_bfloat16() -> bool:
@@ -127,8 +128,10 @@ def amp_dtype(device: torch.device, amp: bool | None) -> torch.dtype | None:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if not cpu_has_bfloat16():
-        raise RexnetError("--amp on this CPU: it has no native bfloat16 (AVX512-BF16 or AMX), so autocast would be "
-                          "slower than float32; drop --amp")
+        raise RexnetError(
+            "--amp on this CPU: it has no native bfloat16 (AVX512-BF16 or AMX), so autocast would be "
+            "slower than float32; drop --amp"
+        )
     return torch.bfloat16
 
 
@@ -164,8 +167,10 @@ class WeightEMA:
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
         pairs = list(zip([*self.module.parameters(), *self.module.buffers()], [*model.parameters(), *model.buffers()]))
         self._floats = ([e for e, _ in pairs if e.is_floating_point()], [m for e, m in pairs if e.is_floating_point()])
-        self._others = ([e for e, _ in pairs if not e.is_floating_point()],
-                        [m for e, m in pairs if not e.is_floating_point()])
+        self._others = (
+            [e for e, _ in pairs if not e.is_floating_point()],
+            [m for e, m in pairs if not e.is_floating_point()],
+        )
         self._lerp = get_ema_multi_avg_fn(decay)
 
     @torch.no_grad()
@@ -189,8 +194,14 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> torch
 
 
 @torch.no_grad()
-def evaluate_loss_acc(model: nn.Module, loader: DataLoader, device: torch.device, *, channels_last: bool = False,
-                      distributed: bool = False) -> dict[str, float]:
+def evaluate_loss_acc(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    channels_last: bool = False,
+    distributed: bool = False,
+) -> dict[str, float]:
     """Returns test loss (plain cross-entropy), top-1 and top-5 accuracy in % over the loader (summed over ranks).
 
     The sums live on `device`: NCCL reduces CUDA tensors only, and reading them once avoids a sync per batch.
@@ -219,8 +230,10 @@ def _seed_everything(seed: int) -> None:
 
 def _check_disk_error(exc: OSError, where: Path) -> RexnetError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return RexnetError(f"out of disk space writing {where}; the run folder keeps the last complete epoch: "
-                           "free space, then rerun with --resume")
+        return RexnetError(
+            f"out of disk space writing {where}; the run folder keeps the last complete epoch: "
+            "free space, then rerun with --resume"
+        )
     return RexnetError(f"cannot write {where} ({exc.strerror or exc}); check the folder's permissions and space")
 
 
@@ -238,8 +251,9 @@ def _load_resume(cfg: TrainConfig, out: Path) -> Checkpoint:
     """Returns the last checkpoint of a run to resume (read weights_only), after checking its settings match."""
     saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
     if saved is None or not (out / "checkpoint.pth").is_file():
-        raise RexnetError(f"{out} holds no run to resume (config.json and checkpoint.pth); drop --resume to start "
-                          "a new run there")
+        raise RexnetError(
+            f"{out} holds no run to resume (config.json and checkpoint.pth); drop --resume to start a new run there"
+        )
     known = {f.name for f in fields(TrainConfig)}
     defaults = {f.name: f.default for f in fields(TrainConfig) if f.name not in _RUNTIME_FIELDS}
     # Settings added after a run was started are compared at their defaults (which reproduce the old behaviour).
@@ -248,8 +262,10 @@ def _load_resume(cfg: TrainConfig, out: Path) -> Checkpoint:
     diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
     if diff:
         shown = ", ".join(f"{k}={theirs.get(k)!r} (now {ours.get(k)!r})" for k in diff[:3])
-        raise RexnetError(f"cannot resume {out}: it was run with other settings: {shown}; rerun with the saved "
-                          f"settings (see {out / 'config.json'}) or pick another --out")
+        raise RexnetError(
+            f"cannot resume {out}: it was run with other settings: {shown}; rerun with the saved "
+            f"settings (see {out / 'config.json'}) or pick another --out"
+        )
     ckpt = read_checkpoint(out / "checkpoint.pth")
     if ckpt.layout != "rexnet" or ckpt.optimizer is None or ckpt.epoch is None:
         raise RexnetError(f"{out / 'checkpoint.pth'} is not a rexnet training checkpoint; start a new run")
@@ -296,10 +312,17 @@ class Run:
         return self.ema.module if self.ema is not None else self.model
 
 
-def setup(cfg: TrainConfig, *, resume: bool = False, data: DataSpec | None = None, rank: int = 0, world: int = 1,
-          device: torch.device | None = None) -> Run:
+def setup(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    data: DataSpec | None = None,
+    rank: int = 0,
+    world: int = 1,
+    device: torch.device | None = None,
+) -> Run:
     """Returns the Run for `cfg`: checked run folder, data loaders, model, optimizer, EMA, restored state on resume."""
-    device = device or pick_device(cfg.device)
+    device = device or resolve_device(cfg.device)
     out = Path(cfg.out)
     if cfg.batch_size % world:
         raise RexnetError(f"batch size {cfg.batch_size} does not split over {world} processes; use a multiple")
@@ -308,34 +331,56 @@ def setup(cfg: TrainConfig, *, resume: bool = False, data: DataSpec | None = Non
         raise RexnetError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     autocast_dtype = amp_dtype(device, cfg.amp)
 
-    data = data or load_data(cfg.data, cfg.data_root, img_size=cfg.img_size, randaugment=cfg.randaugment,
-                             random_erasing=cfg.random_erasing, train_limit=cfg.train_limit,
-                             test_limit=cfg.test_limit)
+    data = data or load_data(
+        cfg.data,
+        cfg.data_root,
+        img_size=cfg.img_size,
+        randaugment=cfg.randaugment,
+        random_erasing=cfg.random_erasing,
+        train_limit=cfg.train_limit,
+        test_limit=cfg.test_limit,
+    )
     local_batch = cfg.batch_size // world
     if len(data.train) < cfg.batch_size:
-        raise RexnetError(f"the training set has {len(data.train)} images, fewer than one batch of "
-                          f"{cfg.batch_size}; lower --batch-size")
-    sampler = DistributedSampler(data.train, world, rank, shuffle=True, seed=cfg.seed, drop_last=True) \
-        if world > 1 else None
+        raise RexnetError(
+            f"the training set has {len(data.train)} images, fewer than one batch of "
+            f"{cfg.batch_size}; lower --batch-size"
+        )
+    sampler = (
+        DistributedSampler(data.train, world, rank, shuffle=True, seed=cfg.seed, drop_last=True) if world > 1 else None
+    )
     loader_gen = torch.Generator()
-    train_loader = DataLoader(data.train, local_batch, shuffle=sampler is None, sampler=sampler, drop_last=True,
-                              num_workers=cfg.workers, generator=loader_gen, pin_memory=device.type == "cuda",
-                              persistent_workers=False)
+    train_loader = DataLoader(
+        data.train,
+        local_batch,
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=cfg.workers,
+        generator=loader_gen,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
     # Each rank evaluates every world-th test image; the sums are all-reduced, so no image counts twice.
     test_part = Subset(data.test, range(rank, len(data.test), world)) if world > 1 else data.test
     test_loader = DataLoader(test_part, max(local_batch, 64), shuffle=False, num_workers=cfg.workers)
 
     _seed_everything(cfg.seed)
     arch, stem_stride = small_input_variant(model_arch(cfg.model, dropout=cfg.dropout), cfg.small_input)
-    model = ReXNet(arch, len(data.classes), data.in_chans, stem_stride=stem_stride,
-                   drop_path_rate=cfg.drop_path).to(device)
+    model = ReXNet(arch, len(data.classes), data.in_chans, stem_stride=stem_stride, drop_path_rate=cfg.drop_path).to(
+        device
+    )
     # channels_last on CUDA only: for the CPU training step of rexnet_050 (s16, 32×32, batch 128) it measured
     # 0.91× NCHW's speed (fastest of 6 alternating rounds on 2 shared cores), so the CPU keeps NCHW.
     channels_last = device.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
-                                nesterov=cfg.nesterov and cfg.momentum > 0)
+    optimizer = torch.optim.SGD(
+        param_groups(model, cfg.weight_decay),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov and cfg.momentum > 0,
+    )
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and autocast_dtype == torch.float16)
     history: list[dict[str, Any]] = []
     start_epoch = 0
@@ -351,14 +396,41 @@ def setup(cfg: TrainConfig, *, resume: bool = False, data: DataSpec | None = Non
         ema.module.load_state_dict(state.extra["ema"])
     step_model: nn.Module = model
     if world > 1:
-        step_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                                         else None)
+        step_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if cfg.compile:
         step_model = torch.compile(step_model)
-    metadata = {"config": asdict(cfg), "stem_stride": stem_stride, "in_chans": data.in_chans,
-                "classes": list(data.classes), "img_size": data.img_size, "data": data.name}
-    return Run(cfg, out, device, rank, world, data, train_loader, test_loader, sampler, loader_gen, model,
-               step_model, optimizer, scaler, ema, autocast_dtype, channels_last, metadata, history, start_epoch)
+    metadata = {
+        "config": asdict(cfg),
+        "stem_stride": stem_stride,
+        "in_chans": data.in_chans,
+        "classes": list(data.classes),
+        "img_size": data.img_size,
+        "data": data.name,
+    }
+    return Run(
+        cfg,
+        out,
+        device,
+        rank,
+        world,
+        data,
+        train_loader,
+        test_loader,
+        sampler,
+        loader_gen,
+        model,
+        step_model,
+        optimizer,
+        scaler,
+        ema,
+        autocast_dtype,
+        channels_last,
+        metadata,
+        history,
+        start_epoch,
+    )
 
 
 def train_one_epoch(run: Run, epoch: int) -> dict[str, float]:
@@ -383,11 +455,12 @@ def train_one_epoch(run: Run, epoch: int) -> dict[str, float]:
     batches = run.train_loader
     show = cfg.progress and run.is_main
     if show:
-        from tqdm import tqdm
-
         batches = tqdm(run.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
-    autocast = torch.autocast(run.device.type, dtype=run.autocast_dtype) if run.autocast_dtype is not None \
+    autocast = (
+        torch.autocast(run.device.type, dtype=run.autocast_dtype)
+        if run.autocast_dtype is not None
         else contextlib.nullcontext()
+    )
     lr = cfg.lr
     for i, (images, target) in enumerate(batches):
         lr = lr_at(epoch * steps_per_epoch + i, total_steps, warmup_steps, cfg.lr, cfg.min_lr)
@@ -418,8 +491,13 @@ def train_one_epoch(run: Run, epoch: int) -> dict[str, float]:
         dist.all_reduce(sums)
     loss_sum, hits, count = sums.tolist()
     seconds = time.perf_counter() - started
-    return {"train_loss": loss_sum / count, "train_top1": 100 * hits / count, "lr": lr,
-            "img_per_s": count / seconds, "epoch_s": seconds}
+    return {
+        "train_loss": loss_sum / count,
+        "train_top1": 100 * hits / count,
+        "lr": lr,
+        "img_per_s": count / seconds,
+        "epoch_s": seconds,
+    }
 
 
 @torch.no_grad()
@@ -446,12 +524,22 @@ def save_epoch(run: Run, row: dict[str, Any]) -> None:
     if run.ema is not None:
         extra["ema"] = {k: v.detach().cpu() for k, v in run.ema.module.state_dict().items()}
     try:
-        save_checkpoint(run.out / "checkpoint.pth", run.model, optimizer=run.optimizer, epoch=epoch,
-                        metadata=run.metadata, extra=extra)
+        save_checkpoint(
+            run.out / "checkpoint.pth",
+            run.model,
+            optimizer=run.optimizer,
+            epoch=epoch,
+            metadata=run.metadata,
+            extra=extra,
+        )
         write_metrics_csv(run.out / "metrics.csv", run.history)
         if epoch == run.cfg.epochs:
-            save_checkpoint(run.out / "model.pth", run.eval_model, epoch=epoch,
-                            metadata={**run.metadata, "ema": run.ema is not None, "metrics": row})
+            save_checkpoint(
+                run.out / "model.pth",
+                run.eval_model,
+                epoch=epoch,
+                metadata={**run.metadata, "ema": run.ema is not None, "metrics": row},
+            )
     except OSError as exc:
         raise _check_disk_error(exc, run.out) from None
 
@@ -468,14 +556,30 @@ def _prepare_folder(run: Run, resume: bool) -> None:
         dist.barrier()
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, data: DataSpec | None = None) -> dict[str, Any]:
+def format_epoch(row: dict[str, Any], epochs: int) -> str:
+    """Returns the one-line report of an epoch's metrics row (what `rexnet train` prints after each epoch)."""
+    return (
+        f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.4f}  train {row['train_top1']:.2f}%  "
+        f"test {row['test_top1']:.2f}% (top-5 {row['test_top5']:.2f}%)  lr {row['lr']:.4g}  "
+        f"{row['img_per_s']:.0f} img/s"
+    )
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    data: DataSpec | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Returns the last epoch's metrics after training `cfg` into its run folder (resuming it if asked).
 
-    `data` overrides `cfg.data` (tests pass tiny in-memory datasets); under torchrun (WORLD_SIZE > 1) each
-    process calls this and rank 0 writes the files and prints.
+    `data` overrides `cfg.data` (tests pass tiny in-memory datasets). After each epoch's files are written,
+    rank 0 logs `format_epoch(row)` to the "rexnet.training" logger (INFO) and calls `on_epoch(row)` if given;
+    nothing is printed. Under torchrun (WORLD_SIZE > 1) each process calls this and rank 0 writes and reports.
     """
     rank, world = rank_info()
-    device = pick_device(cfg.device)
+    device = resolve_device(cfg.device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
@@ -487,16 +591,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: DataSpec | None = Non
         for epoch in range(run.start_epoch, cfg.epochs):
             train_row = train_one_epoch(run, epoch)
             sync_replicas(run)
-            test = evaluate_loss_acc(run.eval_model, run.test_loader, run.device, channels_last=run.channels_last,
-                                     distributed=world > 1)
+            test = evaluate_loss_acc(
+                run.eval_model, run.test_loader, run.device, channels_last=run.channels_last, distributed=world > 1
+            )
             row = {"epoch": epoch + 1, **train_row, **test}
             row = {k: row[k] for k in METRIC_COLUMNS}
             run.history.append(row)
             if run.is_main:
                 save_epoch(run, row)
-                print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  train {row['train_top1']:.2f}%  "
-                      f"test {row['test_top1']:.2f}% (top-5 {row['test_top5']:.2f}%)  lr {row['lr']:.4g}  "
-                      f"{row['img_per_s']:.0f} img/s", flush=True)
+                logger.info(format_epoch(row, cfg.epochs))
+                if on_epoch is not None:
+                    on_epoch(row)
             if world > 1:
                 dist.barrier()
         return row
@@ -505,5 +610,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: DataSpec | None = Non
             dist.destroy_process_group()
 
 
-__all__ = ["Run", "TrainConfig", "WeightEMA", "evaluate_loss_acc", "lr_at", "make_ema", "resolve_arch", "save_epoch", "setup",
-           "sync_replicas", "train", "train_one_epoch"]
+__all__ = [
+    "Run",
+    "TrainConfig",
+    "WeightEMA",
+    "evaluate_loss_acc",
+    "format_epoch",
+    "lr_at",
+    "make_ema",
+    "save_epoch",
+    "setup",
+    "sync_replicas",
+    "train",
+    "train_one_epoch",
+]

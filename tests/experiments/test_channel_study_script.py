@@ -14,6 +14,8 @@ from rexnet.training.data import prepare_fashion_mnist
 
 from ..fake_fashion_mnist import fake_set, write_gz_folder
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the experiment scripts
+
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "channel_study.py"
 
 
@@ -25,16 +27,38 @@ def script(tmp_path, monkeypatch):
     module_spec = importlib.util.spec_from_file_location("channel_study_script", SCRIPT)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    monkeypatch.setattr(rexnet.training.data, "prepare_fashion_mnist",
-                        lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False))
+    monkeypatch.setattr(
+        rexnet.training.data,
+        "prepare_fashion_mnist",
+        lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False),
+    )
     return module
 
 
 def test_script_writes_results_and_a_rerun_trains_nothing(tmp_path, script):
     runs, results = tmp_path / "runs", tmp_path / "results"
-    args = ["--n", "3", "--macs", "2000000", "--blocks", "4", "--train-limit", "64", "--batch-size", "20",
-            "--noise-configs", "1", "--workers", "1", "--data-root", str(tmp_path / "data"), "--runs", str(runs),
-            "--results", str(results)]
+    args = [
+        "--n",
+        "3",
+        "--macs",
+        "2000000",
+        "--blocks",
+        "4",
+        "--train-limit",
+        "64",
+        "--batch-size",
+        "20",
+        "--noise-configs",
+        "1",
+        "--workers",
+        "1",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--runs",
+        str(runs),
+        "--results",
+        str(results),
+    ]
     first = CliRunner().invoke(script.main, args)
     assert first.exit_code == 0, first.output
     table = pd.read_parquet(results / "results.parquet")
@@ -54,8 +78,26 @@ def test_script_writes_results_and_a_rerun_trains_nothing(tmp_path, script):
 
 
 def test_a_budget_below_the_smallest_network_is_one_line_and_exit_2(tmp_path, script):
-    result = CliRunner().invoke(script.main, ["--n", "3", "--macs", "1000", "--blocks", "4", "--noise-configs", "0",
-                                              "--workers", "1", "--data-root", str(tmp_path / "data"),
-                                              "--runs", str(tmp_path / "r"), "--results", str(tmp_path / "res")])
+    result = CliRunner().invoke(
+        script.main,
+        [
+            "--n",
+            "3",
+            "--macs",
+            "1000",
+            "--blocks",
+            "4",
+            "--noise-configs",
+            "0",
+            "--workers",
+            "1",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--runs",
+            str(tmp_path / "r"),
+            "--results",
+            str(tmp_path / "res"),
+        ],
+    )
     assert result.exit_code == 2 and "raise the budget" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "res").exists() and not (tmp_path / "r" / "manifest.json").exists()

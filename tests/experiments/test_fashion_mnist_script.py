@@ -14,6 +14,8 @@ from rexnet.training.data import prepare_fashion_mnist
 
 from ..fake_fashion_mnist import fake_set, write_gz_folder
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the experiment scripts
+
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "fashion_mnist.py"
 
 
@@ -26,15 +28,30 @@ def script(tmp_path, monkeypatch):
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     # load_data prepares the files itself and would otherwise verify them against the real checksums
-    monkeypatch.setattr(rexnet.training.data, "prepare_fashion_mnist",
-                        lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False))
+    monkeypatch.setattr(
+        rexnet.training.data,
+        "prepare_fashion_mnist",
+        lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False),
+    )
     return module
 
 
 def test_study_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script):
     runs, results = tmp_path / "runs", tmp_path / "results"
-    args = ["--epochs", "1", "--seeds", "0,1", "--batch-size", "10", "--data-root", str(tmp_path / "data"),
-            "--runs", str(runs), "--results", str(results)]
+    args = [
+        "--epochs",
+        "1",
+        "--seeds",
+        "0,1",
+        "--batch-size",
+        "10",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--runs",
+        str(runs),
+        "--results",
+        str(results),
+    ]
     first = CliRunner().invoke(script.main, args)
     assert first.exit_code == 0, first.output
     assert first.output.count(": trained") == 4 and "matched baseline mobilenetv2_" in first.output

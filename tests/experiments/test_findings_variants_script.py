@@ -18,6 +18,8 @@ from rexnet.training.data import prepare_fashion_mnist
 from ..fake_fashion_mnist import fake_set, write_gz_folder
 from ..rexnet.test_variants import synthetic_findings
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the experiment scripts
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "experiments" / "findings_variants.py"
 
@@ -31,8 +33,11 @@ def script(tmp_path, monkeypatch):
     module = importlib.util.module_from_spec(module_spec)
     monkeypatch.setitem(sys.modules, module_spec.name, module)  # dataclasses look their module up there
     module_spec.loader.exec_module(module)
-    monkeypatch.setattr(rexnet.training.data, "prepare_fashion_mnist",
-                        lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False))
+    monkeypatch.setattr(
+        rexnet.training.data,
+        "prepare_fashion_mnist",
+        lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False),
+    )
     return module
 
 
@@ -41,8 +46,24 @@ def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script
     # Findings whose only rule that differs from ReXNet is the nonlinearity (GELU; cap 8.5 does not bind; linear).
     findings = tmp_path / "findings.json"
     findings.write_text(json.dumps(synthetic_findings(nonlinearity="gelu", cap=8.5, gradual=True)))
-    args = ["--findings", str(findings), "--epochs", "1", "--seeds", "0", "--batch-size", "10", "--speed-steps", "2",
-            "--data-root", str(tmp_path / "data"), "--runs", str(runs), "--results", str(results)]
+    args = [
+        "--findings",
+        str(findings),
+        "--epochs",
+        "1",
+        "--seeds",
+        "0",
+        "--batch-size",
+        "10",
+        "--speed-steps",
+        "2",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--runs",
+        str(runs),
+        "--results",
+        str(results),
+    ]
     first = CliRunner().invoke(script.main, args)
     assert first.exit_code == 0, first.output
     assert first.output.count(": trained") == 3  # MobileNetV2, ReXNet, variant; the ablation is ReXNet itself
@@ -59,8 +80,7 @@ def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script
     for row in per_run.itertuples():
         assert table.loc[row.model, "top1_mean"] == pytest.approx(per_run[per_run.model == row.model].test_top1.mean())
         ranks = json.loads((runs / row.run / "feature_ranks.json").read_text())
-        assert ranks["rank_rtol_1e-2"] == pytest.approx(
-            per_run.loc[row.Index, "rank_rtol_1e-2"])
+        assert ranks["rank_rtol_1e-2"] == pytest.approx(per_run.loc[row.Index, "rank_rtol_1e-2"])
         assert 0 < ranks["effective_rank"] <= ranks["rank_float32"] <= 1
     spearman = pd.read_csv(results / "spearman.csv")
     assert set(spearman["measure"]) == {"rank_rtol_1e-2", "effective_rank", "rank_float32"}
@@ -82,16 +102,33 @@ def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script
 def test_foreign_findings_stop_before_anything_is_written(tmp_path, script):
     bad = tmp_path / "findings.json"
     bad.write_text(json.dumps({"schema_version": 99}))
-    result = CliRunner().invoke(script.main, ["--findings", str(bad), "--data-root", str(tmp_path / "data"),
-                                              "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "res")])
+    result = CliRunner().invoke(
+        script.main,
+        [
+            "--findings",
+            str(bad),
+            "--data-root",
+            str(tmp_path / "data"),
+            "--runs",
+            str(tmp_path / "runs"),
+            "--results",
+            str(tmp_path / "res"),
+        ],
+    )
     assert result.exit_code != 0 and "schema_version 99" in result.output
     assert not (tmp_path / "runs").exists() and not (tmp_path / "res").exists()
 
 
 def test_spearman_follows_the_order_of_rank_and_accuracy(script):
     acc = [90.0, 90.5, 91.0, 91.2, 91.9]
-    rows = pd.DataFrame({"test_top1": acc, "rank_rtol_1e-2": [0.1, 0.2, 0.3, 0.4, 0.5],
-                         "effective_rank": [0.5, 0.4, 0.3, 0.2, 0.1], "rank_float32": [0.2, 0.1, 0.4, 0.3, 0.5]})
+    rows = pd.DataFrame(
+        {
+            "test_top1": acc,
+            "rank_rtol_1e-2": [0.1, 0.2, 0.3, 0.4, 0.5],
+            "effective_rank": [0.5, 0.4, 0.3, 0.2, 0.1],
+            "rank_float32": [0.2, 0.1, 0.4, 0.3, 0.5],
+        }
+    )
     table = script.spearman_table(rows).set_index("measure")
     assert table.loc["rank_rtol_1e-2", "spearman_rho"] == pytest.approx(1.0)
     assert table.loc["effective_rank", "spearman_rho"] == pytest.approx(-1.0)

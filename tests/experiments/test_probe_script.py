@@ -19,6 +19,8 @@ from rexnet.training.train import TrainConfig, train
 from ..fake_fashion_mnist import fake_set, write_gz_folder
 from ..rexnet.train_helpers import TINY
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the experiment scripts
+
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "probe.py"
 
 
@@ -30,8 +32,11 @@ def script(tmp_path, monkeypatch):
     module_spec = importlib.util.spec_from_file_location("probe_script", SCRIPT)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    monkeypatch.setattr(rexnet.training.data, "prepare_fashion_mnist",
-                        lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False))
+    monkeypatch.setattr(
+        rexnet.training.data,
+        "prepare_fashion_mnist",
+        lambda root: prepare_fashion_mnist(root, src, raw_files=spec, download=False),
+    )
     return module
 
 
@@ -39,8 +44,18 @@ def tiny_run(tmp_path: Path, name: str, **changes) -> Path:
     """Returns the folder of a 1-epoch run of the tiny block table (saved as NAME.json) on the fake data."""
     arch = tmp_path / f"{name}.json"
     save_arch(replace(TINY, name=name), arch)
-    cfg = TrainConfig(model=str(arch), data="fashion-mnist", data_root=str(tmp_path / "data"), out=str(tmp_path / name),
-                      epochs=1, batch_size=10, img_size=16, device="cpu", progress=False, **changes)
+    cfg = TrainConfig(
+        model=str(arch),
+        data="fashion-mnist",
+        data_root=str(tmp_path / "data"),
+        out=str(tmp_path / name),
+        epochs=1,
+        batch_size=10,
+        img_size=16,
+        device="cpu",
+        progress=False,
+        **changes,
+    )
     train(cfg)
     return Path(cfg.out)
 
@@ -57,15 +72,31 @@ def test_probe_script_on_tiny_runs(tmp_path, script):
     assert not torch.equal(other.features[0].weight, init.features[0].weight)
 
     results = tmp_path / "results"
-    args = ["--run", str(frozen), "--run", str(trained), "--data-root", str(tmp_path / "data"), "--n-images", "24",
-            "--max-columns", "512", "--results", str(results)]
+    args = [
+        "--run",
+        str(frozen),
+        "--run",
+        str(trained),
+        "--data-root",
+        str(tmp_path / "data"),
+        "--n-images",
+        "24",
+        "--max-columns",
+        "512",
+        "--results",
+        str(results),
+    ]
     result = CliRunner().invoke(script.main, args)
     assert result.exit_code == 0, result.output
 
     layers = pd.read_csv(results / "layers.csv")
     groups = layers.groupby(["model", "state"], sort=False).size()
-    assert list(groups.index) == [("frozen", "init"), ("frozen", "trained"), ("trained", "init"),
-                                  ("trained", "trained")]
+    assert list(groups.index) == [
+        ("frozen", "init"),
+        ("frozen", "trained"),
+        ("trained", "init"),
+        ("trained", "trained"),
+    ]
     assert set(layers["role"]) == {"stem", "expand", "depthwise", "block", "penultimate", "pooled"}
     assert layers.groupby(["model", "state"])["relative_depth"].agg(["min", "max"]).eq([0.0, 1.0]).all().all()
     summary = pd.read_csv(results / "summary.csv")

@@ -3,7 +3,7 @@ import os
 import pytest
 
 from rankstudy import StudyConfig
-from rankstudy.random_nets.inputs import IMAGES_ENV, IMAGE_FILE
+from rankstudy.random_nets.inputs import IMAGE_FILE, IMAGES_ENV
 from tests.fake_fashion_mnist import idx_bytes
 
 
@@ -25,7 +25,16 @@ def fake_images(tmp_path_factory):
 def small_config() -> StudyConfig:
     """A study small enough for unit tests that still has every kind, several shapes, both norms and
     every input distribution."""
-    return StudyConfig(n=150, seed=3, d_in=(4, 8), ratio_min=0.5, ratio_max=6.0, n_ratios=5,
-                       stack_depths=(2, 3), spatial=4, block_expansion=3,
-                       nonlinearities=("identity", "relu", "relu6", "silu", "elu", "softplus", "sigmoid", "mish"),
-                       input_dists=("gaussian", "uniform", "halfnormal", "correlated", "fmnist"))
+    return StudyConfig(
+        n=150,
+        seed=3,
+        d_in=(4, 8),
+        ratio_min=0.5,
+        ratio_max=6.0,
+        n_ratios=5,
+        stack_depths=(2, 3),
+        spatial=4,
+        block_expansion=3,
+        nonlinearities=("identity", "relu", "relu6", "silu", "elu", "softplus", "sigmoid", "mish"),
+        input_dists=("gaussian", "uniform", "halfnormal", "correlated", "fmnist"),
+    )

@@ -1,5 +1,6 @@
 """rankstudy.batched: each matrix's product, Gram matrix and eigenvalues are the same bit for bit alone, in any
 batch, at any memory alignment and thread count; and they agree with independent float64 references."""
+
 import numpy as np
 import pytest
 import torch
@@ -31,10 +32,10 @@ def test_products_do_not_depend_on_the_batch_or_alignment(m, k, n, dtype):
         out, grams = bmm(a, b), gram(a)
         for i in range(5):
             for offset in (0, 1, 3):
-                ai, bi = misaligned(a[i:i + 1], offset), misaligned(b[i:i + 1], offset)
+                ai, bi = misaligned(a[i : i + 1], offset), misaligned(b[i : i + 1], offset)
                 assert torch.equal(out[i], bmm(ai, bi)[0])
                 assert torch.equal(grams[i], gram(ai)[0])
-                assert torch.equal(grams[i], gram(a[i:i + 1].mT.contiguous().mT)[0])  # a Fortran-ordered copy
+                assert torch.equal(grams[i], gram(a[i : i + 1].mT.contiguous().mT)[0])  # a Fortran-ordered copy
 
 
 @pytest.mark.parametrize("n", [1, 7, 13, 73, 130])
@@ -45,7 +46,7 @@ def test_eigenvalues_do_not_depend_on_the_batch_or_alignment(n):
         eig = eigvalsh(g)
         for i in range(6):
             for offset in (0, 1, 3):
-                assert torch.equal(eig[i], eigvalsh(misaligned(g[i:i + 1], offset))[0])
+                assert torch.equal(eig[i], eigvalsh(misaligned(g[i : i + 1], offset))[0])
         assert torch.equal(eig[1:4], eigvalsh(g[1:4]))
 
 
@@ -55,7 +56,7 @@ def test_results_match_torch_float64_references():
     with single_thread():
         torch.testing.assert_close(bmm(a, b), torch.bmm(a, b), rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(gram(a), a @ a.mT, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(gram(a.mT), a @ a.mT, rtol=1e-12, atol=1e-12)   # tall: Fᵀ F
+        torch.testing.assert_close(gram(a.mT), a @ a.mT, rtol=1e-12, atol=1e-12)  # tall: Fᵀ F
         g = a @ a.mT
         torch.testing.assert_close(eigvalsh(g), torch.linalg.eigvalsh(g), rtol=1e-10, atol=1e-10)
 
@@ -71,7 +72,6 @@ def test_single_thread_limits_torch_and_blas_and_restores_them():
     assert torch.get_num_threads() == before
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == [i["num_threads"] for i in blas]
     assert blas, "NumPy's BLAS was not found by threadpoolctl: the thread limit would not apply"
-
 
 
 def test_the_cuda_code_path_gives_the_same_ranks_on_the_cpu():

@@ -1,4 +1,5 @@
 """Rank metrics against independent references: float64 SVD, and matrices built to have a known rank."""
+
 import math
 
 import numpy as np
@@ -29,12 +30,15 @@ def reference(f: torch.Tensor) -> dict[str, float]:
     tol = s[0] * max(m, n) * np.finfo(np.float32).eps
     p = s / s.sum()
     p = p[p > 0]
-    return {"rank": int((s > tol).sum()),
-            "effective_rank": float(np.exp(-(p * np.log(p)).sum())),
-            "stable_rank": float((a**2).sum() / s[0] ** 2),
-            "rank_rtol_1e-3": int((s > 1e-3 * s[0]).sum()),
-            "rank_rtol_1e-2": int((s > 1e-2 * s[0]).sum()),
-            "nuclear_norm": float(s.sum()), "sigma_max": float(s[0])}
+    return {
+        "rank": int((s > tol).sum()),
+        "effective_rank": float(np.exp(-(p * np.log(p)).sum())),
+        "stable_rank": float((a**2).sum() / s[0] ** 2),
+        "rank_rtol_1e-3": int((s > 1e-3 * s[0]).sum()),
+        "rank_rtol_1e-2": int((s > 1e-2 * s[0]).sum()),
+        "nuclear_norm": float(s.sum()),
+        "sigma_max": float(s[0]),
+    }
 
 
 @pytest.mark.parametrize("m,n,k", [(20, 40, 7), (40, 20, 13), (32, 32, 32), (64, 128, 1), (5, 300, 5), (128, 256, 100)])
@@ -61,10 +65,12 @@ def test_metrics_match_float64_svd_at_any_scale(scale):
 
 def test_random_float32_features_agree_with_svd_rank():
     # Features as the study makes them: float32, rank-deficient products and nonlinear maps of them.
-    mats = [torch.randn(60, 8, generator=gen) @ torch.randn(8, 120, generator=gen),
-            torch.relu(torch.randn(60, 8, generator=gen) @ torch.randn(8, 120, generator=gen)),
-            torch.sigmoid(torch.randn(60, 30, generator=gen) @ torch.randn(30, 60, generator=gen) * 5),
-            torch.tanh(torch.randn(100, 4, generator=gen) @ torch.randn(4, 100, generator=gen))]
+    mats = [
+        torch.randn(60, 8, generator=gen) @ torch.randn(8, 120, generator=gen),
+        torch.relu(torch.randn(60, 8, generator=gen) @ torch.randn(8, 120, generator=gen)),
+        torch.sigmoid(torch.randn(60, 30, generator=gen) @ torch.randn(30, 60, generator=gen) * 5),
+        torch.tanh(torch.randn(100, 4, generator=gen) @ torch.randn(4, 100, generator=gen)),
+    ]
     for f in mats:
         assert rank_metrics(f)["rank"].item() == reference(f)["rank"]
 

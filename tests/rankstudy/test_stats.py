@@ -1,4 +1,5 @@
 """Statistics against known answers: bootstrap CIs, Welch/Holm, bands, curve fits and thresholds."""
+
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ def test_mean_ci_matches_t_interval_and_is_reproducible():
     assert est.mean == pytest.approx(x.mean())
     assert est.low == pytest.approx(x.mean() - half, abs=0.2 * half)
     assert est.high == pytest.approx(x.mean() + half, abs=0.2 * half)
-    assert stats.mean_ci(x) == est          # fixed seed: the same CI every time
+    assert stats.mean_ci(x) == est  # fixed seed: the same CI every time
     assert est.n == 400
 
 
@@ -24,7 +25,7 @@ def test_mean_ci_edge_cases():
     one = stats.mean_ci([0.3])
     assert one.mean == 0.3 and math.isnan(one.low) and one.n == 1
     assert stats.mean_ci([]).n == 0
-    assert stats.mean_ci([1.0, np.nan, 0.0]).mean == 0.5      # NaN rows are dropped
+    assert stats.mean_ci([1.0, np.nan, 0.0]).mean == 0.5  # NaN rows are dropped
 
 
 def test_diff_ci_exact_for_constant_groups_and_covers_zero_for_equal_ones():
@@ -53,8 +54,12 @@ def test_holm_by_hand():
 
 def test_pairwise_finds_the_real_difference_only():
     rng = np.random.default_rng(4)
-    groups = {"silu": np.full(30, 0.95), "relu": np.full(30, 0.8),
-              "a": rng.normal(0.5, 0.05, 40), "b": rng.normal(0.5, 0.05, 40)}
+    groups = {
+        "silu": np.full(30, 0.95),
+        "relu": np.full(30, 0.8),
+        "a": rng.normal(0.5, 0.05, 40),
+        "b": rng.normal(0.5, 0.05, 40),
+    }
     result = {(c.a, c.b): c for c in stats.pairwise(groups)}
     assert result[("silu", "relu")].significant and result[("silu", "relu")].difference == pytest.approx(0.15)
     assert not result[("a", "b")].significant
@@ -119,9 +124,10 @@ def test_failed_curve_fit_is_reported_and_thresholds_fall_back(monkeypatch):
 
     def fail(*args, **kwargs):
         raise RuntimeError("Optimal parameters not found: The maximum number of function evaluations is exceeded.")
+
     monkeypatch.setattr(stats.optimize, "curve_fit", fail)
     fit = stats.fit_curve(r, y)
-    assert not fit.converged and math.isfinite(fit.rmse)          # the grid start, reported as such
+    assert not fit.converged and math.isfinite(fit.rmse)  # the grid start, reported as such
     assert math.isnan(fit.crossing(0.9)) and stats.fit_threshold(fit, 0.9).status == "no_fit"
 
 
@@ -132,7 +138,14 @@ def test_design_rule_uses_the_empirical_threshold_when_the_fit_fails(monkeypatch
 
     def value(row):
         r = row["expansion_ratio"]
-        return 1.0 if row["nonlinearity"] != "identity" and r <= 6 else min(1.0, 1 / r) if row["nonlinearity"] == "identity" else 6 / r
+        return (
+            1.0
+            if row["nonlinearity"] != "identity" and r <= 6
+            else min(1.0, 1 / r)
+            if row["nonlinearity"] == "identity"
+            else 6 / r
+        )
+
     table, meta = synthetic_table(value, kinds=("linear",), nonlinearities=("identity", "relu", "silu"))
     ok = find_principles(table, meta, Settings(n_resamples=99))["recommendations"]["basis"]["max_expansion_per_layer"]
     assert ok["per_tau"]["0.9"]["source"] == "fit"

@@ -34,8 +34,11 @@ def v1_config(width_mult=1.0, depth_mult=1.0):
             ins.append(int(round(inplanes * width_mult)))
             inplanes += 180 / (n * 1.0)
             outs.append(int(round(inplanes * width_mult)))
-    return dict(stem=int(round(stem_channel * width_mult)), blocks=list(zip(ins, outs, ts, strides, ses)),
-                pen=int(1280 * width_mult))
+    return dict(
+        stem=int(round(stem_channel * width_mult)),
+        blocks=list(zip(ins, outs, ts, strides, ses)),
+        pen=int(1280 * width_mult),
+    )
 
 
 def _make_divisible(v, d=8):
@@ -60,8 +63,11 @@ def lite_config(multiplier=1.0):
             ins.append(d)
             inplanes += 164 / (n - 1 * 1.0)
             outs.append(_make_divisible(int(round(inplanes * multiplier))))
-    return dict(stem=first, blocks=[(i, o, t, s, False) for i, o, t, s in zip(ins, outs, ts, strides)],
-                pen=int(1280 * multiplier) if multiplier > 1 else 1280)
+    return dict(
+        stem=first,
+        blocks=[(i, o, t, s, False) for i, o, t, s in zip(ins, outs, ts, strides)],
+        pen=int(1280 * multiplier) if multiplier > 1 else 1280,
+    )
 
 
 def _conv(prefix, cin, cout, k, groups=1, bias=False):
@@ -70,8 +76,13 @@ def _conv(prefix, cin, cout, k, groups=1, bias=False):
 
 
 def _bn(prefix, c):
-    return [(f"{prefix}.weight", (c,)), (f"{prefix}.bias", (c,)), (f"{prefix}.running_mean", (c,)),
-            (f"{prefix}.running_var", (c,)), (f"{prefix}.num_batches_tracked", ())]
+    return [
+        (f"{prefix}.weight", (c,)),
+        (f"{prefix}.bias", (c,)),
+        (f"{prefix}.running_mean", (c,)),
+        (f"{prefix}.running_var", (c,)),
+        (f"{prefix}.num_batches_tracked", ()),
+    ]
 
 
 def _block_keys(prefix, cin, cout, t, se, lite):
@@ -114,8 +125,9 @@ def reference_forward(sd, config, x, lite=False):
     """Returns logits of the official model (eval mode) computed op by op from an official-layout state_dict."""
 
     def bn(x, p):
-        return F.batch_norm(x, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"], sd[f"{p}.bias"],
-                            False, 0.0, 1e-5)
+        return F.batch_norm(
+            x, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"], sd[f"{p}.bias"], False, 0.0, 1e-5
+        )
 
     act = F.relu6 if lite else F.silu
     x = act(bn(F.conv2d(x, sd["features.0.weight"], stride=2, padding=1), "features.1"))

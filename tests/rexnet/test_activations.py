@@ -9,8 +9,22 @@ import rankstudy
 from rexnet import ReXNet, RexnetError, arch_from_dict, arch_to_dict, rexnet_v1_arch
 from rexnet.activations import get_activation, list_activations, make_activation
 
-STUDY_NONLINEARITIES = ("identity", "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "softplus", "silu",
-                        "hardswish", "mish", "gelu", "tanh", "sigmoid")
+STUDY_NONLINEARITIES = (
+    "identity",
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "celu",
+    "softplus",
+    "silu",
+    "hardswish",
+    "mish",
+    "gelu",
+    "tanh",
+    "sigmoid",
+)
 
 
 def test_registry_holds_the_study_nonlinearities_and_the_study_uses_it():
@@ -25,12 +39,20 @@ def test_module_computes_the_function(name):
     x = torch.linspace(-8, 8, 161, dtype=torch.float64).reshape(1, 161, 1, 1)
     # Independent references: the formulas, not torch's functional forms.
     reference = {
-        "identity": x, "relu": x.clamp(min=0), "relu6": x.clamp(0, 6), "leaky_relu": torch.where(x > 0, x, 0.01 * x),
-        "elu": torch.where(x > 0, x, torch.expm1(x)), "celu": torch.where(x > 0, x, torch.expm1(x)),
+        "identity": x,
+        "relu": x.clamp(min=0),
+        "relu6": x.clamp(0, 6),
+        "leaky_relu": torch.where(x > 0, x, 0.01 * x),
+        "elu": torch.where(x > 0, x, torch.expm1(x)),
+        "celu": torch.where(x > 0, x, torch.expm1(x)),
         "selu": 1.0507009873554805 * torch.where(x > 0, x, 1.6732632423543772 * torch.expm1(x)),
-        "softplus": torch.log1p(torch.exp(x)), "silu": x / (1 + torch.exp(-x)),
-        "hardswish": x * (x + 3).clamp(0, 6) / 6, "mish": x * torch.tanh(torch.log1p(torch.exp(x))),
-        "gelu": 0.5 * x * (1 + torch.erf(x / 2 ** 0.5)), "tanh": torch.tanh(x), "sigmoid": 1 / (1 + torch.exp(-x)),
+        "softplus": torch.log1p(torch.exp(x)),
+        "silu": x / (1 + torch.exp(-x)),
+        "hardswish": x * (x + 3).clamp(0, 6) / 6,
+        "mish": x * torch.tanh(torch.log1p(torch.exp(x))),
+        "gelu": 0.5 * x * (1 + torch.erf(x / 2**0.5)),
+        "tanh": torch.tanh(x),
+        "sigmoid": 1 / (1 + torch.exp(-x)),
     }[name]
     with torch.no_grad():
         module_out = make_activation(name)(x.clone())
@@ -42,8 +64,11 @@ def test_every_nonlinearity_builds_in_block_stem_and_head():
     base = rexnet_v1_arch(0.5, 0.3)
     for name in STUDY_NONLINEARITIES:
         blocks = tuple(replace(b, act=name, dw_act=name) for b in base.blocks)
-        arch = arch_from_dict(arch_to_dict(replace(base, blocks=blocks, stem_act=name, penultimate_act=name,
-                                                   head_channels=64, head_act=name)))
+        arch = arch_from_dict(
+            arch_to_dict(
+                replace(base, blocks=blocks, stem_act=name, penultimate_act=name, head_channels=64, head_act=name)
+            )
+        )
         model = ReXNet(arch, num_classes=3).eval()
         types = {type(m) for m in model.modules()}
         assert type(make_activation(name)) in types

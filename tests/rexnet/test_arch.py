@@ -17,7 +17,24 @@ def _rows(arch: ArchSpec):
 def test_v1_100_block_table():
     arch = rexnet_v1_arch(1.0)
     assert arch.stem_channels == 32
-    assert [b.out_channels for b in arch.blocks] == [16, 27, 38, 50, 61, 72, 84, 95, 106, 117, 128, 140, 151, 162, 174, 185]
+    assert [b.out_channels for b in arch.blocks] == [
+        16,
+        27,
+        38,
+        50,
+        61,
+        72,
+        84,
+        95,
+        106,
+        117,
+        128,
+        140,
+        151,
+        162,
+        174,
+        185,
+    ]
     assert [b.in_channels for b in arch.blocks] == [32] + [b.out_channels for b in arch.blocks[:-1]]
     assert arch.penultimate_channels == 1280
     assert [b.stride for b in arch.blocks] == [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1]

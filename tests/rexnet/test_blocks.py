@@ -1,10 +1,10 @@
-"""Blocks: the memory-saving ReLU6, partial residual and small-map depthwise conv match plain PyTorch exactly."""
+"""Blocks: the memory-saving ReLU6, partial residual, small-map depthwise conv and drop path match references."""
 
 import pytest
 import torch
 from torch import nn
 
-from rexnet.blocks import DepthwiseConv2d, MemoryEfficientReLU6, partial_residual
+from rexnet.blocks import DepthwiseConv2d, MemoryEfficientReLU6, drop_path, partial_residual
 from rexnet.summary import saved_activation_bytes
 
 
@@ -42,8 +42,9 @@ def test_partial_residual_matches_cat():
         assert torch.equal(partial_residual(out.detach().clone(), x.detach()), expected.detach())
 
 
-@pytest.mark.parametrize("size, stride", [((1, 1), 1), ((2, 2), 1), ((2, 2), 2), ((3, 3), 2), ((1, 4), 1), ((4, 4), 1),
-                                          ((5, 5), 1)])
+@pytest.mark.parametrize(
+    "size, stride", [((1, 1), 1), ((2, 2), 1), ((2, 2), 2), ((3, 3), 2), ((1, 4), 1), ((4, 4), 1), ((5, 5), 1)]
+)
 def test_depthwise_conv_fast_path_is_exact(size, stride):
     conv = DepthwiseConv2d(6, 3, stride).double()
     x = torch.randn(3, 6, *size, dtype=torch.float64, requires_grad=True)
@@ -55,3 +56,14 @@ def test_depthwise_conv_fast_path_is_exact(size, stride):
     torch.testing.assert_close(y, ref)
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.2, 0.5, 1.0])
+def test_drop_path_matches_torchvision_stochastic_depth(p):
+    """Without importing torchvision in the model code, the same draws and scaling as its row mode."""
+    ops = pytest.importorskip("torchvision.ops")
+    x = torch.randn(32, 4, 3, 3)
+    torch.manual_seed(7)
+    expected = ops.stochastic_depth(x, p, "row", training=True)
+    torch.manual_seed(7)
+    assert torch.equal(drop_path(x, p), expected)

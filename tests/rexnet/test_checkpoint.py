@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from rexnet import (
+    RexnetError,
     ReXNetV1,
     ReXNetV1Lite,
-    RexnetError,
     convert_checkpoint,
     create_model,
     load_checkpoint,
@@ -87,8 +87,14 @@ def test_training_checkpoint_round_trip(tmp_path, images):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.randn(4, 3, 32, 32)).sum().backward()
     optimizer.step()
-    path = save_checkpoint(tmp_path / "run" / "last.pth", model, optimizer=optimizer, epoch=3,
-                           metadata={"top1": 0.5, "note": "smoke"}, extra={"scheduler": {"last_epoch": 3}})
+    path = save_checkpoint(
+        tmp_path / "run" / "last.pth",
+        model,
+        optimizer=optimizer,
+        epoch=3,
+        metadata={"top1": 0.5, "note": "smoke"},
+        extra={"scheduler": {"last_epoch": 3}},
+    )
     assert [p.name for p in path.parent.iterdir()] == ["last.pth"]  # atomic: no temp file left
     raw = torch.load(path, weights_only=True)  # the file itself is weights_only-safe
     assert raw["format"] == "rexnet.checkpoint/1" and raw["arch"]["name"] == "rexnet_lite_100"
@@ -129,7 +135,9 @@ def test_wrapped_and_data_parallel_state_dicts_load(images):
 def test_class_count_mismatch_is_explained_or_skipped(images):
     source = randomize(ReXNetV1(num_classes=1000))
     target = ReXNetV1(num_classes=10)
-    with pytest.raises(RexnetError, match=r"1000 classes, the model 10; create the model with num_classes=1000.*skip_head"):
+    with pytest.raises(
+        RexnetError, match=r"1000 classes, the model 10; create the model with num_classes=1000.*skip_head"
+    ):
         load_checkpoint(target, source.state_dict())
     head_before = target.output[1].weight.clone()
     load_checkpoint(target, source.state_dict(), skip_head=True)
@@ -139,11 +147,14 @@ def test_class_count_mismatch_is_explained_or_skipped(images):
         torch.testing.assert_close(target.forward_features(images), source.forward_features(images))
 
 
-@pytest.mark.parametrize("saved, model, expected", [
-    ("rexnet_130", "rexnet_100", "saved from rexnet_130, the model is rexnet_100"),
-    ("rexnet_100", "rexnet_lite_100", "saved from rexnet_100, the model is rexnet_lite_100"),
-    ("rexnet_lite_150", "rexnet_lite_100", "saved from rexnet_lite_150"),
-])
+@pytest.mark.parametrize(
+    "saved, model, expected",
+    [
+        ("rexnet_130", "rexnet_100", "saved from rexnet_130, the model is rexnet_100"),
+        ("rexnet_100", "rexnet_lite_100", "saved from rexnet_100, the model is rexnet_lite_100"),
+        ("rexnet_lite_150", "rexnet_lite_100", "saved from rexnet_lite_150"),
+    ],
+)
 def test_wrong_model_names_the_saved_width(saved, model, expected):
     with torch.device("meta"):
         state = create_model(saved).state_dict()
@@ -174,7 +185,7 @@ def bad_files(tmp_path_factory):
         "empty.pth": b"",
         "text.pth": b"hello\n",
         "list.pth": pickle.dumps([1, 2, 3]),
-        "truncated.safetensors": b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":",
+        "truncated.safetensors": b'\x10\x00\x00\x00\x00\x00\x00\x00{"a":',
     }
     for name, content in files.items():
         (folder / name).write_bytes(content)
@@ -184,19 +195,22 @@ def bad_files(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("name, message", [
-    ("missing.pth", "does not exist"),
-    ("truncated.pth", "truncated"),
-    ("random.pth", "not a PyTorch checkpoint"),
-    ("empty.pth", "empty"),
-    ("text.pth", "not a PyTorch checkpoint"),
-    ("list.pth", "not a PyTorch checkpoint"),
-    ("truncated.safetensors", "not a readable .safetensors"),
-    ("object.pth", "weights_only"),
-    ("tensor_list.pth", "holds a list, not a state_dict"),
-    ("other_model.pth", "no ReXNet weights"),
-    (".", "not a file"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("missing.pth", "does not exist"),
+        ("truncated.pth", "truncated"),
+        ("random.pth", "not a PyTorch checkpoint"),
+        ("empty.pth", "empty"),
+        ("text.pth", "not a PyTorch checkpoint"),
+        ("list.pth", "not a PyTorch checkpoint"),
+        ("truncated.safetensors", "not a readable .safetensors"),
+        ("object.pth", "weights_only"),
+        ("tensor_list.pth", "holds a list, not a state_dict"),
+        ("other_model.pth", "no ReXNet weights"),
+        (".", "not a file"),
+    ],
+)
 def test_bad_files_raise_one_line_errors(bad_files, name, message):
     path = bad_files / name
     with pytest.raises(RexnetError, match=message) as info:

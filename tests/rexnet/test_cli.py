@@ -52,9 +52,9 @@ def test_version_and_help_for_every_train_option():
 
 
 def test_export_without_checkpoint_says_the_weights_are_random(tmp_path, monkeypatch):
-    import rexnet.export
+    import rexnet.cli
 
-    monkeypatch.setattr(rexnet.export, "export_onnx", lambda model, path, **kw: path)  # the export itself is tested below
+    monkeypatch.setattr(rexnet.cli, "export_onnx", lambda model, path, **kw: path)  # the export itself is tested below
     result = _invoke("export", "rexnet_100", "--onnx", tmp_path / "m.onnx")
     assert result.exit_code == 0 and "random, untrained weights" in result.output
 
@@ -63,7 +63,7 @@ def test_export_without_checkpoint_says_the_weights_are_random(tmp_path, monkeyp
 def test_train_prints_on_rank_0_only(tmp_path, monkeypatch, rank, prints):
     import rexnet.training.train
 
-    monkeypatch.setattr(rexnet.training.train, "train", lambda cfg, resume=False: {"epoch": 1, "test_top1": 50.0})
+    monkeypatch.setattr(rexnet.training.train, "train", lambda cfg, **kw: {"epoch": 1, "test_top1": 50.0})
     monkeypatch.setenv("RANK", rank)
     monkeypatch.setenv("WORLD_SIZE", "2")
     result = _invoke("train", "--model", "rexnet_050", "--data", "fake", "--out", tmp_path / "run")
@@ -75,8 +75,9 @@ def test_export_with_checkpoint_matches_pytorch(tmp_path):
     model = randomize(ReXNetV1Lite(num_classes=6), seed=4)
     save_checkpoint(tmp_path / "c.pth", model)
     # --num-classes is taken from the checkpoint
-    result = _invoke("export", "rexnet_lite_100", "--onnx", tmp_path / "m.onnx", "--checkpoint", tmp_path / "c.pth",
-                     "--img-size", 32)
+    result = _invoke(
+        "export", "rexnet_lite_100", "--onnx", tmp_path / "m.onnx", "--checkpoint", tmp_path / "c.pth", "--img-size", 32
+    )
     assert result.exit_code == 0, result.output
     x = torch.randn(2, 3, 32, 32)
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
@@ -107,19 +108,24 @@ def files(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("args, message", [
-    (["summary", "rexnet_999"], "unknown model 'rexnet_999'"),
-    (["summary", "missing.json"], "does not exist"),
-    (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/nope.pth"], "does not exist"),
-    (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/junk.pth"], "not a PyTorch checkpoint"),
-    (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/trunc.pth"], "truncated"),
-    (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/w130.pth"], "saved from rexnet_130"),
-    (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/c10.pth", "--num-classes", "1000"],
-     "10 classes, the model 1000"),
-    (["export", "rexnet_lite_100", "--onnx", "{d}/o.txt"], "does not end in .onnx"),
-    (["convert", "{d}/c10.pth", "{d}/o.pth", "--to", "timm"], None),  # a valid conversion, for contrast
-    (["convert", "{d}/junk.pth", "{d}/o2.pth"], "not a PyTorch checkpoint"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["summary", "rexnet_999"], "unknown model 'rexnet_999'"),
+        (["summary", "missing.json"], "does not exist"),
+        (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/nope.pth"], "does not exist"),
+        (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/junk.pth"], "not a PyTorch checkpoint"),
+        (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/trunc.pth"], "truncated"),
+        (["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/w130.pth"], "saved from rexnet_130"),
+        (
+            ["export", "rexnet_100", "--onnx", "{d}/o.onnx", "--checkpoint", "{d}/c10.pth", "--num-classes", "1000"],
+            "10 classes, the model 1000",
+        ),
+        (["export", "rexnet_lite_100", "--onnx", "{d}/o.txt"], "does not end in .onnx"),
+        (["convert", "{d}/c10.pth", "{d}/o.pth", "--to", "timm"], None),  # a valid conversion, for contrast
+        (["convert", "{d}/junk.pth", "{d}/o2.pth"], "not a PyTorch checkpoint"),
+    ],
+)
 def test_bad_input_gives_one_line_and_exit_2(files, args, message):
     result = _invoke(*[a.replace("{d}", str(files)) for a in args])
     if message is None:
@@ -134,8 +140,12 @@ def test_bad_input_gives_one_line_and_exit_2(files, args, message):
 
 
 def test_console_script_exit_code_and_no_traceback():
-    proc = subprocess.run([sys.executable, "-c", "from rexnet.cli import main; main()", "summary", "rexnet_x"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from rexnet.cli import main; main()", "summary", "rexnet_x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: unknown model 'rexnet_x'") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rexnet import ReXNetV1, RexnetError, export_onnx
+from rexnet import RexnetError, ReXNetV1, export_onnx
 
 from .conftest import randomize
 

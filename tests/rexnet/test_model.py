@@ -3,15 +3,19 @@
 import pytest
 import torch
 
-from rexnet import ReXNetV1, ReXNetV1Lite, RexnetError, create_model, list_models, summarize
+from rexnet import RexnetError, ReXNetV1, ReXNetV1Lite, create_model, list_models, summarize
 from rexnet.arch import rexnet_v1_arch
 
 from .conftest import randomize
 from .official_reference import lite_config, official_keys, reference_forward, v1_config
 
 V1 = {  # width: (parameters, MACs at 224×224 in G) — the table, from the official release
-    0.9: (4_091_257, 0.348), 1.0: (4_796_873, 0.398), 1.3: (7_557_091, 0.662),
-    1.5: (9_728_593, 0.876), 2.0: (16_366_620, 1.529), 3.0: (34_708_792, 3.396),
+    0.9: (4_091_257, 0.348),
+    1.0: (4_796_873, 0.398),
+    1.3: (7_557_091, 0.662),
+    1.5: (9_728_593, 0.876),
+    2.0: (16_366_620, 1.529),
+    3.0: (34_708_792, 3.396),
 }
 LITE = {1.0: (4_740_056, 0.41), 1.3: (6_747_960, 0.65), 1.5: (8_332_296, 0.84), 2.0: (12_966_200, 1.5)}
 
@@ -61,7 +65,9 @@ def test_lite_state_dict_layout_is_official(mult):
     assert [(k, tuple(v.shape)) for k, v in sd.items()] == official_keys(lite_config(mult), lite=True)
 
 
-@pytest.mark.parametrize("cls, config, lite", [(ReXNetV1, v1_config(1.0), False), (ReXNetV1Lite, lite_config(1.0), True)])
+@pytest.mark.parametrize(
+    "cls, config, lite", [(ReXNetV1, v1_config(1.0), False), (ReXNetV1Lite, lite_config(1.0), True)]
+)
 def test_outputs_equal_official_ops(cls, config, lite, images):
     model = randomize(cls(num_classes=7))
     with torch.no_grad():
@@ -107,8 +113,15 @@ def test_reset_classifier():
 
 def test_registry():
     names = list_models()
-    assert names[:7] == ["rexnet_050", "rexnet_090", "rexnet_100", "rexnet_130", "rexnet_150", "rexnet_200",
-                         "rexnet_300"]
+    assert names[:7] == [
+        "rexnet_050",
+        "rexnet_090",
+        "rexnet_100",
+        "rexnet_130",
+        "rexnet_150",
+        "rexnet_200",
+        "rexnet_300",
+    ]
     assert "rexnet_lite_130" in names and "mobilenetv2_100" in names
     with torch.device("meta"):
         for name in names:  # every listed name is creatable, as the class a user of the official code expects
@@ -162,6 +175,8 @@ def test_lite_backbone_feature_maps():
     assert "output.0.weight" not in backbone.state_dict()  # no classifier head in a backbone
     with torch.no_grad():
         maps = backbone(torch.randn(1, 3, 64, 64))
-    assert [tuple(m.shape) for m in maps] == [(1, c, 64 // r, 64 // r) for c, r in zip(backbone.channels, backbone.reductions)]
+    assert [tuple(m.shape) for m in maps] == [
+        (1, c, 64 // r, 64 // r) for c, r in zip(backbone.channels, backbone.reductions)
+    ]
     with pytest.raises(RexnetError, match="out_indices"):
         create_model("rexnet_lite_100", features_only=True, out_indices=(5,))

@@ -8,7 +8,7 @@ equal channels).
 import pytest
 import torch
 
-from rexnet import ReXNetV1, ReXNetV1Lite, RexnetError, adapt_input_conv, create_model, pretrained_cfg, save_checkpoint
+from rexnet import RexnetError, ReXNetV1, ReXNetV1Lite, adapt_input_conv, create_model, pretrained_cfg, save_checkpoint
 from rexnet.blocks import LinearBottleneck
 from rexnet.keymap import timm_to_official
 
@@ -39,8 +39,11 @@ def _blocks(model):
 def test_drop_path_rates_follow_timm():
     ours = create_model("rexnet_100", drop_path_rate=0.2)
     theirs = timm.create_model("rexnet_100", drop_path_rate=0.2)
-    expected = [b.drop_path.drop_prob if b.use_shortcut and b.drop_path is not None else 0.0
-                for b in theirs.features if hasattr(b, "use_shortcut")]
+    expected = [
+        b.drop_path.drop_prob if b.use_shortcut and b.drop_path is not None else 0.0
+        for b in theirs.features
+        if hasattr(b, "use_shortcut")
+    ]
     assert [b.drop_path for b in _blocks(ours)] == pytest.approx(expected)
     assert expected[-1] == pytest.approx(0.2) and 0.0 in expected  # full rate at the last block; none w/o shortcut
 
@@ -74,10 +77,14 @@ def test_drop_path_is_identity_in_eval_and_stochastic_in_train(images):
 @pytest.mark.parametrize("output_stride", [8, 16])
 def test_output_stride_matches_timm_dilated_maps(output_stride):
     theirs = randomize(timm.create_model("rexnet_100", output_stride=output_stride), seed=3)
-    ours = create_model("rexnet_100", checkpoint=theirs.state_dict(), features_only=True,
-                        output_stride=output_stride).eval()
-    assert ours.reductions == [i["reduction"] for i in theirs.feature_info] == [2, 4, 8, min(16, output_stride),
-                                                                                 output_stride]
+    ours = create_model(
+        "rexnet_100", checkpoint=theirs.state_dict(), features_only=True, output_stride=output_stride
+    ).eval()
+    assert (
+        ours.reductions
+        == [i["reduction"] for i in theirs.feature_info]
+        == [2, 4, 8, min(16, output_stride), output_stride]
+    )
     assert ours.channels == [i["num_chs"] for i in theirs.feature_info]
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -115,8 +122,12 @@ def test_stem_adaptation_matches_timm(in_chans):
 def test_pretrained_cfg_matches_timm():
     for name in ("rexnet_100", "rexnet_130", "rexnet_150", "rexnet_200", "rexnet_300"):
         ours, theirs = pretrained_cfg(name), timm.get_pretrained_cfg(name)
-        assert (ours.input_size, ours.crop_pct, ours.interpolation, ours.num_classes) == \
-            (theirs.input_size, theirs.crop_pct, theirs.interpolation, theirs.num_classes)
+        assert (ours.input_size, ours.crop_pct, ours.interpolation, ours.num_classes) == (
+            theirs.input_size,
+            theirs.crop_pct,
+            theirs.interpolation,
+            theirs.num_classes,
+        )
         assert ours.mean == pytest.approx(theirs.mean) and ours.std == pytest.approx(theirs.std)
         assert any(f.source == f"hf-hub:{theirs.hf_hub_id}" for f in ours.files)
     assert pretrained_cfg("rexnet_lite_100").classifier == "output.4"

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from rexnet import RexnetError, create_model, load_arch, rexnet_v1_arch, save_arch
 from rexnet.arch import STAGES, format_block_table
 from rexnet.baseline import mobilenetv2_arch
+from rexnet.cli import main
 from rexnet.small_input import small_input_variant
 from rexnet.summary import model_costs
-from rexnet.cli import main
 from rexnet.variants import from_findings, match_macs, read_rules, variant_arch
 
 
@@ -20,10 +20,13 @@ def independent_macs(arch, img_size, small_input, in_chans):
     return model_costs(small, img_size, in_chans=in_chans, stem_stride=stem_stride)[1]
 
 
-@pytest.mark.parametrize("family, target, img_size, small_input, in_chans", [
-    (rexnet_v1_arch, 12_904_264, 32, "s16", 1),  # exactly ReXNet-0.5×: reported as 0.5, not 0.4999…
-    (rexnet_v1_arch, 250e6, 224, "off", 3),
-])
+@pytest.mark.parametrize(
+    "family, target, img_size, small_input, in_chans",
+    [
+        (rexnet_v1_arch, 12_904_264, 32, "s16", 1),  # exactly ReXNet-0.5×: reported as 0.5, not 0.4999…
+        (rexnet_v1_arch, 250e6, 224, "off", 3),
+    ],
+)
 def test_match_macs_hits_budget_within_2_percent(family, target, img_size, small_input, in_chans):
     target = int(target)
     mult, arch, macs = match_macs(family, target, img_size=img_size, small_input=small_input, in_chans=in_chans)
@@ -34,8 +37,9 @@ def test_match_macs_hits_budget_within_2_percent(family, target, img_size, small
         assert (mult, macs) == (0.5, target)
 
 
-@pytest.mark.parametrize("target, message", [(1e3, "above the budget"), (1e12, "below the budget"),
-                                             (0, "not positive")])
+@pytest.mark.parametrize(
+    "target, message", [(1e3, "above the budget"), (1e12, "below the budget"), (0, "not positive")]
+)
 def test_match_macs_rejects_unreachable_budgets(target, message):
     with pytest.raises(RexnetError, match=message):
         match_macs(rexnet_v1_arch, int(target), img_size=32)
@@ -53,20 +57,30 @@ def test_match_macs_rejects_a_budget_between_two_steps():
 def synthetic_findings(nonlinearity="gelu", cap=8.5, status="crossed", gradual=True, version=1) -> dict:
     """Returns a minimal schema-1 findings dict (docs/findings_schema.md) with the given recommendations."""
     return {
-        "schema_version": version, "created": "2026-01-02T03:04:05+0000", "command": "python synthetic.py",
+        "schema_version": version,
+        "created": "2026-01-02T03:04:05+0000",
+        "command": "python synthetic.py",
         "settings": {"design_measure": "rank_rtol_1e-2"},
         "recommendations": {
             "recommended_nonlinearity": nonlinearity,
             "max_expansion_per_layer": {"0.9": cap, "0.95": 1.5},
             "gradual_expansion_beats_single": gradual,
             "basis": {
-                "recommended_nonlinearity": {"tied_with": ["relu"], "by_measure": {"rank_rtol_1e-2": {
-                    "means": {nonlinearity: {"value": 0.93, "ci": [0.91, 0.95], "n": 60}}}}},
-                "max_expansion_per_layer": {"measure": "rank_rtol_1e-2", "nonlinearity": nonlinearity,
-                                            "per_tau": {"0.9": {"status": status, "source": "fit"},
-                                                        "0.95": {"status": "crossed", "source": "fit"}}},
-                "gradual_expansion_beats_single": {"measure": "rank_rtol_1e-2", "difference": 0.15,
-                                                   "ci": [0.13, 0.17]},
+                "recommended_nonlinearity": {
+                    "tied_with": ["relu"],
+                    "by_measure": {
+                        "rank_rtol_1e-2": {"means": {nonlinearity: {"value": 0.93, "ci": [0.91, 0.95], "n": 60}}}
+                    },
+                },
+                "max_expansion_per_layer": {
+                    "measure": "rank_rtol_1e-2",
+                    "nonlinearity": nonlinearity,
+                    "per_tau": {
+                        "0.9": {"status": status, "source": "fit"},
+                        "0.95": {"status": "crossed", "source": "fit"},
+                    },
+                },
+                "gradual_expansion_beats_single": {"measure": "rank_rtol_1e-2", "difference": 0.15, "ci": [0.13, 0.17]},
             },
         },
     }
@@ -86,8 +100,10 @@ def test_nonlinearity_follows_the_findings(name):
     assert choice["finding"]["value"] == name and choice["finding"]["ci"] == [0.91, 0.95]
 
 
-@pytest.mark.parametrize("cap, status, expected", [(3.7, "crossed", 3), (5.0, "crossed", 5), (8.5, "crossed", 6),
-                                                   (20.0, "above_range", 6), (4.0, "above_range", 6)])
+@pytest.mark.parametrize(
+    "cap, status, expected",
+    [(3.7, "crossed", 3), (5.0, "crossed", 5), (8.5, "crossed", 6), (20.0, "above_range", 6), (4.0, "above_range", 6)],
+)
 def test_expansion_cap_follows_the_findings(cap, status, expected):
     arch = variant_arch(read_rules(synthetic_findings(cap=cap, status=status)), 0.5)
     assert {b.expansion for b in expanding(arch)} == {expected}
@@ -122,8 +138,12 @@ def test_variant_hits_budget_and_records_its_findings(tmp_path):
     assert {b.expansion for b in expanding(arch)} == {4} and {b.act for b in expanding(arch)} == {"mish"}
     assert abs(independent_macs(arch, 64, "off", 3) - target) <= 0.02 * target
     prov = arch.provenance
-    assert prov["findings"] == {"path": str(path), "schema_version": 1, "created": "2026-01-02T03:04:05+0000",
-                                "command": "python synthetic.py"}
+    assert prov["findings"] == {
+        "path": str(path),
+        "schema_version": 1,
+        "created": "2026-01-02T03:04:05+0000",
+        "command": "python synthetic.py",
+    }
     assert prov["budget"]["macs"] == independent_macs(arch, 64, "off", 3)
     # The JSON keeps the provenance; the summary shows it; create_model builds the table.
     save_arch(arch, tmp_path / "variant.json")
@@ -143,30 +163,49 @@ def test_schema_2_is_read_with_its_bound_relative_measure():
     assert rules.evidence["nonlinearity"]["finding"]["measure"] == "bound_relative_rank_rtol_1e-2"
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d.update(schema_version=3), "schema_version 3, this builder reads 1, 2"),
-    (lambda d: d.update(schema_version="1"), "schema_version '1'"),
-    (lambda d: d.pop("schema_version"), "schema_version None"),
-    (lambda d: d["recommendations"].pop("gradual_expansion_beats_single"), "missing key"),
-    (lambda d: d["recommendations"].update(recommended_nonlinearity="swishy"), "'swishy' is not one of"),
-    (lambda d: d["recommendations"]["max_expansion_per_layer"].update({"0.9": "8"}), "not a finite number"),
-    (lambda d: d["recommendations"].update(gradual_expansion_beats_single=1), "not true/false/null"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.update(schema_version=3), "schema_version 3, this builder reads 1, 2"),
+        (lambda d: d.update(schema_version="1"), "schema_version '1'"),
+        (lambda d: d.pop("schema_version"), "schema_version None"),
+        (lambda d: d["recommendations"].pop("gradual_expansion_beats_single"), "missing key"),
+        (lambda d: d["recommendations"].update(recommended_nonlinearity="swishy"), "'swishy' is not one of"),
+        (lambda d: d["recommendations"]["max_expansion_per_layer"].update({"0.9": "8"}), "not a finite number"),
+        (lambda d: d["recommendations"].update(gradual_expansion_beats_single=1), "not true/false/null"),
+    ],
+)
 def test_foreign_findings_are_refused_by_the_cli(tmp_path, change, message):
     data = synthetic_findings()
     change(data)
     findings, out = tmp_path / "findings.json", tmp_path / "variant.json"
     findings.write_text(json.dumps(data))
-    result = CliRunner().invoke(main, ["build", "--findings", str(findings), "--macs", "12.9M", "--img-size", "32",
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["build", "--findings", str(findings), "--macs", "12.9M", "--img-size", "32", "--out", str(out)]
+    )
     assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == [findings]  # nothing written
 
 
 def test_cli_builds_a_family_at_a_budget_and_refuses_bad_arguments(tmp_path):
     out = tmp_path / "mnv2.json"
-    args = ["build", "--family", "mobilenetv2", "--macs", "12.9M", "--img-size", "32", "--small-input", "s16",
-            "--in-chans", "1", "--num-classes", "10", "--out", str(out)]
+    args = [
+        "build",
+        "--family",
+        "mobilenetv2",
+        "--macs",
+        "12.9M",
+        "--img-size",
+        "32",
+        "--small-input",
+        "s16",
+        "--in-chans",
+        "1",
+        "--num-classes",
+        "10",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     arch = load_arch(out)
@@ -174,8 +213,11 @@ def test_cli_builds_a_family_at_a_budget_and_refuses_bad_arguments(tmp_path):
     assert arch == mobilenetv2_arch(0.74)
     assert model_costs(small_input_variant(mobilenetv2_arch(0.7), "s16")[0], 32, in_chans=1)[1] < 0.92 * 12_900_000
     assert abs(arch.provenance["budget"]["macs"] - 12_900_000) <= 0.02 * 12_900_000
-    for bad, message in ((["--macs", "lots"], "not a number"), (["--macs", "1k"], "above the budget"),
-                         (["--findings", str(out)], "exactly one of --findings")):
+    for bad, message in (
+        (["--macs", "lots"], "not a number"),
+        (["--macs", "1k"], "above the budget"),
+        (["--findings", str(out)], "exactly one of --findings"),
+    ):
         result = CliRunner().invoke(main, args[:-2] + bad + ["--out", str(tmp_path / "x.json")])
         assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "x.json").exists()
@@ -186,8 +228,20 @@ def test_a_variant_trains_for_one_step_and_reloads(tmp_path):
 
     arch = variant_arch(read_rules(synthetic_findings(nonlinearity="mish", cap=3.0, gradual=False)), 0.25, 0.2)
     path = save_arch(arch, tmp_path / "variant.json")
-    cfg = TrainConfig(model=str(path), data="fake", out=str(tmp_path / "run"), epochs=1, batch_size=8, img_size=32,
-                      small_input="s16", train_limit=8, test_limit=8, device="cpu", progress=False, lr=0.5)
+    cfg = TrainConfig(
+        model=str(path),
+        data="fake",
+        out=str(tmp_path / "run"),
+        epochs=1,
+        batch_size=8,
+        img_size=32,
+        small_input="s16",
+        train_limit=8,
+        test_limit=8,
+        device="cpu",
+        progress=False,
+        lr=0.5,
+    )
     row = train(cfg)
     assert row["epoch"] == 1 and torch.isfinite(torch.tensor(row["train_loss"]))
     # The weights load strictly into the table they were trained as (a mismatch raises), Mish included.

@@ -28,7 +28,20 @@ def tiny_data(train: int = 64, test: int = 32):
 
 def tiny_config(out, arch_path, **changes) -> TrainConfig:
     """Returns a TrainConfig for the tiny table on fake data: 2 epochs of 4 steps, EMA on, progress bar off."""
-    cfg = TrainConfig(model=str(arch_path), data="fake", out=str(out), epochs=2, batch_size=16, lr=0.05,
-                      warmup_epochs=0.5, img_size=16, train_limit=64, test_limit=32, ema_decay=0.9, seed=3,
-                      device="cpu", progress=False)
+    cfg = TrainConfig(
+        model=str(arch_path),
+        data="fake",
+        out=str(out),
+        epochs=2,
+        batch_size=16,
+        lr=0.05,
+        warmup_epochs=0.5,
+        img_size=16,
+        train_limit=64,
+        test_limit=32,
+        ema_decay=0.9,
+        seed=3,
+        device="cpu",
+        progress=False,
+    )
     return replace(cfg, **changes)

@@ -1,4 +1,5 @@
 """The channel study: schedules (monotone, on budget), resume after SIGKILL, dask path equal to the local one."""
+
 import os
 import shutil
 import signal
@@ -13,16 +14,60 @@ import pytest
 from click.testing import CliRunner
 
 from rankstudy import run_study
-from rankstudy.channels.run import (FAMILIES, ROWS, SCHEDULES, TIMING_COLUMNS, ChannelStudyConfig, parse_widths,
-                                run_channel_study, sample_profile, schedule_arch, strides)
+from rankstudy.channels import (
+    FAMILIES,
+    ROWS,
+    SCHEDULES,
+    TIMING_COLUMNS,
+    ChannelStudyConfig,
+    parse_widths,
+    run_channel_study,
+    sample_profile,
+    schedule_arch,
+    strides,
+)
 from rankstudy.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 # 3 configs × 1 seed + config 0 with a second seed: 4 runs of 4 steps on 16×16 fake images.
-TINY = ChannelStudyConfig(n=3, macs=400_000, blocks=4, data="fake", img_size=16, epochs=1, train_limit=64,
-                          seeds=1, noise_configs=1, noise_seeds=2, batch_size=16, probe_images=16)
-TINY_ARGS = ["--n", "3", "--macs", "400k", "--blocks", "4", "--data", "fake", "--img-size", "16", "--train-limit", "64",
-             "--seeds", "1", "--noise-configs", "1", "--noise-seeds", "2", "--batch-size", "16", "--probe-images", "16"]
+TINY = ChannelStudyConfig(
+    n=3,
+    macs=400_000,
+    blocks=4,
+    data="fake",
+    img_size=16,
+    epochs=1,
+    train_limit=64,
+    seeds=1,
+    noise_configs=1,
+    noise_seeds=2,
+    batch_size=16,
+    probe_images=16,
+)
+TINY_ARGS = [
+    "--n",
+    "3",
+    "--macs",
+    "400k",
+    "--blocks",
+    "4",
+    "--data",
+    "fake",
+    "--img-size",
+    "16",
+    "--train-limit",
+    "64",
+    "--seeds",
+    "1",
+    "--noise-configs",
+    "1",
+    "--noise-seeds",
+    "2",
+    "--batch-size",
+    "16",
+    "--probe-images",
+    "16",
+]
 
 
 def macs_by_hand(widths: list[int], img_size: int, in_chans: int = 3, classes: int = 10) -> int:
@@ -94,6 +139,7 @@ def _with_schedules_of(ref_out: Path, out: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_keeps_finished_runs(reference, tmp_path):
     ref_out, ref_table = reference
     out = _with_schedules_of(ref_out, tmp_path / "killed")
@@ -120,11 +166,14 @@ def test_resume_after_sigkill_keeps_finished_runs(reference, tmp_path):
 @pytest.fixture(scope="module")
 def cluster():
     import distributed
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=40) as local:
+
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+    ) as local:
         yield local.scheduler_address
 
 
+@pytest.mark.slow
 def test_dask_cluster_gives_the_local_table(reference, cluster, tmp_path):
     ref_out, ref_table = reference
     out = _with_schedules_of(ref_out, tmp_path / "dask")
@@ -133,22 +182,25 @@ def test_dask_cluster_gives_the_local_table(reference, cluster, tmp_path):
     assert (out / ROWS / "cfg-00002-s0.json").exists()
 
 
+@pytest.mark.slow
 def test_rank_study_on_the_cluster_is_bit_identical(cluster, tmp_path, small_config):
     local = run_study(small_config, device="cpu", workers=1, chunk_rows=30, progress=False)
-    remote = run_study(small_config, device="cpu", out=tmp_path / "s", scheduler=cluster, chunk_rows=30,
-                       progress=False)
+    remote = run_study(small_config, device="cpu", out=tmp_path / "s", scheduler=cluster, chunk_rows=30, progress=False)
     pd.testing.assert_frame_equal(local, remote, check_exact=True)
     stored = pd.read_parquet(tmp_path / "s" / "results.parquet")
     pd.testing.assert_frame_equal(local, stored, check_exact=True)
     assert len(list((tmp_path / "s" / "chunks").glob("chunk-*.parquet"))) == -(-small_config.n // 30)
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--macs", "ten"], "--macs"),
-    (["--scheduler", "localhost"], "tcp://HOST"),
-    (["--data", "mnist-x"], "unknown dataset"),
-    (["--blocks", "2"], "--blocks"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--macs", "ten"], "--macs"),
+        (["--scheduler", "localhost"], "tcp://HOST"),
+        (["--data", "mnist-x"], "unknown dataset"),
+        (["--blocks", "2"], "--blocks"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
     result = CliRunner().invoke(main, ["channels", *TINY_ARGS, *args, "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output

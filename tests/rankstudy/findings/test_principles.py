@@ -1,5 +1,6 @@
 """Principles on synthetic tables with a known answer: rankings, significance, thresholds, recommendations,
 paper-finding verdicts that flip when the data flips, the findings schema, and the CLI's bad-input paths."""
+
 import json
 
 import numpy as np
@@ -8,7 +9,7 @@ from click.testing import CliRunner
 
 from rankstudy import StudyError
 from rankstudy.cli import main
-from rankstudy.findings.principles import SCHEMA_VERSION, VERDICTS, Settings, find_principles, findings_markdown, write_findings
+from rankstudy.findings import SCHEMA_VERSION, VERDICTS, Settings, find_principles, findings_markdown, write_findings
 
 from ..synthetic import synthetic_table, write_study
 
@@ -18,6 +19,7 @@ FAST = Settings(n_resamples=199)
 def paper_like(silu=0.98, relu=0.80, drop=True, k=6.0):
     """Identity at the linear bound; relu/relu6 at `relu`, elu/silu at `silu`; all but identity fall as
     min(1, k/r) for r > k when `drop` (so every measure ≥ τ up to k/τ); stacks stay full rank."""
+
     def value(row):
         r, nl = row["expansion_ratio"], row["nonlinearity"]
         if nl == "identity":
@@ -25,6 +27,7 @@ def paper_like(silu=0.98, relu=0.80, drop=True, k=6.0):
         level = silu if nl in ("elu", "silu") else relu
         shape = min(1.0, k / r) if drop and row["kind"] != "stack" else 1.0
         return level * shape if r > 1 else 1.0
+
     return value
 
 
@@ -35,8 +38,7 @@ def findings():
 
 
 def ranking(findings, measure="normalized_rank", kind="linear", band="2-4"):
-    return next(r for r in findings["rankings"]
-                if r["measure"] == measure and r["kind"] == kind and r["band"] == band)
+    return next(r for r in findings["rankings"] if r["measure"] == measure and r["kind"] == kind and r["band"] == band)
 
 
 def test_ranking_and_significance_of_constant_groups(findings):
@@ -45,29 +47,34 @@ def test_ranking_and_significance_of_constant_groups(findings):
     assert order[:2] == ["elu", "silu"] and set(order[2:4]) == {"relu", "relu6"} and order[-1] == "identity"
     top = r["order"][0]
     assert top["mean"] == pytest.approx(0.98) and top["ci"] == [pytest.approx(0.98)] * 2
-    assert set(top["significantly_above"]) == {"relu", "relu6", "identity"}      # not its twin elu/silu
+    assert set(top["significantly_above"]) == {"relu", "relu6", "identity"}  # not its twin elu/silu
     assert set(r["top_group"]) == {"elu", "silu"}
 
 
 def test_no_significance_between_equal_noisy_groups():
-    table, meta = synthetic_table(lambda row: 0.9, nonlinearities=("relu", "silu"), kinds=("linear",),
-                                  noise=0.05)
+    table, meta = synthetic_table(lambda row: 0.9, nonlinearities=("relu", "silu"), kinds=("linear",), noise=0.05)
     rankings = [x for x in find_principles(table, meta, FAST)["rankings"] if x["kind"] == "linear"]
-    assert len(rankings) == 40                        # (4 normalised + 4 bound-relative) measures × 5 bands
+    assert len(rankings) == 40  # (4 normalised + 4 bound-relative) measures × 5 bands
     false_alarms = sum(len(r["top_group"]) == 1 for r in rankings)
-    assert false_alarms <= 6                          # α = 0.05: about 2 expected
+    assert false_alarms <= 6  # α = 0.05: about 2 expected
     assert all(r["order"][0]["mean"] == pytest.approx(0.9, abs=0.03) for r in rankings)
 
 
 def test_thresholds_at_the_known_crossing(findings):
     """The known curve min(1, k/r)·level crosses τ at k·level/τ; the fit must find it for every measure."""
-    curve = next(c for c in findings["curves"] if c["measure"] == "rank_rtol_1e-2" and c["kind"] == "linear"
-                 and c["nonlinearity"] == "relu")
+    curve = next(
+        c
+        for c in findings["curves"]
+        if c["measure"] == "rank_rtol_1e-2" and c["kind"] == "linear" and c["nonlinearity"] == "relu"
+    )
     # relu: 0.8 for r > 1, so it is below τ = 0.9 from the first grid point after r = 1
     assert curve["thresholds"]["0.9"]["empirical"]["status"] == "below_range"
     assert curve["thresholds"]["0.9"]["fit"]["ratio"] is None or curve["thresholds"]["0.9"]["fit"]["ratio"] < 1.3
-    silu = next(c for c in findings["curves"] if c["measure"] == "rank_rtol_1e-2" and c["kind"] == "linear"
-                and c["nonlinearity"] == "silu")
+    silu = next(
+        c
+        for c in findings["curves"]
+        if c["measure"] == "rank_rtol_1e-2" and c["kind"] == "linear" and c["nonlinearity"] == "silu"
+    )
     assert silu["thresholds"]["0.9"]["fit"]["ratio"] == pytest.approx(6 * 0.98 / 0.9, rel=0.03)
     assert silu["thresholds"]["0.9"]["empirical"]["status"] == "crossed"
     assert silu["thresholds"]["0.9"]["empirical"]["ratio"] <= 6 * 0.98 / 0.9
@@ -89,6 +96,7 @@ def test_recommendations(findings):
 def test_gradual_flips_when_blocks_beat_stacks():
     def value(row):
         return 0.6 if row["kind"] == "stack" and row["expansion_ratio"] > 1 else 1.0
+
     table, meta = synthetic_table(value, kinds=("block", "stack"), nonlinearities=("relu", "silu"))
     assert find_principles(table, meta, FAST)["recommendations"]["gradual_expansion_beats_single"] is False
 
@@ -99,8 +107,11 @@ def test_paper_verdicts_reproduced_on_paper_like_data(findings):
     assert pf["b"]["parts"]["complicated_above_relu"]["verdict"] == "reproduced"
     assert pf["b"]["parts"]["nonlinear_above_linear"]["verdict"] == "reproduced"
     assert pf["b"]["verdict"] == "reproduced"
-    cell = next(c for c in pf["b"]["parts"]["complicated_above_relu"]["cells"]
-                if c["kind"] == "linear" and c["measure"] == "normalized_rank" and c["factor"] == "all")
+    cell = next(
+        c
+        for c in pf["b"]["parts"]["complicated_above_relu"]["cells"]
+        if c["kind"] == "linear" and c["measure"] == "normalized_rank" and c["factor"] == "all"
+    )
     assert cell["holds"] and cell["difference"] > 0.1
 
 
@@ -108,16 +119,17 @@ def test_paper_verdicts_flip_when_the_data_flips():
     table, meta = synthetic_table(paper_like(silu=0.80, relu=0.95, drop=False))
     pf = find_principles(table, meta, FAST)["paper_findings"]
     assert pf["b"]["parts"]["complicated_above_relu"]["verdict"] == "not_reproduced"
-    assert pf["b"]["verdict"] == "mixed"              # nonlinear > linear still holds
-    assert pf["a"]["verdict"] == "not_reproduced"     # no drop with expansion
+    assert pf["b"]["verdict"] == "mixed"  # nonlinear > linear still holds
+    assert pf["a"]["verdict"] == "not_reproduced"  # no drop with expansion
 
 
 def test_a_finding_that_holds_under_one_measure_only_says_so():
     def value(row):
         base = paper_like()(row)
         if not row["measure"].endswith("effective_rank") and row["nonlinearity"] != "identity":
-            return 1.0                                # default/rtol ranks: every nonlinearity full rank
+            return 1.0  # default/rtol ranks: every nonlinearity full rank
         return base
+
     table, meta = synthetic_table(value)
     b2 = find_principles(table, meta, FAST)["paper_findings"]["b"]["parts"]["complicated_above_relu"]
     assert b2["verdict"] == "mixed"
@@ -127,11 +139,12 @@ def test_a_finding_that_holds_under_one_measure_only_says_so():
 
 
 def test_factor_dependence_is_reported_per_level():
-    def value(row):   # silu beats relu only with unit-variance weights
+    def value(row):  # silu beats relu only with unit-variance weights
         base = paper_like()(row)
         if row["init"] == "kaiming" and row["nonlinearity"] in ("elu", "silu") and row["expansion_ratio"] > 1:
             return paper_like()({**row, "nonlinearity": "relu"})
         return base
+
     table, meta = synthetic_table(value, kinds=("linear",))
     b2 = find_principles(table, meta, FAST)["paper_findings"]["b"]["parts"]["complicated_above_relu"]
     cells = {(c["factor"], c["level"]): c["holds"] for c in b2["cells"] if c["measure"] == "normalized_rank"}
@@ -144,6 +157,7 @@ def structural_drop(bound_relative_drops: bool):
     """Blocks lose rank past (t + 1)·d_in = 7·d_in exactly as their structural bound says (normalised
     min(1, 7/r)); relative to the bound they stay full, unless `bound_relative_drops`. One layer and
     stacks: full rank for every nonlinearity, identity at the linear bound."""
+
     def value(row):
         r, nl, bound_rel = row["expansion_ratio"], row["nonlinearity"], row["measure"].startswith("bound_relative")
         if nl == "identity":
@@ -151,20 +165,23 @@ def structural_drop(bound_relative_drops: bool):
         if row["kind"] == "block":
             return min(1.0, 3.0 / r) if bound_rel and bound_relative_drops else 1.0 if bound_rel else min(1.0, 7.0 / r)
         return 1.0
+
     return value
 
 
 @pytest.mark.parametrize("drops", [False, True])
 def test_structural_and_nonlinearity_causes_flip_with_the_data(drops):
-    table, meta = synthetic_table(structural_drop(drops), kinds=("linear", "block", "stack"),
-                                  nonlinearities=("identity", "relu", "silu"))
+    table, meta = synthetic_table(
+        structural_drop(drops), kinds=("linear", "block", "stack"), nonlinearities=("identity", "relu", "silu")
+    )
     f = find_principles(table, meta, FAST)
     a = {(x["kind"], x["measure"]): x["cause"] for x in f["paper_findings"]["a"]["attribution"]}
-    assert {a["block", m] for m in ("normalized_rank", "rank_rtol_1e-2", "effective_rank")} == \
-        {"nonlinearity" if drops else "structural"}
-    assert a["linear", "normalized_rank"] == "none"                  # full rank: no drop at all
+    assert {a["block", m] for m in ("normalized_rank", "rank_rtol_1e-2", "effective_rank")} == {
+        "nonlinearity" if drops else "structural"
+    }
+    assert a["linear", "normalized_rank"] == "none"  # full rank: no drop at all
     rec = f["recommendations"]
-    assert rec["gradual_expansion_beats_single"] is drops            # read relative to the bound only
+    assert rec["gradual_expansion_beats_single"] is drops  # read relative to the bound only
     assert rec["structural"]["gradual_expansion_beats_single_normalized"] is True
     assert rec["structural"]["gradual_expansion_raises_bound"] is True
     assert rec["structural"]["block_cap_expansion"] == 7
@@ -173,10 +190,14 @@ def test_structural_and_nonlinearity_causes_flip_with_the_data(drops):
 
 
 def test_input_dependence_is_reported():
-    def value(row):   # complicated above ReLU on Gaussian inputs only (rows 8–15 of each group: fmnist)
+    def value(row):  # complicated above ReLU on Gaussian inputs only (rows 8–15 of each group: fmnist)
         base = paper_like()(row)
-        return paper_like()({**row, "nonlinearity": "relu"}) if row["seed"] >= 8 and row["nonlinearity"] in ("elu", "silu") \
+        return (
+            paper_like()({**row, "nonlinearity": "relu"})
+            if row["seed"] >= 8 and row["nonlinearity"] in ("elu", "silu")
             else base
+        )
+
     table, meta = synthetic_table(value, kinds=("linear",), reps=16)
     table["input_dist"] = np.where(table["seed"] >= 8, "fmnist", "gaussian")
     b2 = find_principles(table, meta, FAST)["paper_findings"]["b"]["parts"]["complicated_above_relu"]
@@ -187,7 +208,7 @@ def test_input_dependence_is_reported():
 
 
 def test_findings_are_strict_json_with_the_documented_keys(findings, tmp_path):
-    text = json.dumps(findings, allow_nan=False)                  # no NaN / inf anywhere
+    text = json.dumps(findings, allow_nan=False)  # no NaN / inf anywhere
     assert findings["schema_version"] == SCHEMA_VERSION == 2
     for key in ("source", "settings", "recommendations", "paper_findings", "rankings", "curves", "versions"):
         assert key in findings
@@ -225,6 +246,7 @@ def test_bad_settings_and_tables():
 
 # --- CLI -------------------------------------------------------------------------------------------------
 
+
 def _one_line_error(result) -> str:
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -252,13 +274,15 @@ def test_cli_principles_bad_input(tmp_path):
     old = write_study(tmp_path / "old", table, {**meta, "schema_version": 0})
     assert "schema version" in _one_line_error(runner.invoke(main, ["principles", "--in", str(old)]))
     ok = write_study(tmp_path / "ok", table, meta)
-    assert "τ" in _one_line_error(runner.invoke(main, ["principles", "--in", str(ok), "--taus", "1.5",
-                                                      "--out", str(tmp_path / "f.json")]))
+    assert "τ" in _one_line_error(
+        runner.invoke(main, ["principles", "--in", str(ok), "--taus", "1.5", "--out", str(tmp_path / "f.json")])
+    )
 
 
 def test_findings_are_reproducible():
-    table, meta = synthetic_table(paper_like(), kinds=("linear", "stack"), nonlinearities=("identity", "relu", "silu"),
-                                  noise=0.02)
+    table, meta = synthetic_table(
+        paper_like(), kinds=("linear", "stack"), nonlinearities=("identity", "relu", "silu"), noise=0.02
+    )
     one, two = (find_principles(table, meta, FAST) for _ in range(2))
     one.pop("created"), two.pop("created")
     assert one == two

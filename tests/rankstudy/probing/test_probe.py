@@ -1,4 +1,5 @@
-"""rankstudy.probe on hand-built networks with a known bottleneck, on torchvision's ResNet-18, and its CLI."""
+"""rankstudy.probe (rankstudy.probing) on hand-built networks with a known bottleneck, on torchvision's ResNet-18;
+the models a --model / --checkpoint pair names; the CLI."""
 
 from collections import OrderedDict
 
@@ -9,8 +10,14 @@ from click.testing import CliRunner
 from torch import nn
 
 import rankstudy
+import rankstudy.probing
 from rankstudy.cli import main as cli
 from rankstudy.errors import StudyError
+from rankstudy.probing import load_model, measure_names
+from rexnet.checkpoint import save_checkpoint
+from rexnet.model import ReXNet
+
+from ...rexnet.train_helpers import TINY
 
 EPS32 = torch.finfo(torch.float32).eps
 
@@ -18,11 +25,16 @@ EPS32 = torch.finfo(torch.float32).eps
 def squeeze_net() -> nn.Sequential:
     """Two wide layers with a 1×1 conv squeezing to 4 channels between them; `wide2` is linear in `squeeze`."""
     torch.manual_seed(0)
-    return build([
-        ("wide1", nn.Conv2d(16, 64, 3, padding=1)), ("act1", nn.ReLU(inplace=True)),
-        ("squeeze", nn.Conv2d(64, 4, 1, bias=False)),
-        ("wide2", nn.Conv2d(4, 64, 1, bias=False)), ("act2", nn.ReLU(inplace=True)),  # overwrites wide2's output
-        ("conv3", nn.Conv2d(64, 64, 3, padding=1))])
+    return build(
+        [
+            ("wide1", nn.Conv2d(16, 64, 3, padding=1)),
+            ("act1", nn.ReLU(inplace=True)),
+            ("squeeze", nn.Conv2d(64, 4, 1, bias=False)),
+            ("wide2", nn.Conv2d(4, 64, 1, bias=False)),
+            ("act2", nn.ReLU(inplace=True)),  # overwrites wide2's output
+            ("conv3", nn.Conv2d(64, 64, 3, padding=1)),
+        ]
+    )
 
 
 def build(layers) -> nn.Sequential:
@@ -61,16 +73,31 @@ def test_squeeze_is_flagged_and_caps_the_layer_it_feeds(net):
     assert table["rank"].to_dict() == reference_ranks(net, x)
     assert (table["columns"] == 24 * 36).all() and (table["positions"] == 36).all()
     assert table.loc["wide1", "output_shape"] == "24x64x6x6"
-    for m in rankstudy.probe.__globals__["measure_names"]():
+    for m in measure_names():
         norm = table["normalized_" + m]
         assert ((norm >= 0) & (norm <= 1 + 1e-12)).all(), m
     assert (table["normalized_rank_rtol_1e-2"] == table["rank_rtol_1e-2"] / table["channels"]).all()
 
 
+def test_public_names():
+    """`rankstudy.probe` is the probe function (no module of that name), and the wing exports what it lists."""
+    assert callable(rankstudy.probe) and rankstudy.probe is rankstudy.probing.probe
+    assert all(hasattr(rankstudy.probing, name) for name in rankstudy.probing.__all__)
+    from rankstudy import probe  # noqa: PLC0415 - the import users write
+
+    assert probe is rankstudy.probing.run.probe
+
+
 def test_a_squeeze_as_wide_as_its_neighbours_is_not_flagged():
     torch.manual_seed(0)
-    net = build({"wide1": nn.Conv2d(16, 64, 3, padding=1), "act1": nn.ReLU(),
-                 "squeeze": nn.Conv2d(64, 64, 1, bias=False), "wide2": nn.Conv2d(64, 64, 1, bias=False)})
+    net = build(
+        {
+            "wide1": nn.Conv2d(16, 64, 3, padding=1),
+            "act1": nn.ReLU(),
+            "squeeze": nn.Conv2d(64, 64, 1, bias=False),
+            "wide2": nn.Conv2d(64, 64, 1, bias=False),
+        }
+    )
     table = rankstudy.probe(net, torch.randn(16, 16, 6, 6))
     # square random layers lose a little rank at rtol 1e-2, far less than the flag threshold
     assert not table["flagged"].any() and 0 < table["drop"].max() < 0.25
@@ -149,6 +176,34 @@ def test_torchvision_resnet18_random_weights():
     assert all(not m._forward_hooks for m in model.modules())
 
 
+def test_a_rexnet_train_checkpoint_rebuilds_its_own_network(tmp_path):
+    """`rexnet train` checkpoints carry table, stem stride, input channels and image size (rexnet.registry
+    .model_from_checkpoint reads them): --model may be left out, and a --model naming another network is refused."""
+    torch.manual_seed(0)
+    trained = ReXNet(TINY, num_classes=10, in_chans=1, stem_stride=1)
+    path = save_checkpoint(
+        tmp_path / "model.pth",
+        trained,
+        epoch=1,
+        metadata={
+            "in_chans": 1,
+            "img_size": 16,
+            "stem_stride": 1,
+            "config": {"model": "tiny.json", "small_input": "s8"},
+        },
+    )
+    loaded = load_model(None, path)
+    assert (loaded.in_chans, loaded.img_size, loaded.description) == (1, 16, f"tiny.json ({path})")
+    assert loaded.model.features[0].stride == (1, 1) and loaded.model.num_classes == 10
+    assert all(torch.equal(a, b) for a, b in zip(loaded.model.state_dict().values(), trained.state_dict().values()))
+    with pytest.raises(StudyError, match="holds tiny, not rexnet_100"):
+        load_model("rexnet_100", path)
+    built = load_model("rexnet_050", num_classes=7, in_chans=1)  # by name, random weights
+    assert (built.in_chans, built.img_size, built.model.num_classes) == (1, None, 7)
+    with pytest.raises(StudyError, match="give --model"):
+        load_model(None)
+
+
 # --- the command line ---------------------------------------------------------------------------------------
 
 
@@ -158,30 +213,50 @@ def run(args):
 
 def test_cli_writes_table_and_figure(tmp_path):
     out = tmp_path / "p"
-    result = run(["--model", "torchvision:resnet18", "--data", "random", "--img-size", "32", "--n-images", "8",
-                  "--max-columns", "256", "--out", str(out)])
+    result = run(
+        [
+            "--model",
+            "torchvision:resnet18",
+            "--data",
+            "random",
+            "--img-size",
+            "32",
+            "--n-images",
+            "8",
+            "--max-columns",
+            "256",
+            "--out",
+            str(out),
+        ]
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "probe.csv")
     assert len(table) > 40 and table["flagged"].any() and (out / "probe.png").stat().st_size > 0
     assert "largest drops of rank_rtol_1e-2/channels" in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "rexnet_0500"], "unknown model 'rexnet_0500'"),
-    (["--model", "timm:no_such_net"], "unknown timm model"),
-    (["--model", "torchvision:no_such_net"], "unknown torchvision model"),
-    (["--model", "torchvision:resnet18", "--checkpoint", "MISSING"], "not found"),
-    (["--model", "torchvision:resnet18", "--checkpoint", "LINEAR"], "does not fit torchvision:resnet18"),
-    (["--model", "torchvision:resnet18", "--checkpoint", "GARBAGE"], "not a loadable weights file"),
-    (["--model", "torchvision:resnet18", "--data", "imagefolder:/no/such/folder"], "does not exist"),
-    (["--model", "torchvision:resnet18", "--data", "cifar"], "unknown --data"),
-    (["--model", "rexnet_100", "--measure-typo"], None),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "rexnet_0500"], "unknown model 'rexnet_0500'"),
+        (["--model", "timm:no_such_net"], "unknown timm model"),
+        (["--model", "torchvision:no_such_net"], "unknown torchvision model"),
+        (["--model", "torchvision:resnet18", "--checkpoint", "MISSING"], "not found"),
+        (["--model", "torchvision:resnet18", "--checkpoint", "LINEAR"], "does not fit torchvision:resnet18"),
+        (["--model", "torchvision:resnet18", "--checkpoint", "GARBAGE"], "not a loadable weights file"),
+        (["--model", "torchvision:resnet18", "--data", "imagefolder:/no/such/folder"], "does not exist"),
+        (["--model", "torchvision:resnet18", "--data", "cifar"], "unknown --data"),
+        (["--model", "rexnet_100", "--measure-typo"], None),
+    ],
+)
 def test_cli_errors_exit_2_and_write_nothing(tmp_path, args, message):
     torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "linear.pth")
     (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
-    files = {"MISSING": str(tmp_path / "missing.pth"), "LINEAR": str(tmp_path / "linear.pth"),
-             "GARBAGE": str(tmp_path / "garbage.pth")}
+    files = {
+        "MISSING": str(tmp_path / "missing.pth"),
+        "LINEAR": str(tmp_path / "linear.pth"),
+        "GARBAGE": str(tmp_path / "garbage.pth"),
+    }
     out = tmp_path / "out"
     result = run([files.get(a, a) for a in args] + ["--n-images", "2", "--img-size", "32", "--out", str(out)])
     assert result.exit_code == 2, result.output

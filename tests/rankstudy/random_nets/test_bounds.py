@@ -1,5 +1,6 @@
 """Structural bounds against float64 SVD ranks: no network exceeds its bound, identity networks reach the
 linear bound exactly, nonlinear networks reach the structural bound, and the bound-relative columns."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,9 +18,22 @@ def svd_rank(row) -> int:
 
 @pytest.fixture(scope="module")
 def rows():
-    cfg = StudyConfig(n=180, seed=1, d_in=(2, 4, 6), ratio_min=0.5, ratio_max=12.0, n_ratios=8, spatial=4,
-                      block_expansion=3, stack_depths=(2, 3), nonlinearities=("identity", "tanh", "elu"),
-                      norms=("none", "bn"), inits=("kaiming",), n_over_d=(1.0,), input_dists=("gaussian",))
+    cfg = StudyConfig(
+        n=180,
+        seed=1,
+        d_in=(2, 4, 6),
+        ratio_min=0.5,
+        ratio_max=12.0,
+        n_ratios=8,
+        spatial=4,
+        block_expansion=3,
+        stack_depths=(2, 3),
+        nonlinearities=("identity", "tanh", "elu"),
+        norms=("none", "bn"),
+        inits=("kaiming",),
+        n_over_d=(1.0,),
+        input_dists=("gaussian",),
+    )
     t = sample_networks(cfg)
     return [(r, svd_rank(r)) for _, r in t.iterrows()]
 
@@ -47,25 +61,45 @@ def test_nonlinear_networks_reach_the_structural_bound(rows):
 
 
 def test_block_bound_is_expansion_plus_one_times_d_in():
-    row = pd.Series({"kind": "block", "d_in": 8, "d_out": 160, "n_samples": 640, "depth": 1, "spatial": 8,
-                     "block_expansion": 6, "norm": "bn"})
+    row = pd.Series(
+        {
+            "kind": "block",
+            "d_in": 8,
+            "d_out": 160,
+            "n_samples": 640,
+            "depth": 1,
+            "spatial": 8,
+            "block_expansion": 6,
+            "norm": "bn",
+        }
+    )
     assert structural_bound(row) == 7 * 8
-    assert structural_bound(pd.Series({**row, "d_out": 4})) == 4               # no shortcut, d_out caps
+    assert structural_bound(pd.Series({**row, "d_out": 4})) == 4  # no shortcut, d_out caps
     assert structural_bound(pd.Series({**row, "d_out": 6, "d_in": 8})) == 6
-    assert linear_bound(pd.Series({**row, "kind": "depthwise"})) == 9 * 8      # 9 shifted copies of X
+    assert linear_bound(pd.Series({**row, "kind": "depthwise"})) == 9 * 8  # 9 shifted copies of X
     assert linear_bound(pd.Series({**row, "kind": "linear"})) == 8
 
 
 def test_bound_relative_columns_divide_by_the_capped_bound():
-    cfg = StudyConfig(n=40, seed=2, d_in=(4,), ratio_min=4.0, ratio_max=12.0, n_ratios=3, spatial=4,
-                      block_expansion=2, kinds=("linear", "block"), input_dists=("gaussian",))
+    cfg = StudyConfig(
+        n=40,
+        seed=2,
+        d_in=(4,),
+        ratio_min=4.0,
+        ratio_max=12.0,
+        n_ratios=3,
+        spatial=4,
+        block_expansion=2,
+        kinds=("linear", "block"),
+        input_dists=("gaussian",),
+    )
     t = run_study(cfg, device="cpu", workers=1, progress=False)
     cap = np.minimum(t.d_out, t.structural_bound)
     np.testing.assert_allclose(t.bound_relative_rank, t["rank"] / cap)
     np.testing.assert_allclose(t["bound_relative_rank_rtol_1e-2"], t["rank_rtol_1e-2"] / cap)
     assert (t.bound_relative_rank <= 1 + 1e-12).all()
     lin = t[t.kind == "linear"]
-    np.testing.assert_allclose(lin.bound_relative_rank, lin.normalized_rank)   # one layer: the same
+    np.testing.assert_allclose(lin.bound_relative_rank, lin.normalized_rank)  # one layer: the same
     blocks = t[t.kind == "block"]
-    assert (blocks.bound_relative_rank > blocks.normalized_rank).all()        # capped at 3·d_in < d_out
+    assert (blocks.bound_relative_rank > blocks.normalized_rank).all()  # capped at 3·d_in < d_out
     pd.testing.assert_frame_equal(with_bound_columns(t.drop(columns=["structural_bound"])), t, check_like=True)

@@ -1,4 +1,5 @@
 """Input distributions: deterministic by seed, the documented statistics, real patches laid out as stated."""
+
 import math
 
 import pytest
@@ -13,6 +14,7 @@ from rankstudy.random_nets.networks import _draw, _draw_row
 def test_inputs_are_deterministic_by_seed(dist):
     def draw(seed):
         return _draw(torch.Generator().manual_seed(seed), (9, 2 * 16), dist, spatial=4)
+
     a, b, c = draw(5), draw(5), draw(6)
     assert a.shape == (9, 32) and torch.equal(a, b) and not torch.equal(a, c)
 
@@ -30,21 +32,21 @@ def test_correlated_inputs_are_low_rank_plus_noise():
     assert torch.allclose(x.var(dim=1), torch.ones(64), atol=0.05)
     s = torch.linalg.svdvals(x.double()) ** 2
     k = math.ceil(64 / 8)
-    assert s[:k].sum() / s.sum() > 0.85          # 90 % of the variance in k = d_in/8 directions
-    assert s[k:].max() / s[0] < 0.05 and s[-1] > 0   # then a noise floor: low rank plus noise, full rank
+    assert s[:k].sum() / s.sum() > 0.85  # 90 % of the variance in k = d_in/8 directions
+    assert s[k:].max() / s[0] < 0.05 and s[-1] > 0  # then a noise floor: low rank plus noise, full rank
 
 
 def test_patches_are_shifted_views_of_one_image():
     _, mean, std = fashion_mnist_images()
-    d_in, s = 7, 4                                   # k = 3: channel j is the image shifted by divmod(j, 3)
+    d_in, s = 7, 4  # k = 3: channel j is the image shifted by divmod(j, 3)
     x = draw_patches(torch.Generator().manual_seed(1), d_in, 2 * s * s, s)
     maps = (x * std + mean).view(d_in, 2, s, s)
     # channel j at (y, x) equals channel 0 at (y + dy, x + dx) wherever both are inside the map
     for j in range(d_in):
         dy, dx = divmod(j, 3)
-        torch.testing.assert_close(maps[j, :, :s - dy, :s - dx], maps[0, :, dy:, dx:])
+        torch.testing.assert_close(maps[j, :, : s - dy, : s - dx], maps[0, :, dy:, dx:])
     pixels = (maps * 255).round()
-    assert torch.allclose(maps * 255, pixels, atol=1e-3)   # real 8-bit pixels, standardised back
+    assert torch.allclose(maps * 255, pixels, atol=1e-3)  # real 8-bit pixels, standardised back
 
 
 def test_fmnist_needs_images_and_says_where(monkeypatch, tmp_path):

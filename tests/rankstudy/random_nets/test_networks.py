@@ -1,4 +1,5 @@
 """Random networks: per-row determinism, and the forward pass checked against torch.nn references."""
+
 import pandas as pd
 import pytest
 import torch
@@ -55,8 +56,16 @@ def one_row(table, **where) -> pd.Series:
 
 
 def act(name):
-    return {"identity": lambda x: x, "relu": F.relu, "silu": F.silu, "elu": F.elu, "relu6": F.relu6,
-            "softplus": F.softplus, "sigmoid": torch.sigmoid, "mish": F.mish}[name]
+    return {
+        "identity": lambda x: x,
+        "relu": F.relu,
+        "silu": F.silu,
+        "elu": F.elu,
+        "relu6": F.relu6,
+        "softplus": F.softplus,
+        "sigmoid": torch.sigmoid,
+        "mish": F.mish,
+    }[name]
 
 
 def bn(z):  # torch's own batch norm over (images, H, W) or over samples
@@ -119,9 +128,9 @@ def test_blocks_match_nn_reference(table, kind):
         maybe_bn = bn if norm == "bn" else (lambda t: t)
         z = to_maps(x, s)
         for j, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:])):
-            e, d, p = weights[3 * j:3 * j + 3]
+            e, d, p = weights[3 * j : 3 * j + 3]
             h = f(maybe_bn(F.conv2d(z, e[:, :, None, None])))
-            if kind == "block_conv":   # the paper's Figure 1 (c): a full 3×3 conv in the middle
+            if kind == "block_conv":  # the paper's Figure 1 (c): a full 3×3 conv in the middle
                 h = f(maybe_bn(F.conv2d(h, d.view(h.shape[1], h.shape[1], 3, 3), padding=1)))
             else:
                 h = f(maybe_bn(F.conv2d(h, d.view(-1, 1, 3, 3), padding=1, groups=h.shape[1])))
@@ -144,7 +153,7 @@ def test_conv3x3_matches_conv2d_and_does_not_depend_on_its_batch():
         for i in range(b):
             ref = F.conv2d(to_maps(x[i], s), w[i], padding=1).transpose(0, 1).reshape(c_out, -1)
             torch.testing.assert_close(out[i], ref, rtol=1e-5, atol=1e-5)
-            assert torch.equal(out[i], _conv3x3(w[i:i + 1].clone(), x[i:i + 1].clone(), s)[0])
+            assert torch.equal(out[i], _conv3x3(w[i : i + 1].clone(), x[i : i + 1].clone(), s)[0])
 
 
 def test_default_shapes_do_not_depend_on_the_batch():

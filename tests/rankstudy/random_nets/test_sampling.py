@@ -1,4 +1,5 @@
 """The generator: seeded, reproducible, balanced, validated."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -35,13 +36,20 @@ def test_default_study_is_balanced_and_in_range():
     assert set(t.n_over_d) == {1.0, 2.0} and set(t.init) == {"kaiming", "unit"} and set(t.norm) == {"none", "bn"}
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"n": 0}, "positive"), ({"kinds": ("conv",)}, "unknown kind 'conv'"),
-    ({"nonlinearities": ("swish2",)}, "unknown nonlinearity 'swish2'"),
-    ({"ratio_min": 0.01}, "d_out < 1"), ({"ratio_min": 3.0, "ratio_max": 2.0}, "ratio_min <= ratio_max"),
-    ({"n_over_d": (0.0,)}, "n_over_d"), ({"inits": ("orthogonal",)}, "unknown init"),
-    ({"input_dists": ("cauchy",)}, "unknown input distribution"), ({"stack_depths": (1,)}, "stack depths"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"n": 0}, "positive"),
+        ({"kinds": ("conv",)}, "unknown kind 'conv'"),
+        ({"nonlinearities": ("swish2",)}, "unknown nonlinearity 'swish2'"),
+        ({"ratio_min": 0.01}, "d_out < 1"),
+        ({"ratio_min": 3.0, "ratio_max": 2.0}, "ratio_min <= ratio_max"),
+        ({"n_over_d": (0.0,)}, "n_over_d"),
+        ({"inits": ("orthogonal",)}, "unknown init"),
+        ({"input_dists": ("cauchy",)}, "unknown input distribution"),
+        ({"stack_depths": (1,)}, "stack depths"),
+    ],
+)
 def test_impossible_configs_are_rejected(kwargs, match):
     with pytest.raises(StudyError, match=match):
         StudyConfig(**kwargs).validate()
@@ -66,17 +74,30 @@ def test_config_round_trips_through_dict():
 
 def test_measured_n_over_d_is_recorded_and_binned():
     from rankstudy.findings.measures import check_table, n_over_d_bin
+
     t = sample_networks(StudyConfig(n=2000))
     assert np.allclose(t.n_over_d_actual, t.n_samples / t.d_out)
     assert (t.n_over_d_actual >= t.n_over_d - 1e-12).all()
     linear, conv = t[t.kind == "linear"], t[t.kind != "linear"]
     assert np.allclose(linear.n_over_d_actual, np.ceil(linear.n_over_d * linear.d_out) / linear.d_out)
-    assert (conv.n_over_d_actual >= 2 * conv.n_over_d).any()   # whole 8×8 maps round N up
+    assert (conv.n_over_d_actual >= 2 * conv.n_over_d).any()  # whole 8×8 maps round N up
     assert list(n_over_d_bin([1.0, 1.5, 1.6, 3.0, 3.5])) == ["1-1.5", "1-1.5", "1.5-3", "1.5-3", ">3"]
-    assert set(check_table(t.assign(**{c: 0.5 for c in ("normalized_rank", "normalized_rank_rtol_1e-3",
-                                                          "normalized_rank_rtol_1e-2", "normalized_effective_rank",
-                                                          "normalized_stable_rank")}))["n_over_d_bin"]) \
-        == {"1-1.5", "1.5-3", ">3"}
+    assert set(
+        check_table(
+            t.assign(
+                **{
+                    c: 0.5
+                    for c in (
+                        "normalized_rank",
+                        "normalized_rank_rtol_1e-3",
+                        "normalized_rank_rtol_1e-2",
+                        "normalized_effective_rank",
+                        "normalized_stable_rank",
+                    )
+                }
+            )
+        )["n_over_d_bin"]
+    ) == {"1-1.5", "1.5-3", ">3"}
 
 
 def test_input_distribution_is_a_balanced_factor():

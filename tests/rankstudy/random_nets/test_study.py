@@ -1,4 +1,5 @@
 """The study runner: determinism across batching/chunking/workers, resume after SIGKILL, shards, bad input."""
+
 import hashlib
 import os
 import shutil
@@ -20,9 +21,18 @@ from rankstudy.rank import metric_columns, rank_metrics
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    cfg = StudyConfig(n=120, seed=3, d_in=(4, 8), ratio_min=0.5, ratio_max=6.0, n_ratios=5, stack_depths=(2, 3),
-                      spatial=4, block_expansion=3,
-                      nonlinearities=("identity", "relu", "relu6", "silu", "elu", "softplus", "sigmoid", "mish"))
+    cfg = StudyConfig(
+        n=120,
+        seed=3,
+        d_in=(4, 8),
+        ratio_min=0.5,
+        ratio_max=6.0,
+        n_ratios=5,
+        stack_depths=(2, 3),
+        spatial=4,
+        block_expansion=3,
+        nonlinearities=("identity", "relu", "relu6", "silu", "elu", "softplus", "sigmoid", "mish"),
+    )
     return cfg, run_study(cfg, device="cpu", progress=False)
 
 
@@ -73,14 +83,31 @@ def test_shards_merge_to_the_single_table(reference, tmp_path):
     pd.testing.assert_frame_equal(table, load_results(tmp_path / "merged")[0], check_exact=True)
 
 
-CLI_ARGS = ["--n", "400", "--seed", "5", "--d-in", "4,8", "--ratio-max", "8", "--chunk-rows", "10", "--quiet",
-            "--workers", "1"]
+CLI_ARGS = [
+    "--n",
+    "400",
+    "--seed",
+    "5",
+    "--d-in",
+    "4,8",
+    "--ratio-max",
+    "8",
+    "--chunk-rows",
+    "10",
+    "--quiet",
+    "--workers",
+    "1",
+]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    proc = subprocess.Popen([sys.executable, "-m", "rankstudy", "sample", *CLI_ARGS, "--out", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rankstudy", "sample", *CLI_ARGS, "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(list((killed / "chunks").glob("chunk-*.parquet"))) < 5:
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -100,8 +127,11 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -111,17 +141,20 @@ def finished(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--kinds", "linear,conv5"], "unknown kind 'conv5'"),
-    (["--nonlinearities", "relu,swish9"], "unknown nonlinearity 'swish9'"),
-    (["--n", "0"], "n must be a positive integer"),
-    (["--n", "-3"], "n must be a positive integer"),
-    (["--ratio-min", "0.01"], "gives d_out < 1"),
-    (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "tpu"], "cuda|unknown device"),
-    (["--n", "31", "--d-in", "4"], r"different config \(differs in: n\)"),
-    (["--shard", "3/2"], "0 <= i < k"),
-    (["--workers", "0"], "workers must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--kinds", "linear,conv5"], "unknown kind 'conv5'"),
+        (["--nonlinearities", "relu,swish9"], "unknown nonlinearity 'swish9'"),
+        (["--n", "0"], "n must be a positive integer"),
+        (["--n", "-3"], "n must be a positive integer"),
+        (["--ratio-min", "0.01"], "gives d_out < 1"),
+        (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "tpu"], "cuda|unknown device"),
+        (["--n", "31", "--d-in", "4"], r"different config \(differs in: n\)"),
+        (["--shard", "3/2"], "0 <= i < k"),
+        (["--workers", "0"], "workers must be >= 1"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_leaves_results_intact(finished, args, message):
     before = digest(finished)
     result = CliRunner().invoke(main, ["sample", *args, "--out", str(finished), "--quiet"])
@@ -150,30 +183,49 @@ def test_damaged_chunk_is_recomputed_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="chunk-00001.parquet is damaged.*recomputing it"):
         result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert digest(out / "chunks") == good          # chunks are deterministic: recomputed bit for bit
+    assert digest(out / "chunks") == good  # chunks are deterministic: recomputed bit for bit
     pd.testing.assert_frame_equal(load_results(out)[0], reference, check_exact=True)
 
 
-SHARD_ARGS = ["sample", "--n", "30", "--d-in", "4", "--kinds", "linear,block", "--chunk-rows", "5", "--quiet",
-              "--workers", "1"]
+SHARD_ARGS = [
+    "sample",
+    "--n",
+    "30",
+    "--d-in",
+    "4",
+    "--kinds",
+    "linear,block",
+    "--chunk-rows",
+    "5",
+    "--quiet",
+    "--workers",
+    "1",
+]
 
 
 def test_merge_refuses_a_shard_given_twice_or_from_another_study(tmp_path):
     runner = CliRunner()
     for i in range(2):
         assert runner.invoke(main, [*SHARD_ARGS, "--shard", f"{i}/2", "--out", str(tmp_path / f"s{i}")]).exit_code == 0
-    assert runner.invoke(main, [*SHARD_ARGS, "--seed", "1", "--shard", "1/2", "--out", str(tmp_path / "other")]).exit_code == 0
+    assert (
+        runner.invoke(main, [*SHARD_ARGS, "--seed", "1", "--shard", "1/2", "--out", str(tmp_path / "other")]).exit_code
+        == 0
+    )
     shutil.copytree(tmp_path / "s0", tmp_path / "copy")
     merged = tmp_path / "merged"
-    for dirs, message in ((["s0", "s0", "s1"], "is given twice"),
-                          (["s0", "copy", "s1"], "the same shard was given twice"),
-                          (["s0", "other"], r"different study .*\(differs in: seed\)")):
+    for dirs, message in (
+        (["s0", "s0", "s1"], "is given twice"),
+        (["s0", "copy", "s1"], "the same shard was given twice"),
+        (["s0", "other"], r"different study .*\(differs in: seed\)"),
+    ):
         result = runner.invoke(main, ["merge", *(str(tmp_path / d) for d in dirs), "--out", str(merged)])
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
         assert pd.Series(lines[0]).str.contains(message).item(), lines[0]
         assert not (merged / "results.parquet").exists()
-    assert runner.invoke(main, ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(merged)]).exit_code == 0
+    assert (
+        runner.invoke(main, ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(merged)]).exit_code == 0
+    )
 
 
 def test_load_results_rejects_missing_and_foreign_tables(tmp_path, finished):

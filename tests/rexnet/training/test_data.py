@@ -5,12 +5,11 @@ import io
 import tarfile
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from rexnet.cli import main
-from rexnet.training.data import DEBIAN_DIR, FASHION_MNIST_RAW, idx_problem, load_data, prepare_fashion_mnist
 from rexnet.errors import RexnetError
+from rexnet.training.data import DEBIAN_DIR, FASHION_MNIST_RAW, idx_problem, load_data, prepare_fashion_mnist
 
 from ...fake_fashion_mnist import fake_set, idx_bytes, write_gz_folder
 
@@ -69,12 +68,15 @@ def test_rerun_is_a_noop_and_partial_files_are_redone(tmp_path, fake_dir):
     assert victim.read_bytes() == raw[victim.name] and flipped.read_bytes() == raw[flipped.name]
 
 
-@pytest.mark.parametrize("damage, words", [
-    (lambda blob, data: blob[: len(blob) // 2], "not a readable gzip"),
-    (lambda blob, data: gzip.compress(data[:-7]), "truncated or padded"),
-    (lambda blob, data: gzip.compress(data[:-1] + bytes([data[-1] ^ 1])), "wrong md5"),
-    (lambda blob, data: gzip.compress(b"<html>not found</html>"), "not an idx file"),
-])
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda blob, data: blob[: len(blob) // 2], "not a readable gzip"),
+        (lambda blob, data: gzip.compress(data[:-7]), "truncated or padded"),
+        (lambda blob, data: gzip.compress(data[:-1] + bytes([data[-1] ^ 1])), "wrong md5"),
+        (lambda blob, data: gzip.compress(b"<html>not found</html>"), "not an idx file"),
+    ],
+)
 def test_bad_archives_are_refused_and_never_used(tmp_path, fake_dir, damage, words):
     src, raw, spec = fake_dir
     name = "train-images-idx3-ubyte"
@@ -88,8 +90,18 @@ def test_bad_archives_are_refused_and_never_used(tmp_path, fake_dir, damage, wor
 
 
 def test_missing_source_is_a_one_line_cli_error(tmp_path):
-    result = CliRunner().invoke(main, ["data", "fashion-mnist", "--root", str(tmp_path / "d"),
-                                       "--source", str(tmp_path / "nowhere"), "--no-download"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "data",
+            "fashion-mnist",
+            "--root",
+            str(tmp_path / "d"),
+            "--source",
+            str(tmp_path / "nowhere"),
+            "--no-download",
+        ],
+    )
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "does not exist" in lines[0]

@@ -1,6 +1,8 @@
 """Evaluation: feature rank on constructed matrices, metrics against a direct computation, CLI outputs and errors."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,6 +11,7 @@ from torch.utils.data import TensorDataset
 
 from rexnet import ReXNet, save_arch
 from rexnet.cli import main
+from rexnet.rank_tolerance import float32_rtol
 from rexnet.training.evaluate import evaluate, normalized_feature_rank
 from rexnet.training.train import train
 
@@ -24,6 +27,27 @@ def test_feature_rank_of_constructed_matrices():
     assert normalized_feature_rank(torch.zeros(10, 4))[0] == 0.0
     # fewer rows than columns: the rank is divided by the rows
     assert normalized_feature_rank(torch.randn(6, 20, generator=gen)) == (pytest.approx(1.0), 1)
+
+
+def test_feature_rank_uses_the_float32_rule():
+    """σ counts when σ > σ_max · max(m, n) · eps_float32 (rexnet.rank_tolerance), the rank study's rule."""
+    gen = torch.Generator().manual_seed(1)
+    u, _ = torch.linalg.qr(torch.randn(8, 4, generator=gen, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(4, 4, generator=gen, dtype=torch.float64))
+    tol = float32_rtol(8, 4)
+    sigma = torch.tensor([1.0, 0.5, tol * 1.01, tol * 0.99], dtype=torch.float64)
+    features = u @ torch.diag(sigma) @ v.T  # 8 × 4: one chunk of 2·C rows
+    assert normalized_feature_rank(features) == (pytest.approx(3 / 4), 1)
+
+
+def test_plotting_picks_no_matplotlib_backend(tmp_path):
+    code = (
+        "import sys, matplotlib; from rexnet.training.evaluate import EvalResult, plot_confusion; "
+        "r = EvalResult(50.0, 100.0, 4, (50.0, 50.0), ((1, 1), (1, 1)), 1.0, 1, 1.0, ('a', 'b')); "
+        f"plot_confusion(r, {str(tmp_path / 'c.png')!r}); print('matplotlib.pyplot' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False" and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_metrics_match_a_direct_computation():
@@ -60,8 +84,21 @@ def _invoke(*args):
 
 def test_cli_eval_writes_all_outputs(trained_run):
     tmp_path, arch, row = trained_run
-    result = _invoke("eval", "--checkpoint", tmp_path / "run" / "model.pth", "--data", "fake", "--test-limit", 32,
-                     "--model", arch, "--out", tmp_path / "ev", "--device", "cpu")
+    result = _invoke(
+        "eval",
+        "--checkpoint",
+        tmp_path / "run" / "model.pth",
+        "--data",
+        "fake",
+        "--test-limit",
+        32,
+        "--model",
+        arch,
+        "--out",
+        tmp_path / "ev",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert report["top1"] == pytest.approx(row["test_top1"]) and report["top5"] == pytest.approx(row["test_top5"])
@@ -71,11 +108,14 @@ def test_cli_eval_writes_all_outputs(trained_run):
     assert "feature rank" in result.output
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--model", "rexnet_100"], "another model or width"),
-    (["--data", "cifar-7"], "unknown dataset"),
-    (["--checkpoint-missing"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--model", "rexnet_100"], "another model or width"),
+        (["--data", "cifar-7"], "unknown dataset"),
+        (["--checkpoint-missing"], "does not exist"),
+    ],
+)
 def test_cli_eval_bad_input(trained_run, args, words):
     tmp_path, _, _ = trained_run
     ckpt = tmp_path / "run" / ("nothing.pth" if args == ["--checkpoint-missing"] else "model.pth")
@@ -98,9 +138,36 @@ def test_checkpoints_with_code_are_refused(trained_run):
     # the same file planted as a run's last checkpoint: --resume refuses it too
     run = tmp_path / "run"
     (run / "checkpoint.pth").write_bytes(evil.read_bytes())
-    result = _invoke("train", "--arch", arch, "--data", "fake", "--img-size", 16, "--train-limit", 64,
-                     "--test-limit", 32, "--epochs", 1, "--batch-size", 16, "--lr", 0.05, "--warmup-epochs", 0.5,
-                     "--ema-decay", 0, "--seed", 3, "--device", "cpu", "--out", run, "--resume")
+    result = _invoke(
+        "train",
+        "--arch",
+        arch,
+        "--data",
+        "fake",
+        "--img-size",
+        16,
+        "--train-limit",
+        64,
+        "--test-limit",
+        32,
+        "--epochs",
+        1,
+        "--batch-size",
+        16,
+        "--lr",
+        0.05,
+        "--warmup-epochs",
+        0.5,
+        "--ema-decay",
+        0,
+        "--seed",
+        3,
+        "--device",
+        "cpu",
+        "--out",
+        run,
+        "--resume",
+    )
     assert result.exit_code == 2 and "weights_only" in result.stderr, result.output
 
 

@@ -3,6 +3,7 @@ no per-step host syncs, the options (amp, clip, compile, drop path), bad input."
 
 import csv
 import errno
+import logging
 import math
 import os
 import socket
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 from rexnet import ReXNet, save_arch
 from rexnet.cli import main
-from rexnet.training.train import TIMING_COLUMNS, lr_at, make_ema, param_groups, train
+from rexnet.training.train import TIMING_COLUMNS, format_epoch, lr_at, make_ema, param_groups, train
 
 from ..train_helpers import TINY, tiny_config
 
@@ -48,7 +49,7 @@ def test_lr_warmup_then_cosine():
     lrs = [lr_at(s, total, warm, 0.4, 0.0) for s in range(total)]
     assert lrs[:warm] == pytest.approx([0.4 * (s + 1) / warm for s in range(warm)])
     assert lrs[warm] == pytest.approx(0.4)  # cosine starts at the peak
-    assert all(a >= b for a, b in zip(lrs[warm:], lrs[warm + 1:]))
+    assert all(a >= b for a, b in zip(lrs[warm:], lrs[warm + 1 :]))
     mid = warm + (total - warm) // 2
     assert lrs[mid] == pytest.approx(0.2, rel=1e-9)  # half-way down the cosine
     assert lr_at(total, total, warm, 0.4, 0.01) == pytest.approx(0.01)
@@ -102,9 +103,15 @@ def test_ema_matches_the_per_tensor_lerp_it_replaced():
     assert ours.keys() == reference.keys() and all(torch.equal(ours[k], reference[k]) for k in ours)
 
 
-def test_tiny_epoch_writes_a_consistent_run_folder(tmp_path, arch_json):
+def test_tiny_epoch_writes_a_consistent_run_folder(tmp_path, arch_json, capsys, caplog):
     cfg = tiny_config(tmp_path / "run", arch_json, epochs=1)
-    row = train(cfg)
+    rows = []
+    with caplog.at_level(logging.INFO, logger="rexnet.training"):
+        row = train(cfg, on_epoch=rows.append)
+    # train() prints nothing: it logs one line per epoch and hands the row to on_epoch
+    assert capsys.readouterr().out == "" and rows == [row]
+    assert [r.getMessage() for r in caplog.records if r.name == "rexnet.training"] == [format_epoch(row, 1)]
+    assert format_epoch(row, 1).startswith("epoch 1/1  loss ")
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pth", "config.json", "metrics.csv", "model.pth"]
     rows = _rows(run / "metrics.csv", drop=())
@@ -150,8 +157,9 @@ def _free_port() -> int:
 
 def _ddp_worker(rank, world, port, cfg, out_dir):
     """One torchrun-like process: the env variables torchrun sets, then the public train()."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     import rexnet.training.train as train_module
 
@@ -170,6 +178,7 @@ def _ddp_worker(rank, world, port, cfg, out_dir):
     torch.save({"row": row, "weights": weights, "ema": ema}, f"{out_dir}/rank{rank}.pt")
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes_agree(tmp_path, arch_json):
     import torch.multiprocessing as mp
 
@@ -194,19 +203,42 @@ def test_ddp_two_gloo_processes_agree(tmp_path, arch_json):
 
 
 def test_cli_trains_a_block_table(tmp_path, arch_json):
-    result = _invoke("train", "--arch", arch_json, "--data", "fake", "--img-size", 16, "--train-limit", 32,
-                     "--test-limit", 16, "--epochs", 1, "--batch-size", 16, "--device", "cpu", "--no-progress",
-                     "--out", tmp_path / "run")
+    result = _invoke(
+        "train",
+        "--arch",
+        arch_json,
+        "--data",
+        "fake",
+        "--img-size",
+        16,
+        "--train-limit",
+        32,
+        "--test-limit",
+        16,
+        "--epochs",
+        1,
+        "--batch-size",
+        16,
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        tmp_path / "run",
+    )
     assert result.exit_code == 0, result.output
     assert "done:" in result.output and (tmp_path / "run" / "model.pth").is_file()
+    assert result.output.startswith("epoch 1/1  loss ")  # the CLI prints each epoch's line
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--model", "rexnet_100", "--data", "mnist-digits"], "unknown dataset"),
-    (["--model", "rexnet_100", "--data", "imagefolder:/nonexistent/place"], "ImageFolder"),
-    (["--model", "nosuchnet", "--data", "fake"], "unknown model"),
-    (["--data", "fake"], "exactly one of --model"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--model", "rexnet_100", "--data", "mnist-digits"], "unknown dataset"),
+        (["--model", "rexnet_100", "--data", "imagefolder:/nonexistent/place"], "ImageFolder"),
+        (["--model", "nosuchnet", "--data", "fake"], "unknown model"),
+        (["--data", "fake"], "exactly one of --model"),
+    ],
+)
 def test_cli_bad_input_is_one_line(tmp_path, args, words):
     line = _one_error_line(_invoke("train", *args, "--out", tmp_path / "run", "--no-progress"))
     assert words in line
@@ -214,9 +246,29 @@ def test_cli_bad_input_is_one_line(tmp_path, args, words):
 
 
 def _cli_tiny(arch_json, out, *extra):
-    return _invoke("train", "--arch", arch_json, "--data", "fake", "--img-size", 16, "--train-limit", 32,
-                   "--test-limit", 16, "--epochs", 2, "--batch-size", 16, "--device", "cpu", "--no-progress",
-                   "--out", out, *extra)
+    return _invoke(
+        "train",
+        "--arch",
+        arch_json,
+        "--data",
+        "fake",
+        "--img-size",
+        16,
+        "--train-limit",
+        32,
+        "--test-limit",
+        16,
+        "--epochs",
+        2,
+        "--batch-size",
+        16,
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        out,
+        *extra,
+    )
 
 
 def _snapshot(folder):
@@ -285,8 +337,10 @@ def test_metric_sums_are_reduced_on_the_training_device(tmp_path, arch_json, mon
     meta = torch.device("meta")
     run.model.to(meta)
     run.device = meta
-    for step in (lambda: train_module.evaluate_loss_acc(run.model, run.test_loader, meta, distributed=True),
-                 lambda: train_module.train_one_epoch(run, 0)):
+    for step in (
+        lambda: train_module.evaluate_loss_acc(run.model, run.test_loader, meta, distributed=True),
+        lambda: train_module.train_one_epoch(run, 0),
+    ):
         devices = []
         run.world = 2
         with pytest.raises(Reduced):
@@ -300,11 +354,12 @@ def test_no_host_sync_per_step(tmp_path, arch_json, monkeypatch):
     calls = []
     for name in ("item", "tolist", "__int__", "__float__", "__bool__"):
         real = getattr(torch.Tensor, name)
-        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _real=real, _name=name: calls.append(_name)
-                            or _real(self, *a))
+        monkeypatch.setattr(
+            torch.Tensor, name, lambda self, *a, _real=real, _name=name: calls.append(_name) or _real(self, *a)
+        )
     counts = []
-    for train in (32, 128):  # 2 and 8 steps
-        run = _setup(tmp_path / str(train), arch_json, train=train)
+    for size in (32, 128):  # 2 and 8 steps
+        run = _setup(tmp_path / str(size), arch_json, train=size)
         run.train_loader = list(run.train_loader)  # the batches made beforehand: count the step's reads only
         calls.clear()
         train_one_epoch(run, 0)
@@ -333,7 +388,9 @@ def test_compile_drop_path_and_amp_options(tmp_path, arch_json, monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(module) or module)
     run = _setup(tmp_path / "c", arch_json, compile=True, drop_path=0.2)
     assert compiled == [run.model] and run.step_model is run.model
-    assert [b.drop_path for b in run.model.features[3:6]] == pytest.approx([0.0, 0.0, 0.2])  # only block 2 has a shortcut
+    assert [b.drop_path for b in run.model.features[3:6]] == pytest.approx(
+        [0.0, 0.0, 0.2]
+    )  # only block 2 has a shortcut
     if cpu_has_bfloat16():
         run = _setup(tmp_path / "a", arch_json, train=16, amp=True)
         dtypes = []
@@ -346,6 +403,7 @@ def test_compile_drop_path_and_amp_options(tmp_path, arch_json, monkeypatch):
     assert _setup(tmp_path / "d", arch_json).autocast_dtype is None  # default on CPU: float32
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="NCCL needs a CUDA GPU")
 def test_nccl_reduces_metrics_on_cuda(tmp_path, arch_json, monkeypatch):
     import torch.distributed as dist
