@@ -480,3 +480,119 @@ def probe(
     )
     click.echo(f"{len(table)} layers → {', '.join(map(str, files))}")
     click.echo(f"largest drops of {flag_measure}/channels:\n{format_flagged(table)}")
+
+
+@main.command()
+@click.option(
+    "--n",
+    "n",
+    type=int,
+    default=3000,
+    show_default=True,
+    help="Seeded random sample of architectures (0 = all 15,625).",
+)
+@click.option("--ids", help="Comma-separated architecture ids (the benchmark's indices) instead of a sample.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Chooses the sample, the initialisation (the same for every architecture) and the batch.",
+)
+@click.option("--proxies", "proxy_names", help="Comma-separated proxies (default: all; see --list).")
+@click.option("--inputs", default="fmnist", show_default=True, help="fmnist | gaussian | cifar10.")
+@click.option("--batch", type=int, default=64, show_default=True, help="Images in the one seeded batch.")
+@click.option("--num-classes", type=int, default=10, show_default=True, help="Classifier size of every network.")
+@click.option(
+    "--bench",
+    type=click.Path(),
+    help="Official NATS-Bench/NAS-Bench-201 file (needs nats_bench); default: the shipped table.",
+)
+@click.option("--data-root", default="data", show_default=True, help="Where CIFAR-10 is (for --inputs cifar10).")
+@click.option("--device", default="cpu", show_default=True, help="auto | cpu | cuda[:i].")
+@click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes (joblib, loky).")
+@click.option("--scheduler", help="Run on a dask.distributed cluster (tcp://HOST:PORT of `dask scheduler`).")
+@click.option("--max-units", type=int, help="Score at most this many architectures in this sitting (resumable).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="results/proxies",
+    show_default=True,
+    help="Output directory (resumes if it holds this study's scores).",
+)
+@click.option("--list", "list_only", is_flag=True, help="Print the registered proxies and their BN mode, then exit.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def proxies(
+    n,
+    ids,
+    seed,
+    proxy_names,
+    inputs,
+    batch,
+    num_classes,
+    bench,
+    data_root,
+    device,
+    workers,
+    scheduler,
+    max_units,
+    out,
+    list_only,
+    quiet,
+):
+    """Score NAS-Bench-201 architectures at initialisation with every zero-cost proxy (rank measures included)."""
+    from .proxies import ProxyStudyConfig, get_proxy, list_proxies, run_proxies  # noqa: PLC0415 - its own wing
+
+    if list_only:
+        for name in list_proxies():
+            click.echo(f"{name}\t{get_proxy(name).bn_mode}")
+        return
+    cfg = ProxyStudyConfig(
+        n=n,
+        seed=seed,
+        ids=_numbers(ids, int),
+        proxies=_names(proxy_names),
+        inputs=inputs,
+        batch=batch,
+        num_classes=num_classes,
+        bench=bench,
+        data_root=data_root,
+    )
+    table = run_proxies(
+        cfg,
+        out,
+        device=device,
+        workers=workers,
+        scheduler=scheduler,
+        max_units=max_units,
+        progress=not quiet,
+        command=" ".join(["rankstudy", *sys.argv[1:]]),
+    )
+    click.echo(f"{len(table)} architectures scored → {Path(out) / 'results.parquet'}")
+
+
+@main.command("proxies-report")
+@click.option(
+    "--in",
+    "in_path",
+    type=click.Path(file_okay=False),
+    default="results/proxies",
+    show_default=True,
+    help="Directory written by `rankstudy proxies`.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Where to write report.json, REPORT.md and figures (default: the --in directory).",
+)
+@friendly_errors
+def proxies_report(in_path, out):
+    """Rank correlation of every proxy with trained accuracy (bootstrap CIs), per dataset and schedule."""
+    from .proxies import load_proxy_results, write_proxies_report  # noqa: PLC0415 - scipy, matplotlib: seconds
+
+    table, meta = load_proxy_results(in_path)
+    report = write_proxies_report(table, meta, out or in_path)
+    click.echo(f"report → {Path(out or in_path) / 'REPORT.md'}")
+    for column, text in report["verdicts"].items():
+        click.echo(f"  {column}: {text}")
