@@ -8,6 +8,7 @@ output folder.
 """
 
 import contextlib
+import socket
 from collections.abc import Iterable, Iterator
 
 from joblib import Parallel, parallel_config
@@ -15,6 +16,27 @@ from joblib import Parallel, parallel_config
 from .errors import StudyError
 
 CONNECT_TIMEOUT_S = 20
+
+
+def check_scheduler(address: str) -> None:
+    """Raises StudyError unless `address` looks like a scheduler address and, for tcp://HOST:PORT, something
+    listens there: called before a study writes anything, so a bad --scheduler leaves no folder behind."""
+    if "://" not in address:
+        raise StudyError(
+            f"--scheduler {address!r} is not an address; give e.g. tcp://HOST:8786 (what `dask scheduler` prints)"
+        )
+    scheme, _, rest = address.partition("://")
+    if scheme != "tcp":
+        return
+    host, _, port = rest.rstrip("/").rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except (OSError, ValueError) as exc:
+        raise StudyError(
+            f"cannot reach the dask scheduler at {address} ({exc.__class__.__name__}); start one with "
+            "`dask scheduler` and workers with `dask worker ADDRESS`, or drop --scheduler"
+        ) from None
 
 
 @contextlib.contextmanager

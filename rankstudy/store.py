@@ -45,6 +45,7 @@ __all__ = [
     "manifest_differences",
     "prepare_out_dir",
     "read_json",
+    "read_results",
     "read_table",
     "run_metadata",
     "write_csv",
@@ -311,27 +312,34 @@ class RunFolder:
 # --- the rank study's table -------------------------------------------------------------------------------------
 
 
-def load_results(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
-    """Returns (table, metadata) of a finished rank study, from its directory or its results.parquet."""
+def read_results(path: str | os.PathLike, *, schema: tuple[str, object], command: str) -> tuple[pd.DataFrame, dict]:
+    """Returns (table, metadata) of a finished study, from its folder or its results.parquet; StudyError naming the
+    problem and the fix when the table is missing or unreadable, or its metadata missing or of another study.
+
+    `schema` is the metadata (key, value) that marks the study's tables; `command` the command that writes them.
+    """
     path = Path(path)
     table_path = path / TABLE if path.is_dir() else path
-    meta_path = table_path.parent / METADATA
     if not table_path.exists():
+        raise StudyError(f"no results table at {table_path}; run `{command} --out {path}` first")
+    key, value = schema
+    if table_path.name != TABLE and not table_path.parent.joinpath(METADATA).exists():
+        raise StudyError(f"{table_path} is not a results table of `{command}`; pass its --out folder")
+    meta = read_json(table_path.parent / METADATA, f"it should sit beside {TABLE}; rerun `{command}`")
+    if meta.get(key) != value:
         raise StudyError(
-            f"no results table at {table_path}; run `rankstudy sample --out {path}` first "
-            "(or `rankstudy merge` for shards)"
-        )
-    meta = read_json(meta_path, "it should sit beside results.parquet; rerun `rankstudy sample`")
-    if meta.get("schema_version") != SCHEMA_VERSION:
-        raise StudyError(
-            f"{table_path} has schema version {meta.get('schema_version')!r}, this rankstudy reads "
-            f"{SCHEMA_VERSION}; regenerate it with this version's `rankstudy sample`"
+            f"{table_path.parent} is not a table of this version's `{command}` ({key.replace('_', ' ')} "
+            f"{meta.get(key)!r}, this version reads {value!r}); pass the --out of `{command}` or regenerate it"
         )
     try:
         table = pq.read_table(table_path).to_pandas()
     except (OSError, pa.ArrowException) as e:
         raise StudyError(
-            f"{table_path} is not a readable parquet table ({e.__class__.__name__}); "
-            "regenerate it with `rankstudy sample`"
+            f"{table_path} is not a readable parquet table ({e.__class__.__name__}); regenerate it with `{command}`"
         ) from None
     return table, meta
+
+
+def load_results(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
+    """Returns (table, metadata) of a finished rank study (`rankstudy sample`, or `rankstudy merge` for shards)."""
+    return read_results(path, schema=("schema_version", SCHEMA_VERSION), command="rankstudy sample")

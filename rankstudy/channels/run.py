@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import torch
 from joblib import delayed
 from tqdm.auto import tqdm
@@ -33,7 +32,7 @@ from rexnet.training.data import load_data
 
 from .. import store
 from ..errors import StudyError
-from ..parallel import run_tasks
+from ..parallel import check_scheduler, run_tasks
 from ..rank import rank_metrics
 from .config import (
     PROXY_RTOL,
@@ -161,7 +160,9 @@ def _schedules(
     schedules = sample_schedules(
         cfg, in_chans=in_chans, num_classes=num_classes, workers=workers, scheduler=scheduler, progress=progress
     )
-    # The manifest last: a study whose sampling failed (e.g. an impossible budget) leaves no claim on `out`.
+    # The folder only now, the manifest last: a study whose sampling failed (e.g. an impossible budget) leaves
+    # neither a folder nor a claim on `out`.
+    folder.prepare()
     store.write_table(folder.root / SCHEDULES, schedules.rename(columns={"config_id": "id"}))
     folder.write_manifest(manifest)
     return schedules
@@ -216,7 +217,9 @@ def run_channel_study(
         data = load_data(cfg.data, data_root, img_size=cfg.img_size, train_limit=cfg.train_limit)
     except RexnetError as exc:
         raise StudyError(str(exc)) from None
-    folder = store.RunFolder(out, ROWS).prepare()
+    if scheduler is not None:
+        check_scheduler(scheduler)
+    folder = store.RunFolder(out, ROWS)
     schedules = _schedules(folder, cfg, data.in_chans, len(data.classes), progress, workers, scheduler)
     folder.remove_stale()  # left by a run killed while writing
     plan = [(cid, seed) for cid in range(cfg.n) for seed in cfg.seeds_of(cid)]
@@ -242,12 +245,4 @@ def run_channel_study(
 
 def load_channel_results(path: str | Path) -> tuple[pd.DataFrame, dict]:
     """Returns (table, metadata) of a finished channel study directory."""
-    path = Path(path)
-    if not (path / store.TABLE).exists():
-        raise StudyError(f"no channel-study table at {path / store.TABLE}; run `rankstudy channels --out {path}` first")
-    meta = store.read_json(path / store.METADATA, "it should sit beside results.parquet; rerun `rankstudy channels`")
-    if meta.get("schema") != SCHEMA:
-        raise StudyError(
-            f"{path} is not a channel study (schema {meta.get('schema')!r}); pass the --out of `rankstudy channels`"
-        )
-    return pq.read_table(path / store.TABLE).to_pandas(), meta
+    return store.read_results(path, schema=("schema", SCHEMA), command="rankstudy channels")

@@ -21,8 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from joblib import delayed
 from tqdm.auto import tqdm
 
@@ -234,28 +232,10 @@ def _collect(folder: store.RunFolder, ids: list[int], proxies: list[str], space)
 
 def load_proxy_results(path: str | Path) -> tuple[pd.DataFrame, dict]:
     """Returns (table, metadata) of a proxy study folder (written by `run_proxies`)."""
-    path = Path(path)
-    table_path = path / store.TABLE if path.is_dir() else path
-    if not table_path.exists():
-        raise StudyError(f"no proxy-study table at {table_path}; run `rankstudy proxies --out {path}` first")
-    meta = store.read_json(
-        table_path.parent / store.METADATA, "it should sit beside results.parquet; rerun `rankstudy proxies`"
-    )
-    if meta.get("schema") != SCHEMA:
-        raise StudyError(
-            f"{table_path.parent} is not a proxy study (schema {meta.get('schema')!r}); "
-            "pass the --out of `rankstudy proxies`"
-        )
-    try:
-        table = pq.read_table(table_path).to_pandas()
-    except (OSError, pa.ArrowException) as e:
-        raise StudyError(
-            f"{table_path} is not a readable parquet table ({e.__class__.__name__}); "
-            "rerun `rankstudy proxies` on its folder"
-        ) from None
+    table, meta = store.read_results(path, schema=("schema", SCHEMA), command="rankstudy proxies")
     missing = [c for c in ["arch_id", *meta.get("proxies", []), *ACCURACY_COLUMNS] if c not in table]
     if missing:
-        raise StudyError(f"{table_path} lacks columns {missing[:3]}; rerun `rankstudy proxies` on its folder")
+        raise StudyError(f"{path} lacks columns {missing[:3]}; rerun `rankstudy proxies` on its folder")
     return table, meta
 
 

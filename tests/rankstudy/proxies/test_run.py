@@ -99,7 +99,7 @@ def test_bad_input_is_one_line(tmp_path):
     (out / "scores" / unit_name(3)).write_text("{not json")
     with pytest.raises(StudyError, match="not valid JSON"):
         run_proxies(small(ids=(3,), proxies=("params",)), out, progress=False)
-    with pytest.raises(StudyError, match="not a proxy study|no proxy-study table"):
+    with pytest.raises(StudyError, match="not a table of this version|no results table"):
         load_proxy_results(tmp_path / "a")
 
 
