@@ -139,6 +139,12 @@ def sample(
         progress=not quiet,
         scheduler=scheduler,
     )
+    if len(table) == 0:
+        click.echo(
+            f"shard {shard} has no chunks (the study of {n} networks has fewer chunks of --chunk-rows {chunk_rows} "
+            f"than shards): its manifest is in {out}; `rankstudy merge` takes it with the other shards"
+        )
+        return
     final = Path(out) / "results.parquet"
     where = (
         final
@@ -288,9 +294,8 @@ def _macs(ctx, param, value: str) -> int:
 @click.option(
     "--noise-configs",
     type=int,
-    default=6,
-    show_default=True,
-    help="The first this many configs also run with --noise-seeds seeds (seed noise).",
+    default=None,
+    help="The first this many configs also run with --noise-seeds seeds (seed noise); default: 6, at most --n.",
 )
 @click.option("--noise-seeds", type=int, default=3, show_default=True)
 @click.option("--max-growth", type=float, default=8.0, show_default=True, help="Largest c_last/c_first sampled.")
@@ -351,7 +356,7 @@ def channels(
         epochs=epochs,
         train_limit=train_limit or None,
         seeds=seeds,
-        noise_configs=noise_configs,
+        noise_configs=min(6, n) if noise_configs is None else noise_configs,
         noise_seeds=noise_seeds,
         max_growth=max_growth,
         batch_size=batch_size,

@@ -8,7 +8,10 @@ output folder.
 """
 
 import contextlib
+import os
 import socket
+import threading
+import time
 from collections.abc import Iterable, Iterator
 
 from joblib import Parallel, parallel_config
@@ -16,6 +19,21 @@ from joblib import Parallel, parallel_config
 from .errors import StudyError
 
 CONNECT_TIMEOUT_S = 20
+PARENT_POLL_S = 0.5
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)  # the parent is gone: nothing will read this worker's results
+
+
+def watch_parent(parent: int) -> None:
+    """Starts a daemon thread that ends this (worker) process within PARENT_POLL_S once process `parent` is gone.
+
+    loky workers otherwise outlive a parent killed with SIGKILL until they next look at their queue; the
+    initializer of every local worker pool (`run_tasks`), so a killed study leaves no process behind."""
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True, name="watch-parent").start()
 
 
 def check_scheduler(address: str) -> None:
@@ -76,7 +94,9 @@ def run_tasks(tasks: Iterable, workers: int, scheduler: str | None = None) -> It
         with dask_client(scheduler), parallel_config(backend="dask"):
             yield from Parallel(n_jobs=-1, return_as="generator_unordered")(tasks)
     elif workers > 1:
-        yield from Parallel(n_jobs=workers, return_as="generator_unordered")(tasks)
+        # Each worker watches this process: killed (even by kill -9), it takes its workers with it.
+        with parallel_config(backend="loky", initializer=watch_parent, initargs=(os.getpid(),)):
+            yield from Parallel(n_jobs=workers, return_as="generator_unordered")(tasks)
     else:
         for fn, args, kwargs in tasks:
             yield fn(*args, **kwargs)

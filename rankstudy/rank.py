@@ -150,8 +150,16 @@ def _metrics(sigma: torch.Tensor, shape: tuple[int, int], rtols: tuple[float, ..
     return {name: out[name] for name in metric_columns(rtols)}
 
 
+def _shape(x) -> str:
+    return f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+
 def rank_metrics(features: torch.Tensor, rtols: tuple[float, ...] = DEFAULT_RTOLS) -> dict[str, torch.Tensor]:
     """Returns the metrics of `metric_columns(rtols)` for a (B, m, n) batch (or one m × n matrix), each (B,)."""
+    if not isinstance(features, torch.Tensor) or features.dim() not in (2, 3):
+        raise StudyError(f"features must be a matrix or a batch of matrices (B, m, n), got {_shape(features)}")
+    if features.numel() == 0:
+        raise StudyError(f"features of shape {tuple(features.shape)} are empty; give at least one row and one column")
     f = features.unsqueeze(0) if features.dim() == 2 else features
     return metrics_from_singular_values(singular_values(f), (f.shape[1], f.shape[2]), rtols)
 

@@ -35,6 +35,13 @@ class _Group(click.Group):
         except RexnetError as exc:
             click.echo(f"error: {' '.join(str(exc).split())}", err=True)
             ctx.exit(2)
+        except OSError as exc:  # a path the system refuses (e.g. under /proc): one line, not a traceback
+            where = f" {exc.filename}" if exc.filename else ""
+            click.echo(
+                f"error: cannot use{where} ({exc.strerror or type(exc).__name__}); choose a path you can write to",
+                err=True,
+            )
+            ctx.exit(2)
 
 
 def _version() -> str:
@@ -44,7 +51,7 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), "--version", prog_name="rexnet", message="%(prog)s %(version)s")
 def main() -> None:
     """ReXNet models: summaries, checkpoint conversion, ONNX export."""
@@ -191,9 +198,9 @@ def fashion_mnist_cmd(root: str, source: str | None, no_download: bool) -> None:
 @click.option(
     "--warmup-epochs",
     type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    help="Linear warm-up from 0 to --lr over this many epochs, then cosine decay.",
+    default=None,
+    help="Linear warm-up from 0 to --lr over this many epochs, then cosine decay. "
+    "Default: 1 epoch, at most 10% of the run.",
 )
 @click.option(
     "--min-lr",
@@ -232,6 +239,20 @@ def fashion_mnist_cmd(root: str, source: str | None, no_download: bool) -> None:
     help="Clip the global gradient norm to this value. Default: no clipping.",
 )
 @click.option("--randaugment", is_flag=True, help="RandAugment (2 ops, magnitude 9) on training images.")
+@click.option(
+    "--hflip",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Probability of a horizontal flip of a training image (0 for digits, text, …).",
+)
+@click.option(
+    "--scale",
+    type=(click.FloatRange(0, 1, min_open=True), click.FloatRange(0, 1, min_open=True)),
+    default=(0.08, 1.0),
+    show_default=True,
+    help="ImageFolder training: area range MIN MAX of the random resized crop (as timm's --scale).",
+)
 @click.option(
     "--random-erasing",
     type=click.FloatRange(0, 1),
@@ -272,7 +293,10 @@ def train_cmd(model_name: str | None, arch_path: str | None, resume: bool, **opt
     """Train a model (name or block table) with SGD, warm-up + cosine, label smoothing; torchrun for DDP."""
     if (model_name is None) == (arch_path is None):
         raise RexnetError("give exactly one of --model NAME or --arch block_table.json; see `rexnet models` for names")
-    cfg = trainer.TrainConfig(model=model_name or arch_path, **options)
+    scale_min, scale_max = options.pop("scale")
+    if scale_min > scale_max:
+        raise click.BadParameter(f"give MIN <= MAX, got {scale_min} {scale_max}", param_hint="--scale")
+    cfg = trainer.TrainConfig(model=model_name or arch_path, scale_min=scale_min, scale_max=scale_max, **options)
     # train() prints nothing; rank 0 reports each epoch through on_epoch, printed here as one line
     row = trainer.train(cfg, resume=resume, on_epoch=lambda r: click.echo(trainer.format_epoch(r, cfg.epochs)))
     if row and trainer.rank_info()[0] == 0:  # under torchrun every process returns; one prints
@@ -294,6 +318,7 @@ def train_cmd(model_name: str | None, arch_path: str | None, resume: bool, **opt
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--test-limit", type=click.IntRange(min=1), help="Evaluate a fixed random subset of this size.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--progress/--no-progress", default=True, help="Progress bar of the test batches.")
 def eval_cmd(
     checkpoint: str,
     data: str,
@@ -303,13 +328,14 @@ def eval_cmd(
     batch_size: int,
     test_limit: int | None,
     device: str,
+    progress: bool,
 ) -> None:
     """Top-1/top-5, per-class accuracy, confusion matrix and penultimate feature rank of a trained model."""
     model, spec = evaluation.load_for_eval(
         checkpoint, data, data_root, model_name=model_name, test_limit=test_limit, device=device
     )
     result = evaluation.evaluate(
-        model, spec.test, spec.classes, batch_size=batch_size, device=next(model.parameters()).device
+        model, spec.test, spec.classes, batch_size=batch_size, device=next(model.parameters()).device, progress=progress
     )
     out_dir = Path(out) if out else Path(checkpoint).parent / f"eval_{spec.name}"
     files = evaluation.write_eval(result, out_dir, title=f"{model.arch.name} on {spec.name}: top-1 {result.top1:.2f}%")

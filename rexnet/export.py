@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -32,6 +33,12 @@ def export_onnx(
     device = next(model.parameters()).device
     # Batch 2: torch.export specialises a dimension of size 1, which would fix the batch at 1.
     example = torch.randn(2, 3, img_size, img_size, device=device)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise RexnetError(f"cannot write {path} ({exc.strerror}); choose a writable folder for --onnx") from None
     try:
         with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
             # The TorchScript exporter announces its deprecation on every call; the choice is deliberate.

@@ -53,7 +53,8 @@ def parse_name(name: str) -> tuple[str, float]:
     """Returns (family, width) of a model name such as 'rexnet_130', or raises a RexnetError with a suggestion."""
     match = _NAME.fullmatch(name)
     if match is None or not 0 < int(match.group(2)) <= _MAX_WIDTH_X100:
-        close = difflib.get_close_matches(name, list_models(), n=1)
+        # Only a near miss (a swapped or missing letter) gets a suggestion, not any name of the right shape.
+        close = difflib.get_close_matches(name, list_models(), n=1, cutoff=0.85)
         hint = f"did you mean {close[0]}? " if close else ""
         raise RexnetError(
             f"unknown model {name!r}; {hint}use one of {', '.join(list_models())} (or another width "

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from rexnet.errors import RexnetError
-from rexnet.training.data import build_transforms, load_data
+from rexnet.training.data import build_transforms, image_folder, load_data
 
 from ..errors import StudyError
 
@@ -49,7 +49,10 @@ def load_images(
     if len(dataset) < n_images:
         raise StudyError(f"--data {data} has {len(dataset)} images, fewer than --n-images {n_images}; lower it")
     order = torch.randperm(len(dataset), generator=g)[:n_images].sort().values
-    images = torch.stack([dataset[int(i)][0] for i in order])
+    try:
+        images = torch.stack([dataset[int(i)][0] for i in order])
+    except RexnetError as e:  # an image that cannot be read
+        raise StudyError(str(e)) from None
     if images.shape[1] == 1 and in_chans == 3:
         images = images.expand(-1, 3, -1, -1).contiguous()
     if images.shape[1] != in_chans:
@@ -63,13 +66,11 @@ def load_images(
 def _image_folder(path: Path, img_size: int):
     """Returns the test images of an image folder (PATH/val, PATH/test or PATH; one folder per class) as a
     torchvision ImageFolder, resized as `rexnet train` tests; StudyError when there is none."""
-    from torchvision import datasets  # noqa: PLC0415 - torchvision takes seconds to import: only for imagefolder:
-
     root = next((path / d for d in ("val", "test") if (path / d).is_dir()), path)
     if not root.is_dir():
         raise StudyError(f"image folder {path} does not exist; give imagefolder:PATH with one folder per class")
     try:
-        return datasets.ImageFolder(str(root), transform=build_transforms("imagefolder", img_size, train=False))
+        return image_folder(root, build_transforms("imagefolder", img_size, train=False))
     except (FileNotFoundError, OSError):
         raise StudyError(
             f"image folder {root} holds no class folders of images (.jpg, .png, …); put the images "

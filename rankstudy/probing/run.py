@@ -44,6 +44,9 @@ from .plot import plot_probe
 
 DEFAULT_MAX_COLUMNS = 4096
 DEFAULT_FLAG_MEASURE = "rank_rtol_1e-2"
+# Bounds checked before any image is loaded, so an impossible size is one line, not an allocator traceback.
+MAX_IMG_SIZE = 4096
+MAX_IMAGE_BYTES = 8 * 2**30
 
 
 def measure_names(rtols: tuple[float, ...] = DEFAULT_RTOLS) -> list[str]:
@@ -182,9 +185,16 @@ def run_probe(
     _check_writable(out)
     in_chans = 1 if data == "fashion-mnist" else 3
     loaded = load_model(model, checkpoint, in_chans=in_chans, num_classes=num_classes)
-    images = load_images(
-        data, n_images, in_chans=loaded.in_chans, img_size=img_size or loaded.img_size, data_root=data_root, seed=seed
-    )
+    size = img_size or loaded.img_size
+    if size > MAX_IMG_SIZE:
+        raise StudyError(f"--img-size {size} is larger than {MAX_IMG_SIZE}; give a smaller --img-size")
+    needed = n_images * loaded.in_chans * size * size * 4  # bytes of the float32 image batch alone
+    if needed > MAX_IMAGE_BYTES:
+        raise StudyError(
+            f"{n_images} images of {size}×{size} need {needed / 2**30:.0f} GiB before any layer runs "
+            f"(at most {MAX_IMAGE_BYTES // 2**30} GiB); lower --n-images or --img-size"
+        )
+    images = load_images(data, n_images, in_chans=loaded.in_chans, img_size=size, data_root=data_root, seed=seed)
     if device != "cpu" and not torch.cuda.is_available():
         raise StudyError(f"--device {device} but no CUDA GPU is visible; use --device cpu")
     table = probe(

@@ -17,6 +17,9 @@ INPUT_DISTS: tuple[str, ...] = ("gaussian", "uniform", "halfnormal", "correlated
 # like post-ReLU features, correlated channels, and real image patches (see `rankstudy.inputs`).
 DEFAULT_INPUT_DISTS: tuple[str, ...] = ("gaussian", "halfnormal", "correlated", "fmnist")
 NORMS: tuple[str, ...] = ("none", "bn")
+# Most networks one study samples: its table of configs is built in memory first (~1 kB a network), so more
+# would exhaust the memory before the first chunk; a larger study is several seeds, merged by the reader.
+MAX_N = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,22 @@ class StudyConfig:
     spatial: int = 8  # H = W of the conv kinds' input maps
     block_expansion: int = 6  # inner width of a block = block_expansion · its input
 
+    def __post_init__(self):
+        # The settings that need no disk are checked at once, so StudyConfig(n=-1) fails where it is written;
+        # `validate` checks the rest (e.g. that the fmnist images exist) before a study runs.
+        self._check_counts()
+
+    def _check_counts(self) -> None:
+        if not (isinstance(self.n, int) and not isinstance(self.n, bool) and 0 < self.n <= MAX_N):
+            raise StudyError(
+                f"n must be an integer in 1..{MAX_N:,}, got {self.n!r}; "
+                "for more networks run several studies with other seeds"
+                if isinstance(self.n, int) and self.n > MAX_N
+                else f"n must be a positive integer (networks to sample), got {self.n!r}"
+            )
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise StudyError(f"seed must be a non-negative integer, got {self.seed!r}")
+
     def ratio_grid(self) -> np.ndarray:
         """Returns the log-spaced grid of target expansion ratios."""
         return np.geomspace(self.ratio_min, self.ratio_max, self.n_ratios)
@@ -77,8 +96,7 @@ class StudyConfig:
             if not ok:
                 raise StudyError(msg)
 
-        need(isinstance(self.n, int) and self.n > 0, f"n must be a positive integer, got {self.n}")
-        need(isinstance(self.seed, int) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
+        self._check_counts()
         for name, values, choices in (
             ("kind", self.kinds, KINDS),
             ("init", self.inits, INITS),

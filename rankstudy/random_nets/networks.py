@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from ..batched import bmm, ieee_float32, rowwise, single_thread
+from ..errors import StudyError
 from .inputs import draw_correlated, draw_patches
 from .nonlinearities import get_nonlinearity
-from .sampling import SHAPE_COLUMNS, stack_widths
+from .sampling import CONFIG_COLUMNS, SHAPE_COLUMNS, stack_widths
 
 BN_EPS = 1e-5
 
@@ -213,4 +214,11 @@ def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Ten
 def rebuild_features(row) -> torch.Tensor:
     """Returns the exact float32 feature matrix (d_out × N) of one results-table row, on the CPU."""
     frame = pd.DataFrame([dict(row)]) if not isinstance(row, pd.DataFrame) else row
+    missing = [c for c in CONFIG_COLUMNS if c not in frame.columns]
+    if missing:
+        raise StudyError(
+            f"the row lacks {', '.join(missing)}; pass a full row of the results table (or of sample_networks)"
+        )
+    if len(frame) == 0:
+        raise StudyError("no row given; pass a row of the results table (or of sample_networks)")
     return build_features(frame, "cpu")[0]

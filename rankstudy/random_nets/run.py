@@ -5,6 +5,7 @@ The output folder is a `rankstudy.store.RunFolder` whose units are the chunks (c
 """
 
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -20,7 +21,7 @@ from rexnet.errors import RexnetError
 
 from .. import store
 from ..errors import StudyError
-from ..parallel import run_tasks
+from ..parallel import check_scheduler, run_tasks
 from ..rank import DEFAULT_RTOLS, metric_columns, rank_metrics
 from .bounds import with_bound_columns
 from .config import StudyConfig
@@ -171,9 +172,19 @@ def run_study(
         raise StudyError("--workers runs CPU processes; use --workers 1 with --device cuda")
     if batch_size < 1:
         raise StudyError(f"--batch-size must be >= 1, got {batch_size}")
+    if scheduler is not None:
+        check_scheduler(scheduler)  # before anything is written: a bad address leaves no folder behind
     table = sample_networks(config)
     chunks = plan_chunks(table, chunk_rows)
     mine = [i for i in range(len(chunks)) if shard_ik is None or i % shard_ik[1] == shard_ik[0]]
+    if not mine:
+        # A shard of a small study may get no chunk (chunks go round-robin to the shards): it stores its manifest,
+        # so `merge` sees it as a shard of this study, and nothing else.
+        if out is not None:
+            folder = store.RunFolder(out, CHUNKS)
+            store.prepare_out_dir(folder.root)
+            folder.claim(_manifest(config, chunk_rows, len(chunks)), hints=CHUNK_ROWS_HINT)
+        return empty_table()
 
     folder = store.RunFolder(out, CHUNKS).prepare() if out is not None else None
     if folder is not None:
@@ -182,6 +193,11 @@ def run_study(
     done = {i for i in mine if folder is not None and folder.has_unit(chunk_name(i))}
     done -= _damaged({i: (folder, chunks[i]) for i in done})
     todo = [i for i in mine if i not in done]
+    if done and progress:
+        tqdm.write(
+            f"resuming: {len(done)} of {len(mine)} chunks found in {folder.units}, {len(todo)} to compute",
+            file=sys.stderr,
+        )
 
     by_id = table.set_index("id", drop=False)
     if workers is None:
@@ -222,6 +238,11 @@ def run_study(
         full = result if len(mine) == len(chunks) else merge([folder.root], folder.root, progress=False, write=False)
         folder.finish(full, _metadata(config, chunk_rows, dev, workers, batch_size, start, len(done), command))
     return result
+
+
+def empty_table() -> pd.DataFrame:
+    """Returns the results table of a shard that got no chunk: no rows (its columns come with the other shards)."""
+    return pd.DataFrame({"id": pd.Series(dtype=np.int64)})
 
 
 def _damaged(stored: dict[int, tuple[store.RunFolder, np.ndarray]]) -> set[int]:

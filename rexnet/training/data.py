@@ -224,7 +224,8 @@ def build_transforms(
     train: bool,
     randaugment: bool = False,
     random_erasing: float = 0.0,
-    hflip: bool = True,
+    hflip: bool | float = True,
+    scale: tuple[float, float] = (0.08, 1.0),
     pretrained_cfg=None,
 ):
     """Returns the torchvision transform: train = random crop with padding (or resized crop), flip, [RandAugment],
@@ -249,10 +250,11 @@ def build_transforms(
         ops = pre + (
             [T.RandomCrop(img_size, padding=img_size // 8)]
             if small
-            else [T.RandomResizedCrop(img_size, interpolation=interpolation)]
+            else [T.RandomResizedCrop(img_size, scale=scale, interpolation=interpolation)]
         )
-        if hflip:
-            ops.append(T.RandomHorizontalFlip())
+        p_flip = 0.5 if hflip is True else float(hflip)  # True: the usual 0.5; a float: that probability
+        if p_flip > 0:
+            ops.append(T.RandomHorizontalFlip(p_flip))
         if randaugment:
             ops.append(T.RandAugment(num_ops=2, magnitude=9))
     else:
@@ -271,6 +273,42 @@ def _subset(dataset: Dataset, limit: int | None, seed: int = 0) -> Dataset:
     return Subset(dataset, sorted(order[:limit].tolist()))
 
 
+# An ImageFolder of at most this many images has every file's header read before training (milliseconds a file),
+# so a broken image is one line before anything is written; larger ones fail on the broken file when it is read.
+CHECK_IMAGES_UP_TO = 50_000
+
+
+def _read_image(path: str):
+    """Returns the RGB image at `path` (torchvision's loader); RexnetError naming the file if it cannot be read."""
+    from PIL import Image  # noqa: PLC0415 - Pillow comes with torchvision, loaded only with it
+
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(f)
+            return img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise RexnetError(f"cannot read image {path} ({type(exc).__name__}); delete or replace that file") from None
+
+
+def image_folder(root: str | os.PathLike, transform):
+    """Returns a torchvision ImageFolder of `root` whose images are checked: every file's header up front (for at
+    most CHECK_IMAGES_UP_TO images), every image when it is loaded; RexnetError naming a file that cannot be read."""
+    from PIL import Image  # noqa: PLC0415 - Pillow comes with torchvision, loaded only with it
+    from torchvision import datasets  # noqa: PLC0415 - torchvision costs ~2 s: loaded only to build data
+
+    folder = datasets.ImageFolder(str(root), transform=transform, loader=_read_image)
+    if len(folder.samples) <= CHECK_IMAGES_UP_TO:
+        for path, _ in folder.samples:
+            try:
+                with Image.open(path) as img:
+                    img.verify()
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+                raise RexnetError(
+                    f"cannot read image {path} ({type(exc).__name__}); delete or replace that file"
+                ) from None
+    return folder
+
+
 def load_data(
     spec: str,
     root: str | os.PathLike = "data",
@@ -278,6 +316,8 @@ def load_data(
     img_size: int | None = None,
     randaugment: bool = False,
     random_erasing: float = 0.0,
+    hflip: float = 0.5,
+    scale: tuple[float, float] = (0.08, 1.0),
     train_limit: int | None = None,
     test_limit: int | None = None,
     pretrained_cfg=None,
@@ -304,7 +344,8 @@ def load_data(
             train=train,
             randaugment=randaugment,
             random_erasing=random_erasing,
-            hflip=True,
+            hflip=hflip,
+            scale=scale,
             pretrained_cfg=cfg,
         )
 
@@ -333,8 +374,8 @@ def load_data(
                 f"ImageFolder {path} needs train/ and val/ (or test/) subfolders, one folder per class; check the path"
             )
         try:
-            train = datasets.ImageFolder(str(path / "train"), transform=tf(True))
-            test = datasets.ImageFolder(str(test_dir), transform=tf(False))
+            train = image_folder(path / "train", tf(True))
+            test = image_folder(test_dir, tf(False))
         except (FileNotFoundError, OSError) as exc:
             raise RexnetError(f"ImageFolder {path}: {exc}; put images in one folder per class") from None
         if train.classes != test.classes:

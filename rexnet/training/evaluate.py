@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from ..device import resolve_device
 from ..errors import RexnetError
@@ -71,14 +72,17 @@ def evaluate(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     workers: int = 0,
+    progress: bool = False,
 ) -> EvalResult:
-    """Returns top-1/top-5, per-class accuracy, the confusion matrix and the feature rank of `model` on `dataset`."""
+    """Returns top-1/top-5, per-class accuracy, the confusion matrix and the feature rank of `model` on `dataset`
+    (with `progress`, a progress bar of the batches on stderr)."""
     device = resolve_device(device)
     model = model.to(device).eval()
     k = len(classes)
     confusion = torch.zeros(k, k, dtype=torch.int64)
     feats, top5_hits, n = [], 0, 0
-    for images, target in DataLoader(dataset, batch_size, shuffle=False, num_workers=workers):
+    batches = DataLoader(dataset, batch_size, shuffle=False, num_workers=workers)
+    for images, target in tqdm(batches, desc="eval", unit="batch", leave=False, disable=not progress):
         images = images.to(device)
         pooled = model.forward_head(model.forward_features(images), pre_logits=True)
         logits = model.output[-1](pooled)  # forward_head's last step, on the pooled features kept for the rank

@@ -88,7 +88,7 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-5
-    warmup_epochs: float = 1.0
+    warmup_epochs: float | None = None  # None: `default_warmup_epochs(epochs)`, one epoch at most 10% of the run
     min_lr: float = 0.0
     label_smoothing: float = 0.1
     dropout: float | None = None  # None: the table's own (0.2)
@@ -96,6 +96,9 @@ class TrainConfig:
     ema_decay: float = 0.0  # 0 disables EMA; e.g. 0.999
     clip_grad: float | None = None  # max global gradient norm; None: no clipping
     randaugment: bool = False
+    hflip: float = 0.5  # probability of a horizontal flip of a training image
+    scale_min: float = 0.08  # ImageFolder training: area range of the random resized crop (timm's --scale)
+    scale_max: float = 1.0
     random_erasing: float = 0.0
     small_input: str = "off"  # 28–32 px data: s16 = one fewer downsampling, s8 = also stem stride 1 (small_input.py)
     img_size: int | None = None  # None: 32 for the small datasets, 224 for ImageFolder
@@ -133,6 +136,11 @@ def amp_dtype(device: torch.device, amp: bool | None) -> torch.dtype | None:
             "slower than float32; drop --amp"
         )
     return torch.bfloat16
+
+
+def default_warmup_epochs(epochs: int) -> float:
+    """Returns the default warm-up: one epoch, but at most 10% of the run (a 1-epoch run is not all warm-up)."""
+    return min(1.0, 0.1 * epochs)
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float, min_lr: float) -> float:
@@ -337,6 +345,8 @@ def setup(
         img_size=cfg.img_size,
         randaugment=cfg.randaugment,
         random_erasing=cfg.random_erasing,
+        hflip=cfg.hflip,
+        scale=(cfg.scale_min, cfg.scale_max),
         train_limit=cfg.train_limit,
         test_limit=cfg.test_limit,
     )
@@ -446,7 +456,8 @@ def train_one_epoch(run: Run, epoch: int) -> dict[str, float]:
         run.sampler.set_epoch(epoch)
     steps_per_epoch = len(run.train_loader)
     total_steps = cfg.epochs * steps_per_epoch
-    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+    warmup = cfg.warmup_epochs if cfg.warmup_epochs is not None else default_warmup_epochs(cfg.epochs)
+    warmup_steps = round(warmup * steps_per_epoch)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     run.step_model.train()
     sums = torch.zeros(2, dtype=torch.float64, device=run.device)  # loss sum, top-1 hits
