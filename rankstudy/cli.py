@@ -200,15 +200,23 @@ def list_nonlinearities_cmd():
 )
 @click.option("--kinds", help="Comma-separated subset of kinds to draw.")
 @click.option("--nonlinearities", help="Comma-separated subset of nonlinearities to draw.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def plot(in_path, out, metric, facet, kinds, nonlinearities):
+def plot(in_path, out, metric, facet, kinds, nonlinearities, quiet):
     """Draw the rank study's figures from a results table."""
     # The figures are matplotlib Figure objects saved through its PNG/PDF canvases: no backend to choose.
     from .findings.plots import plot_all  # noqa: PLC0415 - matplotlib and scipy take seconds: only for `plot`
 
     table, meta = load_results(in_path)
     paths = plot_all(
-        table, meta, out, metric=metric, facet=facet, kinds=_names(kinds), nonlinearities=_names(nonlinearities)
+        table,
+        meta,
+        out,
+        metric=metric,
+        facet=facet,
+        kinds=_names(kinds),
+        nonlinearities=_names(nonlinearities),
+        progress=not quiet,
     )
     click.echo(f"{len(paths)} files → {out}")
     for p in paths:
@@ -239,15 +247,16 @@ def plot(in_path, out, metric, facet, kinds, nonlinearities):
     show_default=True,
     help="Measure the design rules are read from.",
 )
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def principles(in_path, out, md, taus, design_measure):
+def principles(in_path, out, md, taus, design_measure, quiet):
     """Turn a results table into findings.json and FINDINGS.md: rankings, fits, thresholds, verdicts."""
     from .findings.principles import Settings, write_findings  # noqa: PLC0415 - scipy takes seconds to import
 
     table, meta = load_results(in_path)
     settings = Settings(taus=_numbers(taus), design_measure=design_measure)
     command = " ".join(["rankstudy", *sys.argv[1:]])
-    findings = write_findings(table, meta, out, md, settings=settings, command=command)
+    findings = write_findings(table, meta, out, md, settings=settings, command=command, progress=not quiet)
     rec = findings["recommendations"]
     md_path = md or str(Path(out).parent / "FINDINGS.md")
     click.echo(f"findings → {out}, {md_path}")

@@ -96,6 +96,20 @@ CLI_CASES = [
         ["/proc/x.onnx", "writable"],
         None,
     ),
+    (
+        "train-data-root-without-parent",
+        "rexnet",
+        ["train", "--model", "rexnet_100", "--data-root", "missing/x", "--epochs", "1", "--out", "run"],
+        ["missing/x", "create it or pass an existing --data-root"],
+        None,
+    ),
+    (
+        "channels-data-root-without-parent",
+        "rankstudy",
+        ["channels", "--n", "3", "--data-root", "missing/x", "--out", "ch", "--quiet"],
+        ["missing/x", "create it or pass an existing --data-root"],
+        None,
+    ),
     ("data-root-unwritable", "rexnet", ["data", "fashion-mnist", "--root", "/proc/x"], ["/proc/x", "write"], None),
     (
         "channels-report-damaged",

@@ -10,12 +10,14 @@ caption line giving the study's n, seed and config. Colours are Okabe–Ito (col
 nonlinearities each colour is shared by two, told apart by line style and marker.
 """
 
+import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from tqdm import tqdm
 
 from .. import stats
 from ..errors import StudyError
@@ -474,6 +476,10 @@ def plot_depth(table: pd.DataFrame, meta: dict, out_dir: Path, measure: Measure)
     )
 
 
+# The figure families drawn after the paper's figure, in order.
+FIGURE_FAMILIES = (plot_paper_axis, plot_paper_comparison, plot_heatmaps, plot_depth)
+
+
 def plot_all(
     table: pd.DataFrame,
     meta: dict | None,
@@ -482,8 +488,11 @@ def plot_all(
     facet: str | None = None,
     kinds=None,
     nonlinearities=None,
+    progress: bool = False,
 ) -> list[Path]:
     """Returns the paths written (PNG and PDF of each figure) for one metric, after filtering rows.
+
+    `progress` shows a bar (one step per figure family) on stderr.
 
     Without `facet`: the paper's figure, its dimension-ratio version, a heatmap per kind and rank vs depth.
     With `facet` (one of FACET_CHOICES): the paper's figure with one row of panels per level of the facet.
@@ -493,11 +502,13 @@ def plot_all(
     meta = meta or {}
     out_dir = prepare_out_dir(out_dir)
     if facet is not None:
-        return plot_rank_vs_expansion(table, meta, out_dir, measure, facet)
-    return (
-        plot_rank_vs_expansion(table, meta, out_dir, measure)
-        + plot_paper_axis(table, meta, out_dir, measure)
-        + plot_paper_comparison(table, meta, out_dir, measure)
-        + plot_heatmaps(table, meta, out_dir, measure)
-        + plot_depth(table, meta, out_dir, measure)
-    )
+        steps = [lambda: plot_rank_vs_expansion(table, meta, out_dir, measure, facet)]
+    else:
+        steps = [
+            lambda: plot_rank_vs_expansion(table, meta, out_dir, measure),
+            *(lambda f=f: f(table, meta, out_dir, measure) for f in FIGURE_FAMILIES),
+        ]
+    paths: list[Path] = []
+    for step in tqdm(steps, desc="figures", unit="figure", disable=not progress, file=sys.stderr):
+        paths += step()
+    return paths

@@ -11,12 +11,14 @@ The design rules are read from bound-relative measures only.
 
 import hashlib
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from rexnet.io import atomic_write_text, versions
 
@@ -602,17 +604,32 @@ def _combine(v1: str, v2: str) -> str:
 
 
 def find_principles(
-    table: pd.DataFrame, meta: dict | None = None, settings: Settings = Settings(), command: str | None = None
+    table: pd.DataFrame,
+    meta: dict | None = None,
+    settings: Settings = Settings(),
+    command: str | None = None,
+    progress: bool = False,
 ) -> dict:
-    """Returns the findings dict (schema docs/findings_schema.md, version SCHEMA_VERSION) of a results table."""
+    """Returns the findings dict (schema docs/findings_schema.md, version SCHEMA_VERSION) of a results table.
+
+    `progress` shows a bar (one step per part of the findings) on stderr.
+    """
     settings.validate()
     meta = meta or {}
-    ctx = _Context(table, meta, settings)
-    rankings = _rankings(ctx)
-    curves = _curves(ctx)
-    rec = _recommended_nonlinearity(ctx)
-    max_exp = _max_expansion(ctx, rec.get("name"), rec.get("kind", "linear"))
-    gradual = _gradual(ctx)
+    ctx = _Context(table, meta, settings)  # checks the table before a bar is shown
+    bar = tqdm(total=6, desc="findings", unit="part", disable=not progress, file=sys.stderr)
+
+    def step(value):
+        bar.update()
+        return value
+
+    rankings = step(_rankings(ctx))
+    curves = step(_curves(ctx))
+    rec = step(_recommended_nonlinearity(ctx))
+    max_exp = step(_max_expansion(ctx, rec.get("name"), rec.get("kind", "linear")))
+    gradual = step(_gradual(ctx))
+    paper_findings = step(_paper_findings(ctx))
+    bar.close()
     findings = {
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -659,7 +676,7 @@ def find_principles(
                 "gradual_expansion_beats_single": gradual,
             },
         },
-        "paper_findings": _paper_findings(ctx),
+        "paper_findings": paper_findings,
         "rankings": rankings,
         "curves": curves,
     }
@@ -673,12 +690,13 @@ def write_findings(
     md_path: str | Path | None = None,
     settings: Settings = Settings(),
     command: str | None = None,
+    progress: bool = False,
 ) -> dict:
     """Returns the findings after writing them to `json_path` and, rendered, to `md_path` (both atomically).
 
     `md_path` defaults to FINDINGS.md beside the JSON file.
     """
-    findings = find_principles(table, meta, settings, command)
+    findings = find_principles(table, meta, settings, command, progress=progress)
     json_path = Path(json_path)
     md_path = Path(md_path) if md_path is not None else json_path.parent / "FINDINGS.md"
     for folder in dict.fromkeys((json_path.parent, md_path.parent)):

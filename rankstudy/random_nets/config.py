@@ -2,12 +2,13 @@
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import StudyError
-from .inputs import images_file, max_patch_d_in
+from .inputs import IMAGES_ENV, images_file, max_patch_d_in
 from .nonlinearities import BUILTIN_NONLINEARITIES, list_nonlinearities
 
 KINDS: tuple[str, ...] = ("linear", "conv3x3", "depthwise", "block", "block_conv", "stack")
@@ -90,7 +91,24 @@ class StudyConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def validate(self) -> "StudyConfig":
-        """Returns self, or raises StudyError naming the first impossible setting and its fix."""
+        """Returns the config to run (self, or the default study without `fmnist` when its images cannot be
+        found), or raises StudyError naming the first impossible setting and its fix.
+
+        Only the untouched default `input_dists` may drop `fmnist` (with one warning): where the images are
+        found the default study is unchanged, and `fmnist` asked for by name still fails without them.
+        """
+        if self.input_dists is DEFAULT_INPUT_DISTS:
+            try:
+                images_file()
+            except StudyError:
+                warnings.warn(
+                    "Fashion-MNIST images not found: the default study leaves out the fmnist input distribution; "
+                    f"to include it install Debian's dataset-fashion-mnist, set {IMAGES_ENV}=DIR holding "
+                    "train-images-idx3-ubyte, or run `rexnet data fashion-mnist` in the working folder",
+                    stacklevel=2,
+                )
+                without = tuple(d for d in DEFAULT_INPUT_DISTS if d != "fmnist")
+                return dataclasses.replace(self, input_dists=without).validate()
 
         def need(ok: bool, msg: str) -> None:
             if not ok:

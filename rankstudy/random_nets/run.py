@@ -160,7 +160,7 @@ def run_study(
     they come back here to be stored, so the table is the same as a local run's.
     """
     start = time.perf_counter()
-    config.validate()
+    config = config.validate()  # the inputs actually used go to the manifest and metadata
     try:
         dev = resolve_device(device)
     except RexnetError as e:

@@ -49,7 +49,7 @@ def stack_widths(d_in: int, d_out: int, depth: int) -> list[int]:
 
 def sample_networks(config: StudyConfig) -> pd.DataFrame:
     """Returns the study's network table: one row per network, ordered by id, fully determined by config."""
-    config.validate()
+    config = config.validate()  # the default study may leave out fmnist (see StudyConfig.validate)
     n, rng = config.n, np.random.default_rng(np.random.SeedSequence([config.seed, 0x5EED]))
     kind = _balanced(rng, config.kinds, n)
     nonlinearity = _balanced(rng, config.nonlinearities, n)

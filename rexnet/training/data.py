@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import math
 import os
 import shutil
@@ -30,6 +31,7 @@ from ..errors import RexnetError
 from ..io import atomic_path
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+logger = logging.getLogger("rexnet.training")
 
 # Gunzipped file → (md5 of its bytes, number of items). The images files hold 28×28 uint8 images.
 FASHION_MNIST_RAW: dict[str, tuple[str, int]] = {
@@ -132,6 +134,18 @@ def prepare_fashion_mnist(
     todo = {name: spec for name, spec in raw_files.items() if not _raw_ok(raw_dir / name, *spec)}
     if not todo:
         return raw_dir
+    announced = []
+
+    def before_writing() -> None:
+        # Writes go only into a root the user named: a missing root is created when its parent exists, and
+        # one line says what is written where (on stderr through logging's last-resort handler in the CLIs).
+        if announced:
+            return
+        announced.append(True)
+        _make_root(Path(root))
+        size = " (54 MB)" if raw_files is FASHION_MNIST_RAW else ""
+        logger.warning("writing Fashion-MNIST%s to %s", size, raw_dir)
+
     sources = [Path(source)] if source is not None else [DEBIAN_DIR]
     if source is not None and not Path(source).exists():
         raise RexnetError(
@@ -145,6 +159,7 @@ def prepare_fashion_mnist(
             if opener is None:
                 continue
             target = raw_dir / name
+            before_writing()
             with atomic_path(target) as checked:
                 try:
                     _copy_member(opener, _is_gzip(opener), checked)
@@ -168,6 +183,7 @@ def prepare_fashion_mnist(
                     )
             del todo[name]
     if todo and download:
+        before_writing()
         _download(root)
         todo = {name: spec for name, spec in raw_files.items() if not _raw_ok(raw_dir / name, *spec)}
     if todo:
@@ -177,6 +193,25 @@ def prepare_fashion_mnist(
             "--source DIR_OR_TARBALL"
         )
     return raw_dir
+
+
+def _make_root(root: Path) -> None:
+    """Creates a missing data root whose parent exists; RexnetError naming the path and the fix otherwise."""
+    if root.is_dir():
+        return
+    if root.exists():
+        raise RexnetError(f"data root {root} is not a folder; pass an existing folder as --data-root")
+    parent = root.absolute().parent
+    if not parent.is_dir():
+        raise RexnetError(
+            f"data root {root} does not exist and neither does {parent}; create it or pass an existing --data-root"
+        )
+    try:
+        root.mkdir()
+    except OSError as exc:
+        raise RexnetError(
+            f"cannot write {root} ({exc.strerror}); create it or pass a writable, existing --data-root"
+        ) from None
 
 
 def _is_gzip(opener: Callable[[], object]) -> bool:

@@ -159,7 +159,7 @@ def test_cli_plot_draws_the_filtered_rows(study, tmp_path):
             "paper_comparison_rank_rtol_1e-2",
         )
     }
-    assert result.output.startswith("8 files")
+    assert result.stdout.startswith("8 files")  # the progress bar goes to stderr
 
 
 def test_cli_plot_bad_input(study, tmp_path):
@@ -206,3 +206,19 @@ def test_paper_comparison_has_a_panel_per_figure1_panel(study, tmp_path):
     for panel in PAPER_FIGURE1.values():  # read values: dimension ratios in (0, 1], ranges low ≤ high
         for points in panel.values():
             assert all(0 < x <= 1 and 0 <= lo <= hi <= 1 for x, lo, hi in points)
+
+
+def test_cli_plot_progress_bar_on_stderr_unless_quiet(study, tmp_path):
+    argv = ["plot", "--in", str(study), "--out", str(tmp_path), "--kinds", "linear", "--nonlinearities", "relu"]
+    shown = CliRunner().invoke(main, argv)
+    assert shown.exit_code == 0, shown.output
+    assert "figures: 100%" in shown.stderr and "figures:" not in shown.stdout
+    quiet = CliRunner().invoke(main, [*argv, "--quiet"])
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == "" and "files →" in quiet.stdout
+
+
+def test_plot_all_shows_no_bar_by_default(study, tmp_path, capsys):
+    table, meta = load_results(study)
+    plot_all(table, meta, tmp_path, kinds=("linear",), nonlinearities=("relu",))
+    assert "figures" not in capsys.readouterr().err

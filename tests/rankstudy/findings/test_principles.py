@@ -286,3 +286,15 @@ def test_findings_are_reproducible():
     one, two = (find_principles(table, meta, FAST) for _ in range(2))
     one.pop("created"), two.pop("created")
     assert one == two
+
+
+def test_cli_principles_progress_bar_on_stderr_unless_quiet(tmp_path):
+    table, meta = synthetic_table(paper_like(), kinds=("linear", "block", "stack"), reps=4)
+    study = write_study(tmp_path / "study", table, meta)
+    argv = ["principles", "--in", str(study), "--out", str(tmp_path / "f.json"), "--taus", "0.9"]
+    shown = CliRunner().invoke(main, argv)
+    assert shown.exit_code == 0, shown.output
+    assert "findings: 100%" in shown.stderr and "findings:" not in shown.stdout
+    quiet = CliRunner().invoke(main, [*argv, "--quiet"])
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == "" and "recommended nonlinearity" in quiet.stdout

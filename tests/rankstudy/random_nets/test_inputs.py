@@ -1,5 +1,6 @@
 """Input distributions: deterministic by seed, the documented statistics, real patches laid out as stated."""
 
+import json
 import math
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 from rankstudy import StudyConfig, StudyError, rebuild_features, sample_networks
 from rankstudy.random_nets.inputs import IMAGES_ENV, draw_correlated, draw_patches, fashion_mnist_images
 from rankstudy.random_nets.networks import _draw, _draw_row
+from rankstudy.random_nets.run import run_study
 
 
 @pytest.mark.parametrize("dist", ["gaussian", "uniform", "halfnormal", "correlated", "fmnist"])
@@ -55,3 +57,33 @@ def test_fmnist_needs_images_and_says_where(monkeypatch, tmp_path):
         StudyConfig(n=4, input_dists=("fmnist",)).validate()
     with pytest.raises(StudyError, match="d_in ≤ 441"):
         StudyConfig(n=4, d_in=(512,), input_dists=("fmnist",)).validate()
+
+
+def test_default_study_without_images_leaves_out_fmnist_and_says_so(monkeypatch, tmp_path):
+    with_images = sample_networks(StudyConfig(n=50))  # the conftest's fake images: the default keeps fmnist
+    assert "fmnist" in set(with_images["input_dist"])
+    monkeypatch.setenv(IMAGES_ENV, str(tmp_path))  # an empty folder: no images on this machine
+    with pytest.warns(UserWarning, match="leaves out the fmnist.*dataset-fashion-mnist") as record:
+        table = sample_networks(StudyConfig(n=50))
+    assert len(record) == 1
+    assert len(table) == 50 and set(table["input_dist"]) == {"gaussian", "halfnormal", "correlated"}
+    with pytest.warns(UserWarning, match="leaves out the fmnist"):
+        assert StudyConfig().validate().input_dists == ("gaussian", "halfnormal", "correlated")
+    explicit = ("gaussian", "halfnormal", "correlated", "fmnist")
+    with pytest.raises(StudyError, match="input distribution fmnist needs"):
+        sample_networks(StudyConfig(n=50, input_dists=explicit))
+
+
+def test_default_study_without_images_records_the_inputs_it_used(monkeypatch, tmp_path):
+    monkeypatch.setenv(IMAGES_ENV, str(tmp_path / "empty"))
+    with pytest.warns(UserWarning, match="leaves out the fmnist"):
+        run_study(
+            StudyConfig(n=12, kinds=("linear",), d_in=(4,), n_ratios=2),
+            "cpu",
+            tmp_path / "out",
+            workers=1,
+            progress=False,
+        )
+    for name in ("manifest.json", "metadata.json"):
+        recorded = json.loads((tmp_path / "out" / name).read_text())["config"]["input_dists"]
+        assert recorded == ["gaussian", "halfnormal", "correlated"], name

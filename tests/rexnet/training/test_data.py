@@ -141,3 +141,17 @@ def test_real_fashion_mnist_from_debian(tmp_path):
     spec = load_data("fashion-mnist", tmp_path)
     assert (len(spec.train), len(spec.test), spec.in_chans) == (60000, 10000, 1)
     assert spec.train[0][0].shape == (1, 32, 32)
+
+
+def test_missing_root_is_created_only_under_an_existing_parent_and_says_so(tmp_path, fake_dir, caplog):
+    src, raw, spec = fake_dir
+    with pytest.raises(RexnetError, match="does not exist.*create it or pass an existing --data-root"):
+        prepare_fashion_mnist(tmp_path / "missing" / "x", src, raw_files=spec, download=False)
+    assert not (tmp_path / "missing").exists()
+    with caplog.at_level("WARNING", logger="rexnet.training"):
+        out = prepare_fashion_mnist(tmp_path / "new", src, raw_files=spec, download=False)
+    assert out == _raw_dir(tmp_path / "new") and {p.name for p in out.iterdir()} == set(raw)
+    assert [r.getMessage() for r in caplog.records] == [f"writing Fashion-MNIST to {out}"]
+    caplog.clear()
+    prepare_fashion_mnist(tmp_path / "new", src, raw_files=spec, download=False)  # nothing to write: no message
+    assert not caplog.records
