@@ -71,3 +71,27 @@ def test_eval_shows_progress_when_asked(capsys):
     assert "eval" in capsys.readouterr().err
     evaluate(ReXNet(TINY, 10), data.test, data.classes, batch_size=8)
     assert "eval" not in capsys.readouterr().err
+
+
+def _top_bottom_folder(root, n_train=48, n_val=12):
+    """Four classes: a red or blue half, at the top or at the bottom: a horizontal flip keeps every class."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        for c, (color, side) in enumerate([(0, 0), (0, 1), (2, 0), (2, 1)]):
+            (root / split / f"c{c}").mkdir(parents=True)
+            for i in range(n):
+                img = rng.normal(40, 10, (32, 32, 3))
+                img[side * 16 : side * 16 + 16, :, color] = 230
+                Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / split / f"c{c}" / f"{i}.png")
+
+
+def test_one_epoch_with_the_default_recipe_learns(tmp_path):
+    """Warm-up, flip and crop at their defaults: a 1-epoch run is not all warm-up, so it learns."""
+    _top_bottom_folder(tmp_path / "imf")
+    save_arch(TINY, tmp_path / "tiny.json")
+    argv = ["train", "--arch", tmp_path / "tiny.json", "--data", f"imagefolder:{tmp_path / 'imf'}", "--img-size", 32]
+    argv += ["--epochs", 1, "--batch-size", 8, "--device", "cpu"]
+    result = CliRunner().invoke(main, [str(a) for a in [*argv, "--out", tmp_path / "run", "--no-progress"]])
+    assert result.exit_code == 0, result.output
+    top1 = float(result.output.split("test top-1 ")[1].split("%")[0])
+    assert top1 >= 50.0, result.output  # chance: 25%
