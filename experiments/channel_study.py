@@ -29,9 +29,7 @@ the figures are written to RESULTS with command.txt (exact command, settings, ve
 
 from __future__ import annotations
 
-import json
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
@@ -40,7 +38,6 @@ import click
 from rankstudy import store
 from rankstudy.channels import ChannelStudyConfig, run_channel_study, write_report
 from rankstudy.errors import StudyError
-from rexnet.io import atomic_path, atomic_write_text, versions
 
 COPIED = ("results.parquet", "results.csv", "metadata.json", "schedules.parquet")
 
@@ -110,15 +107,8 @@ def main(
     except StudyError as exc:  # bad input: one line, exit code 2, nothing written to RESULTS
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    for name in COPIED:
-        with atomic_path(results / name) as tmp:
-            shutil.copyfile(Path(runs) / name, tmp)
-    meta = store.read_json(results / "metadata.json", "it is copied from RUNS; rerun this script")
+    meta = store.publish(runs, results, COPIED, command=command, settings=cfg.to_dict())
     report = write_report(table, meta, results)
-    atomic_write_text(
-        results / "command.txt",
-        command + "\n" + f"settings: {json.dumps(cfg.to_dict())}\n" + f"versions: {json.dumps(versions())}\n",
-    )
     print((results / "REPORT.md").read_text())
     print(report["verdict"])
 

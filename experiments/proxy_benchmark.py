@@ -23,9 +23,7 @@ report to RESULTS; while cells are missing, metadata.json says `"partial": true`
 
 from __future__ import annotations
 
-import json
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
@@ -34,7 +32,6 @@ import click
 from rankstudy import store
 from rankstudy.errors import StudyError
 from rankstudy.proxies import ProxyStudyConfig, run_proxies, write_proxies_report
-from rexnet.io import atomic_path, atomic_write_text, versions
 
 COPIED = ("results.parquet", "results.csv", "metadata.json")
 
@@ -72,15 +69,8 @@ def main(n, seed, inputs, batch, bench, workers, scheduler, device, max_units, r
     except StudyError as exc:  # bad input: one line, exit code 2, nothing written to RESULTS
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    for name in COPIED:
-        with atomic_path(results / name) as tmp:
-            shutil.copyfile(Path(runs) / name, tmp)
-    meta = store.read_json(results / "metadata.json", "it is copied from RUNS; rerun this script")
+    meta = store.publish(runs, results, COPIED, command=command, settings=cfg.to_dict())
     report = write_proxies_report(table, meta, results)
-    atomic_write_text(
-        results / "command.txt",
-        command + "\n" + f"settings: {json.dumps(cfg.to_dict())}\n" + f"versions: {json.dumps(versions())}\n",
-    )
     state = f"partial: {meta['n_scored']} of {meta['n_planned']}" if meta["partial"] else "complete"
     print(f"{len(table)} cells scored ({state}) → {results}")
     for column, text in report["verdicts"].items():

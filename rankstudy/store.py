@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -44,6 +45,7 @@ __all__ = [
     "load_results",
     "manifest_differences",
     "prepare_out_dir",
+    "publish",
     "read_json",
     "read_results",
     "read_table",
@@ -307,6 +309,18 @@ class RunFolder:
         write_table(self.root / TABLE, table)
         write_csv(self.root / CSV, table)
         write_json(self.root / METADATA, metadata)
+
+
+def publish(runs: str | os.PathLike, results: Path, names, *, command: str, settings: dict) -> dict:
+    """Returns the metadata of the finished (or partial) study in `runs` after copying its files `names` into the
+    committed `results` folder, each atomically, beside a command.txt holding the command, the settings and the
+    versions that made them."""
+    for name in names:
+        with atomic_path(results / name) as tmp:
+            shutil.copyfile(Path(runs) / name, tmp)
+    with atomic_path(results / "command.txt") as tmp:
+        tmp.write_text(f"{command}\nsettings: {json.dumps(settings)}\nversions: {json.dumps(versions())}\n")
+    return read_json(results / METADATA, "it is copied from the study folder; rerun the experiment")
 
 
 # --- the rank study's table -------------------------------------------------------------------------------------
