@@ -40,6 +40,39 @@ class _ReLU6SavingOutput(torch.autograd.Function):
         return torch.ops.aten.hardtanh_backward(grad, out, 0.0, 6.0)
 
 
+# As in blocks.py: functions torch.fx records as one call (torch.fx.wrap), plain under TorchScript.
+
+
+@torch.jit.unused
+def _relu6_eager(x: torch.Tensor) -> torch.Tensor:
+    if autograd_on(x):
+        return _ReLU6SavingOutput.apply(x)
+    return F.hardtanh(x, 0.0, 6.0, inplace=True)
+
+
+def relu6_lean(x: torch.Tensor) -> torch.Tensor:
+    """Returns ReLU6(x): without autograd in place, under autograd keeping only its output for backward."""
+    if torch.jit.is_scripting():
+        return F.hardtanh(x, 0.0, 6.0)
+    return _relu6_eager(x)
+
+
+@torch.jit.unused
+def _silu_eager(x: torch.Tensor) -> torch.Tensor:
+    return F.silu(x, inplace=not autograd_on(x))
+
+
+def silu_lean(x: torch.Tensor) -> torch.Tensor:
+    """Returns SiLU(x): in place when autograd is off, out of place under autograd."""
+    if torch.jit.is_scripting():
+        return F.silu(x)
+    return _silu_eager(x)
+
+
+torch.fx.wrap("relu6_lean")
+torch.fx.wrap("silu_lean")
+
+
 class MemoryEfficientReLU6(nn.ReLU6):
     """nn.ReLU6 that keeps no extra tensor for backward (see _ReLU6SavingOutput); same values and gradients.
 
@@ -49,9 +82,7 @@ class MemoryEfficientReLU6(nn.ReLU6):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if autograd_on(x):
-            return _ReLU6SavingOutput.apply(x)
-        return F.hardtanh(x, 0.0, 6.0, inplace=True)
+        return relu6_lean(x)
 
 
 class InferenceInplaceSiLU(nn.SiLU):
@@ -61,7 +92,7 @@ class InferenceInplaceSiLU(nn.SiLU):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.silu(x, inplace=not autograd_on(x))
+        return silu_lean(x)
 
 
 def identity(x: torch.Tensor) -> torch.Tensor:

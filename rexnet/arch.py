@@ -31,6 +31,8 @@ STAGES: tuple[tuple[int, int, int, bool], ...] = (
 )
 
 ARCH_FORMAT = "rexnet.arch/1"
+# The small-input modes a table can be in (`ArchSpec.small_input`); what each changes is small_input.py's.
+SMALL_INPUTS = ("off", "s16", "s8")
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,20 @@ class BlockSpec:
     act: str = "silu"
     dw_act: str = "relu6"
     kernel_size: int = 3
+    # Set only where a family rounds them (timm's rexnetr_*: multiples of 8 or 16); None = the official rule.
+    expanded: int | None = None  # depthwise width; default in_channels × expansion
+    se_channels: int | None = None  # SE hidden width; default mid_channels // se_reduction
 
     @property
     def mid_channels(self) -> int:
         """Returns the width of the depthwise conv (the expanded width)."""
+        if self.expanded is not None:
+            return self.expanded
         return self.in_channels * self.expansion if self.expansion != 1 else self.in_channels
+
+    def se_hidden(self, se_reduction: int) -> int:
+        """Returns the SE block's hidden width: `se_channels` if set, else mid_channels // se_reduction."""
+        return self.se_channels if self.se_channels is not None else self.mid_channels // se_reduction
 
     @property
     def shortcut(self) -> bool:
@@ -71,6 +82,13 @@ class ArchSpec:
     head_act: str = "relu6"
     se_reduction: int = 12
     dropout: float = 0.2
+    # The rest of the network, so that a table (a variant JSON, a checkpoint's "arch") builds exactly one network:
+    # the stem conv's stride (1 in small-input mode s8), the small-input mode the table was made for (its
+    # block strides already carry it; "off" for the 224-px layouts), input channels and classes.
+    stem_stride: int = 2
+    small_input: str = "off"
+    in_chans: int = 3
+    num_classes: int = 1000
     # Where the table came from (e.g. which finding chose each rule, for variants built from the rank study);
     # JSON data, kept through save/load, not part of the network (ignored by ==).
     provenance: dict[str, Any] | None = field(default=None, compare=False, repr=False)
@@ -78,7 +96,7 @@ class ArchSpec:
     @property
     def strides(self) -> tuple[int, ...]:
         """Returns the cumulative stride after the stem and after each block."""
-        out = [2]
+        out = [self.stem_stride]
         for block in self.blocks:
             out.append(out[-1] * block.stride)
         return tuple(out)
@@ -121,25 +139,42 @@ def rexnet_v1_arch(
     dw_act: str = "relu6",
     initial_channels: int = 16,
     final_channels: int = 180,
+    ch_div: int = 1,
     name: str | None = None,
 ) -> ArchSpec:
-    """Returns the ReXNet-V1 table: widths grow linearly by final_channels/num_blocks (180/16 at depth 1)."""
+    """Returns the ReXNet-V1 table: widths grow linearly by final_channels/num_blocks (180/16 at depth 1).
+
+    `ch_div` > 1 is timm's `rexnetr_*` ("rounded"): the stem, every block's output and expanded width, the SE
+    hidden width and the penultimate conv rounded to multiples of ch_div (8; 16 for rexnetr_300) by the
+    MobileNet rule (`make_divisible`), as timm computes them.
+    """
+    if ch_div < 1:
+        raise RexnetError(f"ch_div={ch_div!r}; use 1 (the official widths) or a multiple such as 8")
     depths = [math.ceil(stage[0] * depth_mult) for stage in STAGES]
     rows = _per_block(depths)
+
+    def rounder(v: float) -> int:
+        return int(round(v)) if ch_div == 1 else make_divisible(int(round(v)), ch_div)
+
     # Below 1× the stem and the first block keep their 1× widths (32 and 16), as in the release.
     start = initial_channels / width_mult if width_mult < 1.0 else initial_channels
-    stem = int(round((32 / width_mult if width_mult < 1.0 else 32) * width_mult))
-    outs = _widths(len(rows), start, final_channels / len(rows), width_mult, lambda v: int(round(v)))
+    stem = rounder((32 / width_mult if width_mult < 1.0 else 32) * width_mult)
+    outs = _widths(len(rows), start, final_channels / len(rows), width_mult, rounder)
     ins = [stem] + outs[:-1]
-    blocks = tuple(
-        BlockSpec(i, o, t, s, se and use_se, act=act, dw_act=dw_act) for i, o, (s, t, use_se, _) in zip(ins, outs, rows)
-    )
-    default_name = f"rexnet_{round(width_mult * 100):03d}"
+    blocks = []
+    for i, o, (s, t, use_se, _) in zip(ins, outs, rows):
+        block = BlockSpec(i, o, t, s, se and use_se, act=act, dw_act=dw_act)
+        if ch_div > 1:
+            mid = make_divisible(int(round(i * t)), ch_div) if t != 1 else i
+            hidden = make_divisible(int(mid * (1 / 12.0)), ch_div) if block.se else None
+            block = replace(block, expanded=mid, se_channels=hidden)
+        blocks.append(block)
+    family = "rexnet" if ch_div == 1 else "rexnetr"
     return ArchSpec(
-        name=name or default_name,
+        name=name or f"{family}_{round(width_mult * 100):03d}",
         stem_channels=stem,
-        blocks=blocks,
-        penultimate_channels=int(1280 * width_mult),
+        blocks=tuple(blocks),
+        penultimate_channels=int(1280 * width_mult) if ch_div == 1 else make_divisible(1280 * width_mult, ch_div),
         stem_act=act,
         penultimate_act=act,
     )
@@ -213,7 +248,9 @@ def format_block_table(arch: ArchSpec) -> str:
     """Returns the block table as aligned text: one row per block plus stem, penultimate conv and head."""
     header = _table_row(*(name for name, _ in _COLUMNS))
     lines = [arch.name, header, "-" * len(header)]
-    lines.append(_table_row("stem", 3, None, arch.stem_channels, None, 3, 2, None, arch.stem_act))
+    lines.append(
+        _table_row("stem", arch.in_chans, None, arch.stem_channels, None, 3, arch.stem_stride, None, arch.stem_act)
+    )
     for idx, b in enumerate(arch.blocks):
         lines.append(
             _table_row(
@@ -237,9 +274,10 @@ def format_block_table(arch: ArchSpec) -> str:
             _table_row("head", arch.penultimate_channels, None, arch.head_channels, None, 1, 1, None, arch.head_act)
         )
     lines.append(
-        f"output stride {arch.strides[-1]}; mid = depthwise width; "
-        "res = partial residual (input added to the first `in` channels)"
+        f"input {arch.in_chans} channel(s), {arch.num_classes} classes, small-input mode {arch.small_input}, "
+        f"output stride {arch.strides[-1]}"
     )
+    lines.append("mid = depthwise width; res = partial residual (input added to the first `in` channels)")
     lines += format_provenance(arch)
     return "\n".join(lines)
 
@@ -271,7 +309,11 @@ def format_provenance(arch: ArchSpec) -> list[str]:
 def arch_to_dict(arch: ArchSpec) -> dict[str, Any]:
     """Returns a JSON-ready dict of the table (with a format tag so loaders can reject other JSON)."""
     out = asdict(arch)
-    out["blocks"] = [asdict(b) for b in arch.blocks]
+    # The family-rounding overrides are written only where set, so official tables read as before.
+    out["blocks"] = [
+        {k: v for k, v in asdict(b).items() if not (k in ("expanded", "se_channels") and v is None)}
+        for b in arch.blocks
+    ]
     if out["provenance"] is None:
         del out["provenance"]
     return {"format": ARCH_FORMAT, **out}
@@ -362,7 +404,7 @@ def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
         )
         if block.se:
             _check(
-                block.mid_channels // arch.se_reduction > 0,
+                block.se_hidden(arch.se_reduction) > 0,
                 f"{source} block {i}: SE would have 0 channels",
                 "lower se_reduction or widen the block",
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # The activations live in their own registry (shared with the rank study); re-exported here for old imports.
@@ -32,6 +33,27 @@ class _PartialResidual(torch.autograd.Function):
         return grad, grad[:, : ctx.channels]
 
 
+# The speed tricks below are plain functions that torch.fx records as one call each (`torch.fx.wrap`), so a
+# traced graph has no data-dependent Python branch; under TorchScript each takes its plain form (the
+# `torch.jit.is_scripting()` branch), and the eager-only parts are `torch.jit.unused`.
+
+
+@torch.jit.unused
+def _partial_residual_eager(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    if autograd_on(out) or autograd_on(x):
+        return _PartialResidual.apply(out, x)
+    out[:, : x.shape[1]] += x
+    return out
+
+
+def partial_residual(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Returns `out` with `x` added to its first x.shape[1] channels (in place: `out` is a fresh BN output)."""
+    if torch.jit.is_scripting():
+        channels = x.shape[1]
+        return torch.cat([out[:, :channels] + x, out[:, channels:]], dim=1)
+    return _partial_residual_eager(out, x)
+
+
 def drop_path(x: torch.Tensor, p: float) -> torch.Tensor:
     """Returns x with each sample (row) zeroed with probability p and the others scaled by 1/(1 − p): stochastic
     depth (Huang et al. 2016) on a residual branch while training, as torchvision's `stochastic_depth(x, p, "row")`
@@ -39,18 +61,15 @@ def drop_path(x: torch.Tensor, p: float) -> torch.Tensor:
     if p == 0.0:
         return x
     survival = 1.0 - p
-    noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device).bernoulli_(survival)
+    shape = [x.shape[0]] + [1] * (x.dim() - 1)
+    noise = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(survival)
     if survival > 0.0:
         noise.div_(survival)
     return x * noise
 
 
-def partial_residual(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Returns `out` with `x` added to its first x.shape[1] channels (in place: `out` is a fresh BN output)."""
-    if autograd_on(out) or autograd_on(x):
-        return _PartialResidual.apply(out, x)
-    out[:, : x.shape[1]] += x
-    return out
+torch.fx.wrap("partial_residual")
+torch.fx.wrap("drop_path")
 
 
 @functools.lru_cache(maxsize=64)
@@ -70,6 +89,37 @@ def _dense_taps(height: int, width: int, stride: int, kernel: int) -> tuple[torc
     return index, out_h, out_w
 
 
+@torch.jit.unused
+def _depthwise_eager(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int) -> torch.Tensor:
+    # Autograd first: it is off while tracing for export, where shapes must not become Python branches.
+    training = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    if (
+        not training
+        or torch.jit.is_tracing()
+        or torch.compiler.is_compiling()
+        or not x.is_cpu
+        or x.shape[-2] * x.shape[-1] > 16
+        or dilation != 1
+    ):
+        return F.conv2d(x, weight, None, stride, padding, dilation, weight.shape[0])
+    n, c, h, w = x.shape
+    index, out_h, out_w = _dense_taps(h, w, stride, weight.shape[-1])
+    taps = torch.cat([weight.view(c, -1), weight.new_zeros(c, 1)], dim=1)
+    dense = taps[:, index]  # (c, out pixels, in pixels)
+    y = torch.bmm(x.reshape(n, c, h * w).transpose(0, 1), dense.transpose(1, 2))  # (c, n, out pixels)
+    return y.transpose(0, 1).reshape(n, c, out_h, out_w)
+
+
+def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int) -> torch.Tensor:
+    """Returns the depthwise conv of x (groups = channels, no bias); see DepthwiseConv2d for the CPU training path."""
+    if torch.jit.is_scripting():
+        return F.conv2d(x, weight, None, stride, padding, dilation, weight.shape[0])
+    return _depthwise_eager(x, weight, stride, padding, dilation)
+
+
+torch.fx.wrap("depthwise_conv")
+
+
 class DepthwiseConv2d(nn.Conv2d):
     """A depthwise k×k conv (groups = channels, 'same' padding, no bias), an nn.Conv2d with the same weight.
 
@@ -77,7 +127,7 @@ class DepthwiseConv2d(nn.Conv2d):
     On tiny maps (≤ 16 pixels: the last stages at 32×32 input) PyTorch's CPU depthwise backward is
     10–50× slower than the arithmetic warrants; while training on CPU such maps go through an exact
     equivalent instead — each channel's conv as a dense (out pixels × in pixels) matrix built from its
-    taps, applied with one batched matmul. Elsewhere (GPU, inference, export) it is the plain conv.
+    taps, applied with one batched matmul. Elsewhere (GPU, inference, export, TorchScript) it is the plain conv.
     """
 
     def __init__(self, channels: int, kernel_size: int = 3, stride: int = 1, dilation: int = 1):
@@ -93,23 +143,7 @@ class DepthwiseConv2d(nn.Conv2d):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Autograd first: it is off while tracing for export, where shapes must not become Python branches.
-        training = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        if (
-            not training
-            or torch.jit.is_tracing()
-            or torch.compiler.is_compiling()
-            or not x.is_cpu
-            or x.shape[-2] * x.shape[-1] > 16
-            or self.dilation[0] != 1
-        ):
-            return super().forward(x)
-        n, c, h, w = x.shape
-        index, out_h, out_w = _dense_taps(h, w, self.stride[0], self.kernel_size[0])
-        taps = torch.cat([self.weight.view(c, -1), self.weight.new_zeros(c, 1)], dim=1)
-        dense = taps[:, index]  # (c, out pixels, in pixels)
-        y = torch.bmm(x.reshape(n, c, h * w).transpose(0, 1), dense.transpose(1, 2))  # (c, n, out pixels)
-        return y.transpose(0, 1).reshape(n, c, out_h, out_w)
+        return depthwise_conv(x, self.weight, self.stride[0], self.padding[0], self.dilation[0])
 
 
 def conv_bn(
@@ -133,11 +167,13 @@ def conv_bn(
 
 
 class SqueezeExcite(nn.Module):
-    """Channel gating: x · sigmoid(W2 · ReLU(BN(W1 · avgpool(x)))), with a BN the usual SE block lacks."""
+    """Channel gating: x · sigmoid(W2 · ReLU(BN(W1 · avgpool(x)))), with a BN the usual SE block lacks.
 
-    def __init__(self, channels: int, reduction: int = 12):
+    `hidden` defaults to channels // reduction (the official width; timm's rexnetr rounds it, see BlockSpec)."""
+
+    def __init__(self, channels: int, reduction: int = 12, hidden: int | None = None):
         super().__init__()
-        hidden = channels // reduction
+        hidden = channels // reduction if hidden is None else hidden
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Sequential(
             nn.Conv2d(channels, hidden, 1),
@@ -182,7 +218,7 @@ class LinearBottleneck(nn.Module):
             mid, mid, spec.kernel_size, spec.stride if stride is None else stride, groups=mid, dilation=dilation
         )
         if spec.se:
-            layers.append(SqueezeExcite(mid, se_reduction))
+            layers.append(SqueezeExcite(mid, se_reduction, spec.se_hidden(se_reduction)))
         layers.append(make_activation(spec.dw_act))
         layers += conv_bn(mid, spec.out_channels)
         self.out = nn.Sequential(*layers)
@@ -191,7 +227,7 @@ class LinearBottleneck(nn.Module):
         out = self.out(x)
         if not self.use_shortcut:
             return out
-        if self.drop_path and self.training:
+        if self.drop_path > 0.0 and self.training:
             out = drop_path(out, self.drop_path)  # a fresh tensor: safe to add into
         # Partial residual, written in place into the projection's BN output (BN's backward does not need
         # its output): no extra full-size tensor, unlike a torch.cat.

@@ -2,9 +2,11 @@
 the block table and the pretrained preprocessing. The one name resolver behind `create_model`, `rexnet models`,
 `rexnet train --model`, torch.hub and the checkpoint reader's "saved from" hints.
 
-A name is `<family>_<width×100>`: `rexnet` (ReXNet-V1), `rexnet_lite` and `mobilenetv2` (the baseline, built by
-the same builder) at any width; `list_models()` lists the widths published or used here. A path ending in
-`.json` (or an ArchSpec) is a block table. Building models from names is `rexnet.registry`'s.
+A name is `<family>_<width×100>`: `rexnet` (ReXNet-V1), `rexnetr` (timm's ReXNet with widths rounded to
+multiples of 8, 16 at 3.0×), `rexnet_lite` and `mobilenetv2` (the baseline, built by the same builder) at any
+width, optionally with timm's weight tag (`rexnet_100.nav_in1k`, `rexnetr_200.sw_in12k`); `list_models()`
+lists the widths published or used here. A path ending in `.json` (or an ArchSpec) is a block table.
+Building models from names is `rexnet.registry`'s.
 """
 
 from __future__ import annotations
@@ -19,25 +21,33 @@ from pathlib import Path
 from .arch import ArchSpec, load_arch, rexnet_lite_arch, rexnet_v1_arch
 from .baseline import mobilenetv2_arch
 from .errors import RexnetError
-from .pretrained import PretrainedCfg, lite_cfg, v1_cfg
+from .pretrained import PretrainedCfg, lite_cfg, plain_cfg, rexnetr_cfg, v1_cfg
+
+
+def rexnetr_arch(width_mult: float = 1.0, **options) -> ArchSpec:
+    """Returns timm's rexnetr_* table: ReXNet-V1 with widths rounded to multiples of 8 (16 at 3.0×, as timm)."""
+    return rexnet_v1_arch(width_mult, ch_div=16 if width_mult >= 3.0 else 8, **options)
+
 
 # family → (width → block table, width → pretrained cfg, table options a name accepts)
-_FAMILIES: dict[str, tuple[Callable[..., ArchSpec], Callable[[float], PretrainedCfg], tuple[str, ...]]] = {
+_FAMILIES: dict[str, tuple[Callable[..., ArchSpec], Callable[..., PretrainedCfg], tuple[str, ...]]] = {
     "rexnet": (rexnet_v1_arch, v1_cfg, ("depth_mult", "se", "act")),
+    "rexnetr": (rexnetr_arch, rexnetr_cfg, ("depth_mult", "se", "act")),
     "rexnet_lite": (rexnet_lite_arch, lite_cfg, ("kernel_sizes", "fix_head_stem")),
-    "mobilenetv2": (mobilenetv2_arch, lambda w: PretrainedCfg(), ()),
+    "mobilenetv2": (mobilenetv2_arch, plain_cfg, ()),
 }
 # The widths listed: the official release's (V1 0.9–3.0, lite 1.0–2.0), 0.5× (the Fashion-MNIST study's) and
 # MobileNetV2 1.0×.
 _LISTED = (
     [("rexnet", w) for w in (0.5, 0.9, 1.0, 1.3, 1.5, 2.0, 3.0)]
+    + [("rexnetr", w) for w in (1.0, 1.3, 1.5, 2.0, 3.0)]
     + [("rexnet_lite", w) for w in (1.0, 1.3, 1.5, 2.0)]
     + [("mobilenetv2", 1.0)]
 )
-_NAME = re.compile(r"(rexnet_lite|rexnet|mobilenetv2)_(\d{3})")
+_NAME = re.compile(r"(rexnet_lite|rexnetr|rexnet|mobilenetv2)_(\d{3})(?:\.(\w+))?")
 _MAX_WIDTH_X100 = 400  # wider than the widest published model (3.0×) by a margin; rexnet_999 is a typo
 # Options of ReXNet itself (the rest go to the block table).
-MODEL_OPTIONS = ("stem_stride", "output_stride", "drop_path_rate")
+MODEL_OPTIONS = ("stem_stride", "output_stride", "drop_path_rate", "drop_rate", "global_pool")
 
 
 def _name(family: str, width: float) -> str:
@@ -49,9 +59,16 @@ def list_models() -> list[str]:
     return [_name(f, w) for f, w in _LISTED]
 
 
+def split_tag(name: str) -> tuple[str, str | None]:
+    """Returns (name without tag, tag or None): 'rexnet_100.nav_in1k' → ('rexnet_100', 'nav_in1k')."""
+    base, dot, tag = str(name).partition(".")
+    return (base, tag) if dot and _NAME.fullmatch(str(name)) else (str(name), None)
+
+
 def parse_name(name: str) -> tuple[str, float]:
-    """Returns (family, width) of a model name such as 'rexnet_130', or raises a RexnetError with a suggestion."""
-    match = _NAME.fullmatch(name)
+    """Returns (family, width) of a model name such as 'rexnet_130' (or 'rexnet_130.nav_in1k'), or raises a
+    RexnetError with a suggestion."""
+    match = _NAME.fullmatch(name) if isinstance(name, str) else None
     if match is None or not 0 < int(match.group(2)) <= _MAX_WIDTH_X100:
         # Only a near miss (a swapped or missing letter) gets a suggestion, not any name of the right shape.
         close = difflib.get_close_matches(name, list_models(), n=1, cutoff=0.85)
@@ -79,6 +96,7 @@ def model_arch(name: str | ArchSpec | os.PathLike, *, dropout: float | None = No
         arch = name if isinstance(name, ArchSpec) else load_arch(Path(name))
     else:
         family, width = parse_name(name)
+        pretrained_cfg(name)  # validates a tag
         arch_fn, _, allowed = _FAMILIES[family]
         unknown = sorted(set(options) - set(allowed))
         if unknown:
@@ -95,4 +113,4 @@ def pretrained_cfg(name: str | ArchSpec | os.PathLike) -> PretrainedCfg:
     if isinstance(name, ArchSpec) or is_block_table(name):
         return PretrainedCfg()
     family, width = parse_name(name)
-    return _FAMILIES[family][1](width)
+    return _FAMILIES[family][1](width, split_tag(name)[1])

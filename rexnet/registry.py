@@ -16,8 +16,8 @@ from .arch import ArchSpec, arch_from_dict, arch_to_dict
 from .checkpoint import Checkpoint, load_checkpoint, read_checkpoint
 from .errors import RexnetError
 from .model import ReXNet, ReXNetFeatures, ReXNetV1, ReXNetV1Lite
-from .names import MODEL_OPTIONS, is_block_table, list_models, model_arch, parse_name, pretrained_cfg
-from .pretrained import verify_file
+from .names import MODEL_OPTIONS, is_block_table, list_models, model_arch, parse_name, pretrained_cfg, split_tag
+from .pretrained import cfg_dict, find_weights, verify_file
 from .small_input import small_input_variant
 
 __all__ = [
@@ -41,37 +41,65 @@ def resolve_arch(
 
 def create_model(
     name: str | ArchSpec | os.PathLike,
-    num_classes: int = 1000,
+    pretrained: bool = False,
+    num_classes: int | None = None,
     checkpoint=None,
     *,
     features_only: bool = False,
-    out_indices: Sequence[int] = (0, 1, 2, 3, 4),
+    out_indices: int | Sequence[int] = (0, 1, 2, 3, 4),
+    feature_cls: str | None = None,
     skip_head: bool = False,
-    in_chans: int = 3,
+    in_chans: int | None = None,
     **kwargs,
 ) -> ReXNet | ReXNetFeatures:
     """Returns a model by name (or block table), optionally loaded from a checkpoint, optionally as a backbone.
 
-    `checkpoint` is a path or a state_dict in the official, timm or this package's layout; a path that is one of
-    the model's published files (`pretrained_cfg(name).files`) is checked against its SHA-256 where known.
-    `skip_head` loads everything but the classifier (for another num_classes); a checkpoint with 3 input
-    channels loads into `in_chans` ≠ 3 by adapting the stem conv. With `features_only` the result's forward
-    returns the feature maps at strides 2–32 (`.feature_info` lists their channels and strides).
-    kwargs: dropout, stem_stride, output_stride (8/16/32), drop_path_rate, and the family's table options.
+    timm's signature: `create_model("rexnet_100", pretrained=False, num_classes=…)`; a name may carry timm's
+    weight tag (`rexnet_100.nav_in1k`). `pretrained=True` loads the name's published weights from a local copy
+    (`rexnet.pretrained.find_weights`: $REXNET_WEIGHTS, torch.hub's checkpoint folder, the Hugging Face cache;
+    nothing is downloaded) or from `checkpoint`. `checkpoint` is a path or a state_dict in the official, timm or
+    this package's layout; a path that is one of the model's published files is checked against its SHA-256
+    where known. `num_classes` defaults to the weights' (1000) or the block table's; `num_classes=0` leaves no
+    classifier (forward returns pooled features); a checkpoint with another class count then loads all but
+    its classifier, as with `skip_head`. A checkpoint with 3 input channels loads into `in_chans` ≠ 3 by
+    adapting the stem conv. With `features_only` the result's forward returns the feature maps at strides
+    2–32 (`out_indices`, negative from the end; `.feature_info` is timm's FeatureInfo).
+    kwargs: drop_rate (or dropout), global_pool ('avg', 'max', 'avgmax', ''), stem_stride, output_stride
+    (8/16/32), drop_path_rate, and the family's table options.
     """
+    if not isinstance(pretrained, bool):
+        raise RexnetError(f"pretrained={pretrained!r}; use True or False")
     model_kwargs = {k: kwargs.pop(k) for k in MODEL_OPTIONS if k in kwargs}
-    arch = model_arch(name, **kwargs)  # validates the name and the options
-    family = None if isinstance(name, ArchSpec) or is_block_table(name) else parse_name(name)[0]
-    if family in ("rexnet", "rexnet_lite"):  # the classes users know from the official release
-        cls = ReXNetV1 if family == "rexnet" else ReXNetV1Lite
-        model = cls(parse_name(name)[1], num_classes=num_classes, in_chans=in_chans, **kwargs, **model_kwargs)
+    if "dropout" in kwargs and "drop_rate" not in model_kwargs:  # this package's older name for timm's drop_rate
+        model_kwargs["drop_rate"] = kwargs.pop("dropout")
+    kwargs.pop("dropout", None)
+    arch = model_arch(name, **kwargs)  # validates the name, its tag and the options
+    cfg = pretrained_cfg(name)
+    named = not (isinstance(name, ArchSpec) or is_block_table(name))
+    if num_classes is None:
+        num_classes = cfg.num_classes if named else arch.num_classes
+    family = parse_name(name)[0] if named else None
+    if family in ("rexnet", "rexnetr", "rexnet_lite"):  # the classes users know from the official release
+        _, width = parse_name(name)
+        if family == "rexnet_lite":
+            model = ReXNetV1Lite(width, num_classes=num_classes, in_chans=in_chans or 3, **kwargs, **model_kwargs)
+        else:
+            ch_div = 1 if family == "rexnet" else (16 if width >= 3.0 else 8)
+            model = ReXNetV1(
+                width, num_classes=num_classes, in_chans=in_chans or 3, ch_div=ch_div, **kwargs, **model_kwargs
+            )
     else:
         model = ReXNet(arch, num_classes=num_classes, in_chans=in_chans, **model_kwargs)
+    model.pretrained_cfg = cfg_dict(cfg, model.arch)
+    if checkpoint is None and pretrained:
+        checkpoint = find_weights(split_tag(str(name))[0] if named else str(name), cfg)
     if checkpoint is not None:
         if isinstance(checkpoint, (str, os.PathLike)):
-            verify_file(checkpoint, pretrained_cfg(name))
-        load_checkpoint(model, checkpoint, skip_head=skip_head)
-    return ReXNetFeatures(model, out_indices) if features_only else model
+            verify_file(checkpoint, cfg)
+        ckpt = read_checkpoint(checkpoint)
+        head_differs = pretrained and ckpt.classifier_classes not in (None, model.num_classes)
+        load_checkpoint(model, ckpt, skip_head=skip_head or model.num_classes == 0 or head_differs)
+    return ReXNetFeatures(model, out_indices, feature_cls) if features_only else model
 
 
 def _trained_here(ckpt: Checkpoint) -> bool:
