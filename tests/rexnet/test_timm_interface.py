@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from rexnet import create_model, save_arch
-from rexnet.variants import from_findings
 from timm.layers import get_channel_dim, get_spatial_dim
 from timm.models import FeatureInfo, get_notrace_functions, get_notrace_modules
 from torchvision.models.feature_extraction import NodePathTracer, create_feature_extractor, get_graph_node_names
+
+from rexnet import create_model, save_arch
+from rexnet.variants import from_findings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -298,7 +299,10 @@ def test_every_layer_is_a_node_of_the_fx_graph():
     for name, module in model.named_modules():
         if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.Sigmoid, torch.nn.ReLU)):
             assert name in nodes, name
-        elif isinstance(module, torch.nn.Conv2d) or type(module).__name__ in ("MemoryEfficientReLU6", "InferenceInplaceSiLU"):
+        elif isinstance(module, torch.nn.Conv2d) or type(module).__name__ in (
+            "MemoryEfficientReLU6",
+            "InferenceInplaceSiLU",
+        ):
             assert any(n == name or n.startswith(name + ".") for n in nodes), name
     extractor = create_feature_extractor(model, return_nodes={"features.5.out.1": "bn", "features.18": "last"})
     out = extractor(torch.randn(1, 3, 64, 64))
