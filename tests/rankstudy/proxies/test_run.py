@@ -132,3 +132,17 @@ def test_cli_commands(tmp_path):
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "unknown proxy 'nope'" in res.output
     res = runner.invoke(main, ["proxies", "--list"])
     assert res.exit_code == 0 and "naswot_eval\teval" in res.output
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_gives_the_local_scores(tmp_path):
+    # joblib's dask backend on a LocalCluster, as `rankstudy proxies --scheduler tcp://…` runs it
+    import distributed
+
+    local = run_proxies(small(ids=IDS[:3]), tmp_path / "local", progress=False)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+    ) as cluster:
+        remote = run_proxies(small(ids=IDS[:3]), tmp_path / "dask", scheduler=cluster.scheduler_address, progress=False)
+    pd.testing.assert_frame_equal(remote[["arch_id", *FAST]], local[["arch_id", *FAST]], check_exact=True)
+    assert sorted(p.name for p in (tmp_path / "dask" / "scores").iterdir()) == [unit_name(i) for i in sorted(IDS[:3])]
