@@ -1,5 +1,6 @@
 """Statistics on results tables: bootstrap confidence intervals, expansion-ratio bands, pairwise tests with
-Holm correction, and fitted rank-vs-expansion curves with the ratio at which they fall below τ.
+Holm correction, false-discovery-rate control, verdicts (equivalence, materiality, the best of several
+options), and fitted rank-vs-expansion curves with the ratio at which they fall below τ.
 
 Choices (recorded in findings.json `settings`):
 - CIs are percentile bootstrap intervals (scipy.stats.bootstrap, `method="percentile"`) with a fixed seed,
@@ -15,6 +16,15 @@ Choices (recorded in findings.json `settings`):
   `sharpness` setting how abruptly one turns into the other. It holds the linear bound min(1, 1/r)
   (top 1, r_break 1, tail 1, sharpness → ∞) and the bound of a bottleneck of width k·d_in, min(1, k/r);
   saturated data (y ≡ 1) fit as a flat curve (tail ≈ 0 or r_break beyond the data).
+
+Verdicts (what a report may say about a difference, and on what evidence):
+- "Tied" / "equivalent" needs an equivalence test with a stated margin (`tost`): a Welch test that fails to
+  reject says "not shown different", never "tied" (at ~48 networks a group it cannot show equivalence).
+- Materiality is judged on the CI, not the point estimate (`material`): a difference whose CI straddles the
+  margin is "undecided", whatever side its mean falls on.
+- Many CIs or tests at once get false-discovery-rate control (`benjamini_hochberg`).
+- A choice among options reports each option's bootstrap probability of having the best mean (`prob_best`)
+  and is made only when one option's probability reaches a threshold (`decided`).
 """
 
 import math
@@ -37,7 +47,8 @@ DEFAULT_BAND_EDGES: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 
 @dataclass(frozen=True)
 class Estimate:
-    """A mean (or difference of means) with its bootstrap CI and sample size(s)."""
+    """A mean (or difference of means) with its CI and sample size(s); the CI is a percentile bootstrap one
+    unless the function that made it says otherwise (`tost` gives a Welch t interval)."""
 
     mean: float
     low: float
@@ -187,6 +198,14 @@ def band_of(ratios, bands: list[Band]) -> pd.Categorical:
 # --- pairwise tests --------------------------------------------------------------------------------------
 
 
+def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Returns (mean(x) − mean(y), its standard error, Welch–Satterthwaite df) of two groups of ≥ 2 values,
+    not both constant."""
+    a, b = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    df = (a + b) ** 2 / (a**2 / (x.size - 1) + b**2 / (y.size - 1))
+    return float(x.mean() - y.mean()), math.sqrt(a + b), float(df)
+
+
 def welch_p(x, y) -> float:
     """Returns the two-sided p-value of Welch's t-test for equal means (NaN if a group has < 2 values)."""
     x, y = _finite(x), _finite(y)
@@ -194,10 +213,8 @@ def welch_p(x, y) -> float:
         return math.nan
     if np.ptp(x) == 0 and np.ptp(y) == 0:  # exact test: rounding in var() must not decide it
         return 1.0 if x[0] == y[0] else 0.0
-    a, b = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
-    diff = x.mean() - y.mean()
-    t = diff / math.sqrt(a + b)
-    df = (a + b) ** 2 / (a**2 / (x.size - 1) + b**2 / (y.size - 1))  # Welch–Satterthwaite
+    diff, se, df = _welch(x, y)
+    t = diff / se
     return float(min(1.0, 2.0 * stats.t.sf(abs(t), df)))
 
 
@@ -213,6 +230,24 @@ def holm(pvalues) -> np.ndarray:
     adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     out[order] = adjusted
     return out
+
+
+def benjamini_hochberg(pvalues, q: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (Benjamini–Hochberg adjusted p-values, rejection mask) controlling the false-discovery rate at q.
+
+    The adjusted values are the step-up ones (`scipy.stats.false_discovery_control`, method "bh"): monotone in
+    p, capped at 1; a test is rejected when its adjusted value is ≤ q (p_(i) ≤ i·q/m for some i ≥ its rank).
+    NaN (a test that could not be run) stays NaN, is never rejected and does not count in m, as in `holm`:
+    counting it would make every other test stricter for a test that did not happen.
+    """
+    if not 0 < q < 1:
+        raise ValueError(f"q must be in (0, 1), got {q}")
+    p = np.asarray(pvalues, dtype=float)
+    adjusted = np.full(p.shape, math.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        adjusted[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return adjusted, np.where(ok, adjusted <= q, False)
 
 
 @dataclass(frozen=True)
@@ -244,6 +279,158 @@ def pairwise(groups: dict[str, np.ndarray], alpha: float = ALPHA) -> list[Compar
         )
         for (a, b), pv, pa in zip(pairs, p, adj)
     ]
+
+
+# --- verdicts: equivalence, materiality, the best of several options -------------------------------------
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Two one-sided Welch tests (TOST) of |mean(x) − mean(y)| < margin, with the usual two-sided Welch test.
+
+    `difference` carries the (1 − 2α) Welch t interval, the one TOST inverts: "equivalent" exactly when it
+    lies inside (−margin, margin).
+    """
+
+    difference: Estimate
+    margin: float
+    alpha: float
+    p_tost: float
+    p_welch: float
+    verdict: str
+
+    def to_dict(self) -> dict:
+        """Returns the test as reports store it: the difference as {value, ci, n} plus the test's fields."""
+        return {
+            **self.difference.to_dict(),
+            "confidence": 1 - 2 * self.alpha,
+            "margin": self.margin,
+            "p_tost": self.p_tost,
+            "p_welch": self.p_welch,
+            "verdict": self.verdict,
+        }
+
+
+def tost(x, y, margin: float, alpha: float = ALPHA) -> Equivalence:
+    """Returns the equivalence test of mean(x) and mean(y) within ±margin (Welch form, unequal variances).
+
+    p_tost = max of the two one-sided p-values, of H0 d ≤ −margin and of H0 d ≥ +margin (d = mean(x) − mean(y)).
+    The verdict, in this order:
+    - "equivalent": p_tost < alpha (the (1 − 2α) CI lies inside (−margin, margin)); only then may a report say
+      "tied". A difference that is also nonzero at alpha but smaller than the margin is equivalent: tied for
+      every purpose the margin stands for.
+    - "different": not equivalent, and the two-sided Welch test rejects equal means at alpha (its 1 − α CI
+      excludes 0). It says a difference is shown, not that it reaches the margin (that is `material`).
+    - "inconclusive": neither (too few values for either to decide); this is what "not shown different" is.
+    Groups with < 2 finite values give NaN p-values and "inconclusive"; two constant groups are decided
+    exactly (equivalent iff |d| < margin, different iff d ≠ 0), as in `welch_p`.
+    """
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
+    x, y = _finite(x), _finite(y)
+    n = int(min(x.size, y.size))
+    if x.size < 2 or y.size < 2:
+        diff = float(x.mean() - y.mean()) if n else math.nan
+        est = Estimate(diff, math.nan, math.nan, n)
+        return Equivalence(est, margin, alpha, math.nan, math.nan, "inconclusive")
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        diff = float(x[0] - y[0])
+        p_tost, p_welch, est = float(abs(diff) >= margin), float(diff == 0), Estimate(diff, diff, diff, n)
+    else:
+        diff, se, df = _welch(x, y)
+        p_lower = float(stats.t.sf((diff + margin) / se, df))  # H0: d ≤ −margin
+        p_upper = float(stats.t.cdf((diff - margin) / se, df))  # H0: d ≥ +margin
+        p_tost = max(p_lower, p_upper)
+        p_welch = float(min(1.0, 2.0 * stats.t.sf(abs(diff) / se, df)))
+        half = float(stats.t.ppf(1 - alpha, df)) * se
+        est = Estimate(diff, diff - half, diff + half, n)
+    if p_tost < alpha:
+        verdict = "equivalent"
+    elif p_welch < alpha:
+        verdict = "different"
+    else:
+        verdict = "inconclusive"
+    return Equivalence(est, margin, alpha, p_tost, p_welch, verdict)
+
+
+def material(estimate: Estimate, margin: float) -> str:
+    """Returns "material" when the whole CI is at or beyond ±margin (low ≥ margin or high ≤ −margin),
+    "immaterial" when it lies inside (−margin, margin), and "undecided" otherwise (it straddles a margin
+    line, or it is NaN). The point estimate does not decide: [0.013, 0.028] against 0.02 is undecided."""
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    low, high = estimate.low, estimate.high
+    if math.isnan(low) or math.isnan(high):
+        return "undecided"
+    if low >= margin or high <= -margin:
+        return "material"
+    if -margin < low and high < margin:
+        return "immaterial"
+    return "undecided"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Each option's bootstrap probability of having the best mean (summing to 1) and its mean with its CI."""
+
+    prob: dict[str, float]
+    means: dict[str, Estimate]
+    n_resamples: int
+    higher_is_better: bool
+
+
+def prob_best(
+    groups: dict[str, np.ndarray],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = RNG_SEED,
+    higher_is_better: bool = True,
+) -> Choice:
+    """Returns each option's probability of having the best (highest, or lowest) mean, with its mean CI.
+
+    Each bootstrap replicate resamples every group within itself (groups are independent) and credits the
+    option with the best replicate mean; options tied for best share the credit equally, so two identical
+    constant groups get ½ each and the probabilities always sum to 1. An option without finite values is
+    never best (probability 0, NaN mean). The draws follow `groups`' order from one generator seeded with
+    `seed`, so the result is reproducible; the means' CIs are `mean_ci` with the same resamples and seed.
+    """
+    names = list(groups)
+    data = {name: _finite(groups[name]) for name in names}
+    if not any(v.size for v in data.values()):
+        raise ValueError("prob_best needs at least one option with a finite value")
+    rng = np.random.default_rng(seed)
+    boot = np.full((len(names), n_resamples), -math.inf if higher_is_better else math.inf)
+    chunk = max(1, 2**22 // max(1, max(v.size for v in data.values())))  # ≤ 4M indices (32 MB) at a time
+    for i, name in enumerate(names):
+        x = data[name]
+        if x.size == 0:
+            continue
+        for start in range(0, n_resamples, chunk):
+            stop = min(n_resamples, start + chunk)
+            boot[i, start:stop] = x[rng.integers(0, x.size, size=(stop - start, x.size))].mean(axis=1)
+    best = boot.max(axis=0) if higher_is_better else boot.min(axis=0)
+    winners = boot == best
+    credit = (winners / winners.sum(axis=0)).mean(axis=1)
+    return Choice(
+        {name: float(c) for name, c in zip(names, credit)},
+        {name: mean_ci(data[name], n_resamples=n_resamples, seed=seed) for name in names},
+        int(n_resamples),
+        bool(higher_is_better),
+    )
+
+
+def decided(prob: dict[str, float], threshold: float = 0.8) -> str | None:
+    """Returns the option whose probability of being best is ≥ threshold, or None: no choice is made below it.
+
+    threshold must be > ½ so that at most one option can reach it.
+    """
+    if not 0.5 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0.5, 1], got {threshold}")
+    for name, p in prob.items():
+        if p >= threshold:
+            return name
+    return None
 
 
 # --- curves and thresholds -------------------------------------------------------------------------------
