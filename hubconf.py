@@ -1,7 +1,9 @@
 """torch.hub entry points: `torch.hub.load("path/to/clone", "rexnet_100", source="local", num_classes=10)`.
 
 No weights are hosted (the project has no download location); pass `checkpoint=PATH` to load a file
-in the official, timm or this package's layout.
+in the official, timm or this package's layout (one that records another network, e.g. a `rexnet train
+--small-input s16` run, is refused: pass `small_input="s16"` too, or load it with `from_checkpoint`).
+`from_checkpoint(path)` returns the network a checkpoint written by this package records, with its weights.
 """
 
 dependencies = ["torch", "safetensors"]
@@ -19,10 +21,16 @@ def _entry(name: str):
 
     entry.__name__ = name
     entry.__doc__ = (
-        f"Returns {name} (kwargs: num_classes, checkpoint, in_chans, features_only, output_stride, "
+        f"Returns {name} (kwargs: num_classes, checkpoint, in_chans, small_input, features_only, output_stride, "
         "drop_path_rate, skip_head, dropout, …; see rexnet.create_model)."
     )
     return entry
+
+
+def from_checkpoint(path: str, **kwargs):
+    """Returns the network a checkpoint of this package (`rexnet train`, `save_checkpoint`) records, with its
+    weights: block table, small-input mode, input channels and classes as saved (see rexnet.create_model)."""
+    return _create_model(path, **kwargs)
 
 
 # One public callable per listed name (the names `rexnet models` prints): torch.hub lists a hubconf's public

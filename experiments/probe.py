@@ -33,13 +33,12 @@ from torch import nn
 
 from rankstudy.probing import load_images, load_model, probe
 from rexnet.activations import ACTIVATIONS
-from rexnet.arch import arch_to_dict
+from rexnet.arch import network_diff
 from rexnet.blocks import LinearBottleneck, SqueezeExcite
 from rexnet.checkpoint import read_checkpoint
 from rexnet.io import atomic_path, atomic_write_text, versions
 from rexnet.model import ReXNet
-from rexnet.registry import resolve_arch
-from rexnet.small_input import SMALL_INPUT_MODES
+from rexnet.registry import checkpoint_network, resolve_arch
 
 DEFAULT_RUNS = ("runs/fashion_mnist/rexnet_050_s0", "runs/fashion_mnist/mobilenetv2_070_s0")
 MEASURES = ("rank", "rank_rtol_1e-3", "rank_rtol_1e-2", "effective_rank", "stable_rank", "nuclear_norm")
@@ -52,12 +51,17 @@ def init_model(checkpoint: Path) -> nn.Module:
     ckpt = read_checkpoint(checkpoint)
     meta = ckpt.metadata
     cfg = meta["config"]
+    recorded = checkpoint_network(ckpt)
+    if recorded is None:
+        raise click.ClickException(f"{checkpoint} was not written by `rexnet train`; give a run's model.pth")
     torch.manual_seed(cfg["seed"])  # rexnet.training.train seeds right before building the model
-    arch = resolve_arch(cfg["model"], cfg["small_input"], cfg["dropout"])
-    if arch_to_dict(arch) != ckpt.arch:
-        raise click.ClickException(f"{checkpoint}: rebuilding {cfg['model']} does not give the trained table")
-    stem_stride = SMALL_INPUT_MODES[cfg["small_input"]][1]
-    return ReXNet(arch, num_classes=ckpt.num_classes, in_chans=meta["in_chans"], stem_stride=stem_stride)
+    arch = resolve_arch(cfg["model"], cfg["small_input"], cfg["dropout"])  # as rexnet.training.train.setup
+    model = ReXNet(arch, recorded.num_classes, meta["in_chans"], stem_stride=arch.stem_stride)
+    # The same network, compared structurally (names and provenance aside): older checkpoints' tables lack the
+    # stem and input fields, which checkpoint_network completes from their metadata.
+    if network_diff(model.arch, recorded):
+        raise click.ClickException(f"{checkpoint}: rebuilding {cfg['model']} does not give the trained network")
+    return model
 
 
 def layer_roles(model: nn.Module) -> dict[str, str]:
@@ -78,7 +82,7 @@ def layer_roles(model: nn.Module) -> dict[str, str]:
     last_act = [f"features.{i}" for i, m in enumerate(features) if isinstance(m, _ACTIVATION_TYPES)]
     roles[last_act[0]] = "stem"
     roles[last_act[-1]] = "penultimate"
-    roles[f"features.{len(features) - 1}"] = "pooled"
+    roles["global_pool"] = "pooled"  # the pooled penultimate features (rexnet.model.ReXNet.forward_head)
     return roles
 
 

@@ -357,6 +357,11 @@ def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
         for name in ("in_channels", "out_channels", "expansion", "stride", "kernel_size"):
             value = getattr(block, name)
             _check(_positive_int(value), f"{where}: {name}={value!r}", "use a positive integer")
+        for name in ("expanded", "se_channels"):  # family rounding (timm's rexnetr_*), absent = the official rule
+            value = getattr(block, name)
+            _check(
+                value is None or _positive_int(value), f"{where}: {name}={value!r}", "use a positive integer or omit it"
+            )
         _check(block.stride in (1, 2), f"{where}: stride={block.stride}", "use 1 or 2")
         _check(block.kernel_size % 2 == 1, f"{where}: kernel_size={block.kernel_size}", "use an odd size")
         _check(isinstance(block.se, bool), f"{where}: se={block.se!r}", "use true or false")
@@ -374,6 +379,28 @@ def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
     for name in ("stem_channels", "penultimate_channels", "se_reduction"):
         value = getattr(arch, name)
         _check(_positive_int(value), f"{source}: {name}={value!r}", "use a positive integer")
+    # The rest of the network (fields added after the first tables were written: absent = the 224-px layout's).
+    _check(
+        arch.stem_stride in (1, 2) and _positive_int(arch.stem_stride),
+        f"{source}: stem_stride={arch.stem_stride!r}",
+        "use 1 or 2",
+    )
+    _check(
+        isinstance(arch.small_input, str) and arch.small_input in SMALL_INPUTS,
+        f"{source}: small_input={arch.small_input!r}",
+        f"use one of {', '.join(SMALL_INPUTS)}",
+    )
+    _check(
+        arch.small_input != "s8" or arch.stem_stride == 1,
+        f"{source}: small_input 's8' with stem_stride {arch.stem_stride} (s8 means a stride-1 stem)",
+        "set stem_stride to 1, or rebuild the table with rexnet.small_input_variant",
+    )
+    _check(_positive_int(arch.in_chans), f"{source}: in_chans={arch.in_chans!r}", "use a positive integer, e.g. 3")
+    _check(
+        isinstance(arch.num_classes, int) and not isinstance(arch.num_classes, bool) and arch.num_classes >= 0,
+        f"{source}: num_classes={arch.num_classes!r}",
+        "use a positive integer, or 0 for no classifier",
+    )
     _check(
         arch.head_channels is None or _positive_int(arch.head_channels),
         f"{source}: head_channels={arch.head_channels!r}",
@@ -410,6 +437,33 @@ def arch_from_dict(data: Any, source: str = "block table") -> ArchSpec:
             )
         prev = block.out_channels
     return replace(arch, dropout=float(arch.dropout))
+
+
+# What two tables may differ in and still build the same network: labels (the small-input mode is carried by
+# the stem and block strides), where the table came from, and the classifier's dropout (identity at inference).
+_NOT_STRUCTURE = ("format", "name", "provenance", "dropout", "small_input")
+
+
+def network_diff(a: ArchSpec, b: ArchSpec, *, io: bool = True) -> list[str]:
+    """Returns the fields in which the networks two tables build differ (e.g. 'stem_stride', 'blocks[3].stride',
+    'blocks' for another block count); [] for the same network. Name, provenance, dropout and the small-input
+    label are not compared; with `io=False` neither are in_chans and num_classes (a checkpoint loads into other
+    ones by adapting the stem or replacing the classifier)."""
+    skip = set(_NOT_STRUCTURE) | (set() if io else {"in_chans", "num_classes"})
+    da, db = arch_to_dict(a), arch_to_dict(b)
+    diff = [k for k in da.keys() | db.keys() if k not in skip and k != "blocks" and da.get(k) != db.get(k)]
+    if len(a.blocks) != len(b.blocks):
+        diff.append("blocks")
+    else:
+        for i, (x, y) in enumerate(zip(da["blocks"], db["blocks"])):
+            diff += [f"blocks[{i}].{k}" for k in sorted(x.keys() | y.keys()) if x.get(k) != y.get(k)]
+    return sorted(diff)
+
+
+def budget_img_size(arch: ArchSpec) -> int | None:
+    """Returns the image size a table was matched to a MACs budget at (its provenance's `budget`), else None."""
+    size = ((arch.provenance or {}).get("budget") or {}).get("img_size")
+    return size if _positive_int(size) else None
 
 
 def save_arch(arch: ArchSpec, path: str | os.PathLike) -> Path:

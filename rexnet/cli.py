@@ -13,12 +13,13 @@ from pathlib import Path
 
 import click
 
-from .arch import format_block_table
+from .arch import budget_img_size, format_block_table
 from .arch import save_arch as write_arch
 from .checkpoint import convert_checkpoint, read_checkpoint
 from .errors import RexnetError
 from .export import export_onnx
-from .registry import create_model, list_models
+from .model import ReXNet
+from .registry import checkpoint_network, create_model, list_models, model_from_checkpoint
 from .summary import format_summary, summarize
 from .training import data as datasets
 from .training import evaluate as evaluation
@@ -63,51 +64,128 @@ def models_cmd() -> None:
     click.echo("\n".join(list_models()))
 
 
+_SMALL_INPUT = click.Choice(["off", "s16", "s8"])
+
+
 @main.command()
 @click.argument("name")
-@click.option("--img-size", type=click.IntRange(min=32), default=224, show_default=True)
-@click.option("--num-classes", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--img-size",
+    type=click.IntRange(min=8),
+    help="Default: the size a built variant was matched at (its JSON's budget), else 224.",
+)
+@click.option("--num-classes", type=click.IntRange(min=1), help="Default: the table's (1000 for names).")
+@click.option("--in-chans", type=click.IntRange(min=1), help="Input channels. Default: the table's (3 for names).")
+@click.option(
+    "--small-input",
+    type=_SMALL_INPUT,
+    help="Put NAME in a small-input mode (as `rexnet train --small-input`). Default: the table's own (off for names).",
+)
 @click.option("--save-arch", type=click.Path(dir_okay=False), help="Also write the block table as JSON here.")
-def summary(name: str, img_size: int, num_classes: int, save_arch: str | None) -> None:
-    """Print block table, parameters, MACs and activation memory of NAME (or a block-table .json)."""
-    result = summarize(name, img_size=img_size, num_classes=num_classes)
+def summary(
+    name: str,
+    img_size: int | None,
+    num_classes: int | None,
+    in_chans: int | None,
+    small_input: str | None,
+    save_arch: str | None,
+) -> None:
+    """Print block table, parameters, MACs and activation memory of NAME (or a block-table .json).
+
+    A table written by `rexnet build` is summarised as the network it was matched as: its small-input mode,
+    input channels and classes, at its budget's image size.
+    """
+    result = summarize(name, img_size=img_size, num_classes=num_classes, in_chans=in_chans, small_input=small_input)
     click.echo(format_summary(result))
     if save_arch:
         click.echo(f"block table written to {write_arch(result.arch, save_arch)}")
 
 
-def _model_from_cli(name: str, checkpoint: str | None, num_classes: int | None, skip_head: bool):
-    """Returns the model for a CLI command; without --num-classes the checkpoint's class count is used."""
-    state = None
-    if checkpoint is not None:
-        ckpt = read_checkpoint(checkpoint)
-        state = ckpt.state_dict
-        if num_classes is None:
-            num_classes = ckpt.classifier_classes
-    return create_model(name, num_classes=num_classes or 1000, checkpoint=state, skip_head=skip_head)
+def _export_model(
+    name: str | None,
+    checkpoint: str | None,
+    num_classes: int | None,
+    in_chans: int | None,
+    small_input: str | None,
+    skip_head: bool,
+) -> tuple[ReXNet, int | None]:
+    """Returns (the model to export, the image size it was trained or matched at, if known).
+
+    A checkpoint that records its network (written by `rexnet train` or `save_checkpoint`) is rebuilt as that
+    network (`model_from_checkpoint`): NAME, --num-classes, --in-chans and --small-input, when given, must
+    agree with it. Other checkpoints load into NAME (their class count unless --num-classes says otherwise).
+    """
+    ckpt = read_checkpoint(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and checkpoint_network(ckpt) is not None:
+        if skip_head:
+            raise RexnetError(
+                f"{checkpoint} records its whole network, classifier included, so --skip-head does not apply; drop it"
+            )
+        model, info = model_from_checkpoint(
+            ckpt, name, num_classes=num_classes, small_input=small_input, source=f"checkpoint {checkpoint}"
+        )
+        if in_chans is not None and in_chans != info["in_chans"]:
+            raise RexnetError(
+                f"checkpoint {checkpoint} holds a network with {info['in_chans']}-channel input, not {in_chans}; "
+                "drop --in-chans to use the checkpoint's"
+            )
+        return model, info["img_size"] or budget_img_size(model.arch)
+    if name is None:
+        what = f"checkpoint {checkpoint} does not record its network" if checkpoint else "no model was named"
+        raise RexnetError(f"{what}; give the model NAME (see `rexnet models`) or a block-table .json")
+    if ckpt is not None and num_classes is None:
+        num_classes = ckpt.classifier_classes
+    model = create_model(
+        name,
+        num_classes=num_classes,
+        checkpoint=checkpoint,  # the path, read again: a published file's SHA-256 is checked
+        skip_head=skip_head,
+        in_chans=in_chans,
+        small_input=small_input,
+    )
+    return model, budget_img_size(model.arch)
 
 
 @main.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False), help="Output .onnx file.")
-@click.option("--checkpoint", type=click.Path(), help="Weights: official, timm or rexnet layout (.pth/.safetensors).")
-@click.option("--num-classes", type=click.IntRange(min=1), help="Default: the checkpoint's, else 1000.")
+@click.option(
+    "--checkpoint",
+    type=click.Path(),
+    help="Weights: official, timm or rexnet layout (.pth/.safetensors). A `rexnet train` checkpoint is exported "
+    "as the network it records (NAME optional).",
+)
+@click.option("--num-classes", type=click.IntRange(min=1), help="Default: the checkpoint's, else the table's (1000).")
+@click.option("--in-chans", type=click.IntRange(min=1), help="Input channels. Default: the checkpoint's or table's.")
+@click.option(
+    "--small-input", type=_SMALL_INPUT, help="Small-input mode of NAME. Default: the checkpoint's or table's own."
+)
 @click.option("--skip-head", is_flag=True, help="Load all but the classifier (its size may differ).")
-@click.option("--img-size", type=click.IntRange(min=32), default=224, show_default=True)
+@click.option(
+    "--img-size",
+    type=click.IntRange(min=8),
+    help="Example input size. Default: the training (or budget) image size, else 224.",
+)
 @click.option("--dynamo", is_flag=True, help="Use the torch.export-based exporter (slower).")
 def export(
-    name: str,
+    name: str | None,
     onnx_path: str,
     checkpoint: str | None,
     num_classes: int | None,
+    in_chans: int | None,
+    small_input: str | None,
     skip_head: bool,
-    img_size: int,
+    img_size: int | None,
     dynamo: bool,
 ) -> None:
-    """Export NAME (or a block-table .json) to ONNX with a dynamic batch dimension."""
-    model = _model_from_cli(name, checkpoint, num_classes, skip_head)
+    """Export NAME (or a block-table .json, or the network a checkpoint records) to ONNX, dynamic batch."""
+    model, known_size = _export_model(name, checkpoint, num_classes, in_chans, small_input, skip_head)
+    img_size = img_size or known_size or 224
     path = export_onnx(model, onnx_path, img_size=img_size, dynamo=dynamo)
-    click.echo(f"wrote {path} ({model.arch.name}, {model.num_classes} classes, input 3×{img_size}×{img_size})")
+    click.echo(
+        f"wrote {path} ({model.arch.name}, {model.num_classes} classes, small-input mode {model.arch.small_input}, "
+        f"input {model.in_chans}×{img_size}×{img_size})"
+    )
     if checkpoint is None:
         click.echo(
             "note: no --checkpoint was given, so these are random, untrained weights; pass --checkpoint FILE "
@@ -265,7 +343,8 @@ def fashion_mnist_cmd(root: str, source: str | None, no_download: bool) -> None:
     type=click.Choice(["off", "s16", "s8"]),
     default="off",
     show_default=True,
-    help="28–32 px data: s16 = one fewer downsampling (total stride 16); s8 = also stem stride 1 (8).",
+    help="28–32 px data: s16 = one fewer downsampling (total stride 16); s8 = also stem stride 1 (8). "
+    "A table built in a mode keeps it.",
 )
 @click.option("--img-size", type=click.IntRange(min=8), help="Default: 32 (small datasets), 224 (ImageFolder).")
 @click.option("--train-limit", type=click.IntRange(min=1), help="Train on a fixed random subset of this size.")
@@ -319,6 +398,11 @@ def train_cmd(model_name: str | None, arch_path: str | None, resume: bool, **opt
 @click.option("--test-limit", type=click.IntRange(min=1), help="Evaluate a fixed random subset of this size.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--progress/--no-progress", default=True, help="Progress bar of the test batches.")
+@click.option(
+    "--save-logits",
+    is_flag=True,
+    help="Also write logits.npy: the logits the numbers come from (float32, one row per test image, in order).",
+)
 def eval_cmd(
     checkpoint: str,
     data: str,
@@ -329,13 +413,20 @@ def eval_cmd(
     test_limit: int | None,
     device: str,
     progress: bool,
+    save_logits: bool,
 ) -> None:
     """Top-1/top-5, per-class accuracy, confusion matrix and penultimate feature rank of a trained model."""
     model, spec = evaluation.load_for_eval(
         checkpoint, data, data_root, model_name=model_name, test_limit=test_limit, device=device
     )
     result = evaluation.evaluate(
-        model, spec.test, spec.classes, batch_size=batch_size, device=next(model.parameters()).device, progress=progress
+        model,
+        spec.test,
+        spec.classes,
+        batch_size=batch_size,
+        device=next(model.parameters()).device,
+        progress=progress,
+        keep_logits=save_logits,
     )
     out_dir = Path(out) if out else Path(checkpoint).parent / f"eval_{spec.name}"
     files = evaluation.write_eval(result, out_dir, title=f"{model.arch.name} on {spec.name}: top-1 {result.top1:.2f}%")
@@ -365,10 +456,14 @@ def eval_cmd(
     type=click.Choice(["off", "s16", "s8"]),
     default="off",
     show_default=True,
-    help="Count MACs as `rexnet train --small-input` will build the model.",
+    help="Match the MACs of the network in this mode, and write the table in it (block and stem strides).",
 )
-@click.option("--in-chans", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--num-classes", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--in-chans", type=click.IntRange(min=1), default=3, show_default=True, help="Input channels, recorded too."
+)
+@click.option(
+    "--num-classes", type=click.IntRange(min=1), default=1000, show_default=True, help="Classes, recorded too."
+)
 @click.option(
     "--tau",
     type=click.FloatRange(0, 1, min_open=True),
@@ -398,8 +493,9 @@ def build_cmd(
 ) -> None:
     """Write a block table whose MACs are within 2% of --macs: the variant a findings file prescribes, or a family.
 
-    The variant's JSON records which finding chose each rule; `rexnet summary`, `rexnet train --arch` and
-    `create_model` read it.
+    The JSON is the whole network matched (block table in the small-input mode, stem stride, input channels,
+    classes) and records which finding chose each rule; `rexnet summary`, `rexnet train --arch`, `rexnet
+    export` and `create_model` build that network from it.
     """
     if (findings_path is None) == (family is None):
         raise RexnetError(

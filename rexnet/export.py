@@ -14,10 +14,26 @@ from .errors import RexnetError
 from .io import atomic_path
 
 
+def input_channels(model: nn.Module) -> int:
+    """Returns the input channels `model` takes: its `in_chans` (ReXNet's), else its first conv's."""
+    chans = getattr(model, "in_chans", None)
+    if isinstance(chans, int):
+        return chans
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return conv.in_channels if conv is not None else 3
+
+
+def total_stride(model: nn.Module) -> int:
+    """Returns how much `model` downsamples: the largest `reduction` of its feature_info (ReXNet's), else 32."""
+    info = getattr(model, "feature_info", None) or []
+    return max((tap["reduction"] for tap in info if isinstance(tap, dict) and "reduction" in tap), default=32)
+
+
 def export_onnx(
     model: nn.Module, path: str | os.PathLike, img_size: int = 224, *, opset: int = 18, dynamo: bool = False
 ) -> Path:
-    """Returns the path of the ONNX file written for `model` (eval mode, input 'input' of shape (batch, 3, H, W)).
+    """Returns the path of the ONNX file written for `model` (eval mode, input 'input' of shape
+    (batch, in_chans, H, W), with the model's own input channels: `input_channels`).
 
     The TorchScript exporter is the default: here it takes ~2 s against ~20 s for the torch.export
     (dynamo) path, gives one self-contained file, and both match PyTorch to ~1e-7 on ReXNet. Pass
@@ -26,13 +42,16 @@ def export_onnx(
     path = Path(path)
     if path.suffix != ".onnx":
         raise RexnetError(f"output {path} does not end in .onnx; name the file e.g. model.onnx")
-    if img_size < 32:
-        raise RexnetError(f"img_size {img_size} is below 32 (the network downsamples 32×); use e.g. 224")
+    stride = total_stride(model)
+    if img_size < stride:
+        raise RexnetError(
+            f"img_size {img_size} is below {stride}, the network's total stride; use at least {stride} (e.g. 224)"
+        )
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     # Batch 2: torch.export specialises a dimension of size 1, which would fix the batch at 1.
-    example = torch.randn(2, 3, img_size, img_size, device=device)
+    example = torch.randn(2, input_channels(model), img_size, img_size, device=device)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .arch import ArchSpec, format_block_table
+from .arch import ArchSpec, budget_img_size, format_block_table
 from .model import STEM_LAYERS, ReXNet
 from .names import model_arch
+from .small_input import small_input_variant
 
 
 @dataclass(frozen=True)
 class ModelSummary:
-    """Costs of one model at one input size (batch 1, float32)."""
+    """Costs of one model at one input size (batch 1, float32); `arch` is the network built (in_chans,
+    stem stride, small-input mode and classes included)."""
 
     arch: ArchSpec
     img_size: int
@@ -75,25 +77,47 @@ def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
     return total
 
 
-def summarize(name: str | ArchSpec | os.PathLike, img_size: int = 224, num_classes: int = 1000) -> ModelSummary:
-    """Returns the ModelSummary of a registered name, block-table JSON or ArchSpec at img_size×img_size."""
+def summarize(
+    name: str | ArchSpec | os.PathLike,
+    img_size: int | None = None,
+    num_classes: int | None = None,
+    *,
+    in_chans: int | None = None,
+    small_input: str | None = None,
+) -> ModelSummary:
+    """Returns the ModelSummary of a registered name, block-table JSON or ArchSpec at img_size×img_size.
+
+    The network is the table's own (its input channels, stem stride, small-input mode and classes: a variant
+    JSON is summarised as built) unless `in_chans`, `num_classes` or `small_input` (applied with
+    `small_input_variant`) say otherwise; `img_size` defaults to the size the table was matched to a MACs
+    budget at (its provenance), else 224.
+    """
     arch = model_arch(name)
+    if small_input is not None:
+        arch, _ = small_input_variant(arch, small_input)
+    img_size = img_size or budget_img_size(arch) or 224
     with torch.device("meta"):
-        model = ReXNet(arch, num_classes=num_classes)
-        flops, per_module = count_flops(model.eval(), torch.empty(1, 3, img_size, img_size))
+        model = ReXNet(arch, num_classes=num_classes, in_chans=in_chans)
+        chans = model.in_chans
+        flops, per_module = count_flops(model.eval(), torch.empty(1, chans, img_size, img_size))
         # Batch 2: training-mode BN refuses a single value per channel (SE pools to 1×1).
-        saved = saved_activation_bytes(model.train(), torch.empty(2, 3, img_size, img_size)) // 2
+        saved = saved_activation_bytes(model.train(), torch.empty(2, chans, img_size, img_size)) // 2
     blocks = [model.features[STEM_LAYERS + i] for i in range(len(arch.blocks))]
     return ModelSummary(
-        arch=arch,
+        arch=model.arch,
         img_size=img_size,
-        num_classes=num_classes,
+        num_classes=model.num_classes,
         params=count_params(model),
         flops=flops,
         saved_activation_bytes=saved,
         block_params=tuple(count_params(b) for b in blocks),
         block_flops=tuple(per_module.get(f"features.{STEM_LAYERS + i}", 0) for i in range(len(blocks))),
     )
+
+
+def format_count(value: float) -> str:
+    """Returns a MAC or FLOP count readably: in G from 0.1 G up ('0.398 G'), in M below ('12.87 M')."""
+    return f"{value / 1e9:.3f} G" if value >= 1e8 else f"{value / 1e6:.2f} M"
 
 
 def format_summary(summary: ModelSummary) -> str:
@@ -105,12 +129,14 @@ def format_summary(summary: ModelSummary) -> str:
     for i, (p, f) in enumerate(zip(summary.block_params, summary.block_flops)):
         table[header_at + 3 + i] += f" {p:>9,} {f / 2e6:>8.2f}"
     mib = summary.saved_activation_bytes / 2**20
+    arch = summary.arch
     table += [
         "",
-        f"input                3×{summary.img_size}×{summary.img_size}, {summary.num_classes} classes",
+        f"input                {arch.in_chans}×{summary.img_size}×{summary.img_size}, {summary.num_classes} classes, "
+        f"small-input mode {arch.small_input}",
         f"parameters           {summary.params:,}",
-        f"MACs                 {summary.macs / 1e9:.3f} G  "
-        f"(FLOPs {summary.flops / 1e9:.3f} G, counted by torch.utils.flop_counter)",
+        f"MACs                 {format_count(summary.macs)}  "
+        f"(FLOPs {format_count(summary.flops)}, counted by torch.utils.flop_counter)",
         f"activation memory    {mib:.1f} MiB per image (float32 tensors saved for backward in a training step)",
     ]
     return "\n".join(table)

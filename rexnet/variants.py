@@ -66,7 +66,7 @@ def match_macs(
 
     `make_arch(m)` must build the (full-size) table at multiplier m, with MACs non-decreasing in m; the
     small-input mode is applied here, as at training time. The returned arch is `make_arch(multiplier)`
-    itself (before the small-input mode), so it can be saved and trained with the same mode.
+    itself (before the small-input mode); `network_at_budget` makes it the network matched.
     """
     if not target_macs > 0:
         raise RexnetError(f"MACs budget {target_macs!r} is not positive; give e.g. 12.9M")
@@ -441,7 +441,15 @@ def variant_arch(rules: Rules, width_mult: float, depth_mult: float = 1.0, *, na
     return arch
 
 
-def _with_budget(arch: ArchSpec, budget: dict[str, Any]) -> ArchSpec:
+def network_at_budget(arch: ArchSpec, budget: dict[str, Any], name: str | None = None) -> ArchSpec:
+    """Returns the network whose MACs were matched: `arch` (a match_macs table, before the small-input mode) in
+    the budget's small-input mode, with its input channels and classes, named `name` when given."""
+    small, _ = small_input_variant(arch, budget["small_input"])
+    small = replace(small, in_chans=budget["in_chans"], num_classes=budget["num_classes"])
+    return replace(small, name=name) if name else small
+
+
+def _with_budget(arch: ArchSpec, budget: dict[str, Any], name: str | None = None) -> ArchSpec:
     prov = dict(arch.provenance or {})
     choices = dict(prov.get("choices", {}))
     choices["width"] = {
@@ -456,7 +464,7 @@ def _with_budget(arch: ArchSpec, budget: dict[str, Any]) -> ArchSpec:
             "because": "given" if budget["depth_given"] else "ReXNet's (depth multiplier 1.0)",
         }
     prov.update(choices=choices, budget=budget)
-    return replace(arch, provenance=prov)
+    return replace(network_at_budget(arch, budget, name), provenance=prov)
 
 
 def from_findings(
@@ -473,7 +481,9 @@ def from_findings(
     name: str | None = None,
 ) -> ArchSpec:
     """Returns the ReXNet variant the findings prescribe, its width bisected so MACs (torch.utils.flop_counter,
-    at img_size, after the small-input mode) are within rel_tol of macs_budget.
+    at img_size, after the small-input mode) are within rel_tol of macs_budget: the network matched, i.e. in
+    the small-input mode (block strides, stem stride) with in_chans and num_classes, so that the table builds
+    it alone (`create_model(saved JSON)`, `rexnet train --arch`); its provenance records the budget.
 
     Rules (docs/findings_schema.md): the recommended nonlinearity after every expanding 1×1 conv; every
     block's expansion ≤ max_expansion_per_layer[tau] (ReXNet's 6 kept when that is only a lower bound,
@@ -507,6 +517,7 @@ def from_findings(
             in_chans,
             rel_tol,
         ),
+        name,
     )
 
 
@@ -541,7 +552,8 @@ def family_at_macs(
     depth: float | None = None,
     rel_tol: float = 0.02,
 ) -> ArchSpec:
-    """Returns ReXNet-V1 or MobileNetV2 as published, its width bisected to the MACs budget (as from_findings)."""
+    """Returns ReXNet-V1 or MobileNetV2 as published, its width bisected to the MACs budget: the network matched,
+    small-input mode, in_chans and num_classes included (as from_findings)."""
     if family not in FAMILIES:
         raise RexnetError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
     if family == "mobilenetv2" and depth is not None:

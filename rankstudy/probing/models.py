@@ -1,5 +1,6 @@
 """The model a `rankstudy probe --model` value names: a rexnet name or block table, timm:NAME or torchvision:NAME,
-optionally loaded from a checkpoint; a checkpoint written by `rexnet train` rebuilds its own network."""
+optionally loaded from a checkpoint; a checkpoint written by `rexnet train` rebuilds its own network, and a block
+table (a variant JSON) builds the network it records (its input channels and classes)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rexnet.arch import budget_img_size
 from rexnet.errors import RexnetError
+from rexnet.names import is_block_table
 from rexnet.registry import create_model, model_from_checkpoint
 
 from ..errors import StudyError
@@ -32,7 +35,11 @@ def load_model(
     """Returns the model a `--model` value names (rexnet name or block table, timm:NAME, torchvision:NAME).
 
     A checkpoint written by `rexnet train` rebuilds its own network (block table, small-input stem stride,
-    input channels, classes, image size: `rexnet.registry.model_from_checkpoint`); `spec` may then be omitted.
+    input channels, classes, image size: `rexnet.registry.model_from_checkpoint`); `spec` may then be omitted,
+    and a `spec` naming another network is refused. A block table without a checkpoint builds the network it
+    records (its in_chans, not the data's: 1-channel images are repeated for a 3-channel table; classes
+    unless `num_classes` is given; the image size it was matched to a budget at), with a checkpoint too.
+    `in_chans` (the data's) applies to model names.
     timm and torchvision models are built with random weights (pretrained=False / weights=None), then loaded
     from `checkpoint` if given. Raises StudyError for unknown names and checkpoints that do not fit.
     """
@@ -102,9 +109,15 @@ def _rexnet_model(spec: str | None, checkpoint, in_chans: int, num_classes: int 
     if checkpoint is None:
         if spec is None:
             raise StudyError("give --model (a rexnet name, block-table .json, timm:NAME or torchvision:NAME)")
+        if is_block_table(spec):
+            model = create_model(spec, num_classes=num_classes)
+            return LoadedModel(model, model.in_chans, budget_img_size(model.arch), str(spec))
         model = create_model(spec, num_classes=num_classes or 1000, in_chans=in_chans)
         return LoadedModel(model, in_chans, None, spec)
-    model, info = model_from_checkpoint(checkpoint, spec, num_classes=num_classes, in_chans=in_chans)
+    own_chans = spec is not None and is_block_table(spec)  # a table's stem keeps its in_chans (images adapt)
+    model, info = model_from_checkpoint(
+        checkpoint, spec, num_classes=num_classes, in_chans=None if own_chans else in_chans
+    )
     if info["trained_here"]:  # a `rexnet train` run: its own network, input channels and image size
         config = info["metadata"].get("config", {})
         return LoadedModel(

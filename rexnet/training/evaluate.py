@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -41,6 +42,9 @@ class EvalResult:
     feature_rank_chunks: int
     feature_nuclear_norm: float
     classes: tuple[str, ...]
+    # With `evaluate(keep_logits=True)`: the logits every number above was computed from (N × classes, float32,
+    # in test-set order), written by `write_eval` as logits.npy; not part of eval.json.
+    logits: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 def normalized_feature_rank(features: torch.Tensor, chunk: int | None = None) -> tuple[float, int]:
@@ -73,14 +77,15 @@ def evaluate(
     device: str | torch.device = "cpu",
     workers: int = 0,
     progress: bool = False,
+    keep_logits: bool = False,
 ) -> EvalResult:
     """Returns top-1/top-5, per-class accuracy, the confusion matrix and the feature rank of `model` on `dataset`
-    (with `progress`, a progress bar of the batches on stderr)."""
+    (with `progress`, a progress bar of the batches on stderr; with `keep_logits`, the logits in `.logits`)."""
     device = resolve_device(device)
     model = model.to(device).eval()
     k = len(classes)
     confusion = torch.zeros(k, k, dtype=torch.int64)
-    feats, top5_hits, n = [], 0, 0
+    feats, all_logits, top5_hits, n = [], [], 0, 0
     batches = DataLoader(dataset, batch_size, shuffle=False, num_workers=workers)
     for images, target in tqdm(batches, desc="eval", unit="batch", leave=False, disable=not progress):
         images = images.to(device)
@@ -92,6 +97,8 @@ def evaluate(
         top5_hits += int((logits.topk(min(5, k), 1).indices == target[:, None]).any(1).sum())
         n += len(target)
         feats.append(pooled)
+        if keep_logits:
+            all_logits.append(logits)
     if n == 0:
         raise RexnetError("the test set is empty; check --data")
     features = torch.cat(feats)
@@ -107,6 +114,7 @@ def evaluate(
         feature_rank_chunks=chunks,
         feature_nuclear_norm=float(torch.linalg.matrix_norm(features.double(), ord="nuc")),
         classes=tuple(classes),
+        logits=torch.cat(all_logits) if keep_logits else None,
     )
 
 
@@ -150,15 +158,22 @@ def plot_confusion(result: EvalResult, path: str | os.PathLike, title: str = "")
 
 
 def write_eval(result: EvalResult, out_dir: str | os.PathLike, title: str = "") -> dict[str, Path]:
-    """Returns the files written to out_dir: eval.json (all numbers), per_class.csv, confusion.png."""
+    """Returns the files written to out_dir: eval.json (all numbers), per_class.csv, confusion.png, and
+    logits.npy (float32, one row per test image in order) when the result kept its logits."""
     out = Path(out_dir)
-    files = {"json": atomic_write_text(out / "eval.json", json.dumps(asdict(result), indent=2) + "\n")}
+    numbers = asdict(replace(result, logits=None))
+    del numbers["logits"]
+    files = {"json": atomic_write_text(out / "eval.json", json.dumps(numbers, indent=2) + "\n")}
     lines = ["class,accuracy,count"] + [
         f'"{c}",{acc:.4f},{sum(result.confusion[i])}'
         for i, (c, acc) in enumerate(zip(result.classes, result.per_class_accuracy))
     ]
     files["per_class"] = atomic_write_text(out / "per_class.csv", "\n".join(lines) + "\n")
     files["confusion"] = plot_confusion(result, out / "confusion.png", title)
+    if result.logits is not None:
+        with atomic_path(out / "logits.npy") as tmp, open(tmp, "wb") as f:
+            np.save(f, result.logits.float().numpy())  # a file object: np.save would append .npy to a name
+        files["logits"] = out / "logits.npy"
     return files
 
 

@@ -100,7 +100,9 @@ class TrainConfig:
     scale_min: float = 0.08  # ImageFolder training: area range of the random resized crop (timm's --scale)
     scale_max: float = 1.0
     random_erasing: float = 0.0
-    small_input: str = "off"  # 28–32 px data: s16 = one fewer downsampling, s8 = also stem stride 1 (small_input.py)
+    # 28–32 px data: s16 = one fewer downsampling, s8 = also stem stride 1 (small_input.py); a table already in a
+    # mode (a variant built with --small-input) keeps it: "off" or its own mode, another one is refused
+    small_input: str = "off"
     img_size: int | None = None  # None: 32 for the small datasets, 224 for ImageFolder
     train_limit: int | None = None  # use a fixed random subset of the training set (smoke runs, tests)
     test_limit: int | None = None
@@ -377,6 +379,8 @@ def setup(
 
     _seed_everything(cfg.seed)
     arch, stem_stride = small_input_variant(model_arch(cfg.model, dropout=cfg.dropout), cfg.small_input)
+    # The data decides input channels and classes; model.arch records them with the table's stem stride and
+    # small-input mode, so the checkpoints' "arch" is the whole network trained (registry.checkpoint_network).
     model = ReXNet(arch, len(data.classes), data.in_chans, stem_stride=stem_stride, drop_path_rate=cfg.drop_path).to(
         device
     )

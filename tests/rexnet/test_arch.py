@@ -91,6 +91,16 @@ def _write(tmp_path, data):
         (lambda d: d["blocks"][0].pop("se"), "missing ['se']"),
         (lambda d: d.update(format="other"), "format"),
         (lambda d: d.update(depth=3), "unknown field"),
+        (lambda d: d.update(stem_stride=3), "stem_stride=3"),
+        (lambda d: d.update(stem_stride=2.0), "stem_stride=2.0"),
+        (lambda d: d.update(small_input="s4"), "small_input='s4'"),
+        (lambda d: d.update(small_input="s8"), "small_input 's8' with stem_stride 2"),
+        (lambda d: d.update(in_chans=0), "in_chans=0"),
+        (lambda d: d.update(in_chans=True), "in_chans=True"),
+        (lambda d: d.update(num_classes=-1), "num_classes=-1"),
+        (lambda d: d.update(num_classes="10"), "num_classes='10'"),
+        (lambda d: d["blocks"][4].update(expanded=0), "block 4: expanded=0"),
+        (lambda d: d["blocks"][4].update(se_channels=1.5), "block 4: se_channels=1.5"),
     ],
 )
 def test_bad_block_tables_are_rejected(tmp_path, edit, message):
@@ -105,3 +115,47 @@ def test_not_json_is_rejected(tmp_path):
         load_arch(_write(tmp_path, "{nope"))
     with pytest.raises(RexnetError, match="does not exist"):
         load_arch(tmp_path / "missing.json")
+
+
+def test_the_whole_network_round_trips_and_old_tables_read_with_the_defaults(tmp_path):
+    from dataclasses import replace
+
+    from rexnet.arch import rexnet_v1_arch as v1
+
+    whole = replace(v1(0.5), stem_stride=1, small_input="s8", in_chans=1, num_classes=0)
+    assert load_arch(save_arch(whole, tmp_path / "whole.json")) == whole
+    old = arch_to_dict(v1(0.5))
+    for key in ("stem_stride", "small_input", "in_chans", "num_classes"):
+        del old[key]  # a table written before these fields existed: the 224-px layout's values
+    arch = load_arch(_write(tmp_path, old))
+    assert (arch.stem_stride, arch.small_input, arch.in_chans, arch.num_classes) == (2, "off", 3, 1000)
+    assert arch == v1(0.5)
+    rounded = v1(1.0, ch_div=8)  # timm's rexnetr: expanded/se_channels set, written and read back
+    assert load_arch(save_arch(rounded, tmp_path / "r.json")) == rounded
+
+
+def test_network_diff_compares_structure_not_labels():
+    from dataclasses import replace
+
+    from rexnet.arch import network_diff
+    from rexnet.arch import rexnet_v1_arch as v1
+
+    base = v1(0.5)
+    relabelled = replace(base, name="other", dropout=0.5, small_input="s16", provenance={"builder": "hand"})
+    assert network_diff(base, relabelled) == []
+    strided = replace(base, blocks=(replace(base.blocks[0], stride=2), *base.blocks[1:]), stem_stride=1)
+    assert network_diff(base, strided) == ["blocks[0].stride", "stem_stride"]
+    io = replace(base, in_chans=1, num_classes=10)
+    assert network_diff(base, io) == ["in_chans", "num_classes"] and network_diff(base, io, io=False) == []
+    assert network_diff(base, v1(0.5, depth_mult=2.0)) == ["blocks"]
+
+
+def test_block_table_text_shows_input_stem_stride_and_mode():
+    from dataclasses import replace
+
+    from rexnet.arch import rexnet_v1_arch as v1
+
+    text = format_block_table(replace(v1(0.5), stem_stride=1, small_input="s8", in_chans=1, num_classes=10))
+    stem = next(line for line in text.splitlines() if line.split()[0] == "stem")
+    assert stem.split()[:4] == ["stem", "1", "32", "3"] and stem.split()[4] == "1"  # in 1, out 32, k 3, s 1
+    assert "input 1 channel(s), 10 classes, small-input mode s8, output stride 16" in text

@@ -31,6 +31,41 @@ def test_summary_prints_table_params_and_macs(tmp_path):
     assert again.exit_code == 0 and "4,796,873" in again.output
 
 
+def test_summary_with_a_small_input_mode_and_channels_is_that_network(tmp_path):
+    from rexnet import ReXNet, load_arch, rexnet_v1_arch
+    from rexnet.small_input import small_input_variant
+    from rexnet.summary import count_flops
+
+    args = ["summary", "rexnet_050", "--img-size", 32, "--small-input", "s16", "--in-chans", 1, "--num-classes", 10]
+    result = _invoke(*args, "--save-arch", tmp_path / "s16.json")
+    assert result.exit_code == 0, result.output
+    arch, _ = small_input_variant(rexnet_v1_arch(0.5), "s16")
+    flops, _ = count_flops(ReXNet(arch, 10, 1).eval(), torch.zeros(1, 1, 32, 32))  # an independent count
+    assert f"MACs                 {flops / 2e6:.2f} M" in result.output  # in M: 0.013 G would hide it
+    assert "input                1×32×32, 10 classes, small-input mode s16" in result.output
+    saved = load_arch(tmp_path / "s16.json")  # the saved table is the network summarised, all of it
+    assert (saved.small_input, saved.in_chans, saved.num_classes, saved.strides[-1]) == ("s16", 1, 10, 16)
+    again = _invoke("summary", tmp_path / "s16.json", "--img-size", 32)  # the JSON alone: the same network
+
+    def totals(output):
+        return [line for line in output.splitlines() if line.startswith(("input  ", "parameters  ", "MACs  "))]
+
+    assert again.exit_code == 0 and len(totals(again.output)) == 3 and totals(again.output) == totals(result.output)
+
+
+def test_export_of_a_name_takes_in_chans_and_small_input(tmp_path, monkeypatch):
+    import rexnet.cli
+
+    seen = {}
+    monkeypatch.setattr(rexnet.cli, "export_onnx", lambda model, path, **kw: seen.update(model=model, **kw) or path)
+    args = ["export", "rexnet_050", "--onnx", tmp_path / "m.onnx", "--in-chans", 1, "--small-input", "s8"]
+    result = _invoke(*args, "--img-size", 32)
+    assert result.exit_code == 0, result.output
+    model = seen["model"]
+    assert (model.in_chans, model.arch.small_input, model.features[0].stride) == (1, "s8", (1, 1))
+    assert "small-input mode s8, input 1×32×32" in result.output
+
+
 def test_models_lists_names():
     from rexnet import list_models
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from rexnet import RexnetError, ReXNetV1, export_onnx
+from rexnet import ReXNet, RexnetError, ReXNetV1, export_onnx, rexnet_v1_arch
+from rexnet.small_input import small_input_variant
 
 from .conftest import randomize
 
@@ -43,4 +44,23 @@ def test_failed_export_leaves_no_partial_file(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.onnx, "export", broken_export)
     with pytest.raises(RuntimeError):
         export_onnx(ReXNetV1(num_classes=2), tmp_path / "m.onnx", img_size=32)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_one_channel_small_input_model_exports_with_its_own_input(tmp_path):
+    arch, _ = small_input_variant(rexnet_v1_arch(0.5), "s8")
+    model = randomize(ReXNet(arch, 10, 1), seed=5)
+    path = export_onnx(model, tmp_path / "m.onnx", img_size=16)  # total stride 8: 16 px is enough
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(_run(path, x), expected, rtol=1e-4, atol=1e-4)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == [1, 16, 16]
+
+
+def test_an_image_smaller_than_the_total_stride_is_refused(tmp_path):
+    arch, _ = small_input_variant(rexnet_v1_arch(0.5), "s16")
+    with pytest.raises(RexnetError, match="below 16, the network's total stride"):
+        export_onnx(ReXNet(arch, 10, 1), tmp_path / "m.onnx", img_size=8)
     assert list(tmp_path.iterdir()) == []

@@ -1,6 +1,7 @@
 """`rexnet.registry.model_from_checkpoint`, the one checkpoint reader of `rexnet eval` and the probe: a training
-checkpoint rebuilds the exact network it holds (block table, stem stride, input channels, classes) and refuses
-another model name; official/timm checkpoints need a name and load strictly, with identical outputs."""
+checkpoint (and any `save_checkpoint` file) rebuilds the exact network it holds (block table, stem stride and
+small-input mode, input channels, classes) and refuses another model name or mode; official/timm checkpoints and
+bare state_dicts need a name and load strictly, with identical outputs."""
 
 import pytest
 import torch
@@ -49,6 +50,7 @@ def test_a_training_checkpoint_rebuilds_the_network_it_holds(trained):
     [
         ({"model_name": "rexnet_100"}, "another model or width"),
         ({"num_classes": 5}, "7-class classifier"),
+        ({"small_input": "s16"}, "small-input mode s8, not s16"),
     ],
 )
 def test_a_training_checkpoint_refuses_another_network(trained, kwargs, words):
@@ -74,3 +76,28 @@ def test_official_and_timm_checkpoints_need_a_name_and_load_strictly(tmp_path, l
         torch.testing.assert_close(model(x), source(x), rtol=0, atol=0)
     grey, info = model_from_checkpoint(state, "rexnet_130", in_chans=1)  # a dict works too; the stem is adapted
     assert info["in_chans"] == 1 and grey.features[0].weight.shape[1] == 1
+
+
+def test_a_saved_model_records_its_network_and_needs_no_name(tmp_path):
+    from rexnet import rexnet_v1_arch
+
+    source = randomize(ReXNet(small_input_variant(rexnet_v1_arch(0.5), "s8")[0], 4, 2), seed=5)
+    path = save_checkpoint(tmp_path / "saved.pth", source)  # save_checkpoint alone, no training metadata
+    model, info = model_from_checkpoint(path)
+    assert (info["in_chans"], info["num_classes"], info["small_input"], info["stem_stride"]) == (2, 4, "s8", 1)
+    assert not info["trained_here"] and info["img_size"] is None and info["pretrained_cfg"] is not None
+    x = torch.randn(2, 2, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), source(x), rtol=0, atol=0)
+
+
+def test_a_bare_state_dict_is_built_in_the_mode_asked_for(tmp_path):
+    from rexnet import rexnet_v1_arch
+
+    source = randomize(ReXNet(small_input_variant(rexnet_v1_arch(0.5), "s16")[0], 10, 1), seed=6)
+    torch.save(source.state_dict(), tmp_path / "bare.pth")  # no table: the weights fit off and s16 alike
+    model, info = model_from_checkpoint(tmp_path / "bare.pth", "rexnet_050", in_chans=1, small_input="s16")
+    assert (info["small_input"], info["in_chans"], model.arch.strides[-1]) == ("s16", 1, 16)
+    x = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), source(x), rtol=0, atol=0)

@@ -1,6 +1,7 @@
 """Networks at a MACs budget (bisection on width) and variants built from findings files."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -210,7 +211,10 @@ def test_cli_builds_a_family_at_a_budget_and_refuses_bad_arguments(tmp_path):
     assert result.exit_code == 0, result.output
     arch = load_arch(out)
     # ReXNet-0.5× s16's budget: bisection finds 0.74× (−0.5%); the 0.05 grid it replaces ended at 0.70× (−9%).
-    assert arch == mobilenetv2_arch(0.74)
+    # The JSON is the network matched: in mode s16, for 1-channel input and 10 classes.
+    s16, _ = small_input_variant(mobilenetv2_arch(0.74), "s16")
+    assert arch == replace(s16, in_chans=1, num_classes=10)
+    assert (arch.small_input, arch.stem_stride, arch.strides[-1]) == ("s16", 2, 16)
     assert model_costs(small_input_variant(mobilenetv2_arch(0.7), "s16")[0], 32, in_chans=1)[1] < 0.92 * 12_900_000
     assert abs(arch.provenance["budget"]["macs"] - 12_900_000) <= 0.02 * 12_900_000
     for bad, message in (
@@ -244,7 +248,11 @@ def test_a_variant_trains_for_one_step_and_reloads(tmp_path):
     )
     row = train(cfg)
     assert row["epoch"] == 1 and torch.isfinite(torch.tensor(row["train_loss"]))
-    # The weights load strictly into the table they were trained as (a mismatch raises), Mish included.
-    trained = create_model(str(path), num_classes=10, checkpoint=str(tmp_path / "run" / "model.pth")).eval()
+    # The weights load strictly into the table they were trained as (a mismatch raises), Mish included; the run
+    # trained the table in mode s16, which the (off) table alone is not: that call is refused, the right one works.
+    ckpt = str(tmp_path / "run" / "model.pth")
+    with pytest.raises(RexnetError, match="small-input mode s16.*small_input='s16'"):
+        create_model(str(path), num_classes=10, checkpoint=ckpt)
+    trained = create_model(str(path), num_classes=10, checkpoint=ckpt, small_input="s16").eval()
     assert sum(isinstance(m, torch.nn.Mish) for m in trained.modules()) == len(expanding(arch)) + 1
     assert torch.isfinite(trained(torch.randn(2, 3, 32, 32))).all()

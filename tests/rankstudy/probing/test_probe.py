@@ -204,6 +204,25 @@ def test_a_rexnet_train_checkpoint_rebuilds_its_own_network(tmp_path):
         load_model(None)
 
 
+def test_a_block_table_builds_the_network_it_records(tmp_path):
+    """A variant JSON carries its input channels, classes and small-input mode: the probe builds that network,
+    not one shaped by the data (1-channel images are repeated for a 3-channel table)."""
+    from dataclasses import replace
+
+    from rexnet.arch import save_arch
+    from rexnet.small_input import small_input_variant
+
+    small, _ = small_input_variant(TINY, "s8")
+    table = replace(small, in_chans=1, num_classes=7, provenance={"budget": {"img_size": 24}})
+    path = save_arch(table, tmp_path / "variant.json")
+    loaded = load_model(str(path), in_chans=3)  # the data's 3 channels do not change the table's 1
+    assert (loaded.in_chans, loaded.img_size, loaded.model.num_classes) == (1, 24, 7)
+    assert loaded.model.features[0].stride == (1, 1) and loaded.model.features[0].in_channels == 1
+    plain = save_arch(TINY, tmp_path / "plain.json")  # a table of the 224-px layout: 3 channels, 1000 classes
+    loaded = load_model(str(plain), in_chans=1)
+    assert (loaded.in_chans, loaded.img_size, loaded.model.num_classes) == (3, None, 1000)
+
+
 # --- the command line ---------------------------------------------------------------------------------------
 
 

@@ -70,6 +70,26 @@ def test_metrics_match_a_direct_computation():
     assert 0 < result.feature_rank <= 1 and result.feature_nuclear_norm > 0
 
 
+def test_kept_logits_are_those_of_the_model_and_are_written_apart(tmp_path):
+    import numpy as np
+
+    from rexnet.training.evaluate import write_eval
+
+    model = randomize(ReXNet(TINY, 10), seed=3)
+    gen = torch.Generator().manual_seed(6)
+    images, labels = torch.randn(30, 3, 16, 16, generator=gen), torch.randint(0, 10, (30,), generator=gen)
+    result = evaluate(model, TensorDataset(images, labels), tuple("abcdefghij"), batch_size=8, keep_logits=True)
+    with torch.no_grad():
+        expected = model(images)  # one batch of 30, against evaluate's batches of 8
+    torch.testing.assert_close(result.logits, expected, rtol=1e-5, atol=1e-5)
+    assert result.top1 == pytest.approx(100 * (result.logits.argmax(1) == labels).double().mean().item())
+    assert evaluate(model, TensorDataset(images, labels), tuple("abcdefghij")).logits is None  # off by default
+    files = write_eval(result, tmp_path / "ev")
+    np.testing.assert_array_equal(np.load(files["logits"]), result.logits.numpy())
+    report = json.loads(files["json"].read_text())
+    assert "logits" not in report and report["top1"] == result.top1
+
+
 @pytest.fixture
 def trained_run(tmp_path):
     arch = save_arch(TINY, tmp_path / "tiny.json")
