@@ -1,23 +1,21 @@
 """torch.hub entry points: `torch.hub.load("path/to/clone", "rexnet_100", source="local", num_classes=10)`.
 
-No weights are hosted (the project has no download location); pass `checkpoint=PATH` to load a file
-in the official, timm or this package's layout (one that records another network, e.g. a `rexnet train
+No weights are hosted (the project has no download location): `pretrained=True` loads a local copy of the
+published weights as `rexnet.create_model` does (e.g. from the Hugging Face cache), or pass `checkpoint=PATH`
+to load a file in the official, timm or this package's layout (one that records another network, e.g. a `rexnet train
 --small-input s16` run, is refused: pass `small_input="s16"` too, or load it with `from_checkpoint`).
 `from_checkpoint(path)` returns the network a checkpoint written by this package records, with its weights.
 """
 
 dependencies = ["torch", "safetensors"]
 
-from rexnet.errors import RexnetError as _RexnetError  # noqa: E402
 from rexnet.registry import create_model as _create_model  # noqa: E402
 from rexnet.registry import list_models as _list_models  # noqa: E402
 
 
 def _entry(name: str):
     def entry(pretrained: bool = False, **kwargs):
-        if pretrained:
-            raise _RexnetError(f"no pretrained weights are hosted for {name}; pass checkpoint=PATH instead")
-        return _create_model(name, **kwargs)
+        return _create_model(name, pretrained=pretrained, **kwargs)
 
     entry.__name__ = name
     entry.__doc__ = (

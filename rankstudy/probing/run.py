@@ -185,10 +185,10 @@ def run_probe(
     _check_writable(out)
     in_chans = 1 if data == "fashion-mnist" else 3
     loaded = load_model(model, checkpoint, in_chans=in_chans, num_classes=num_classes)
-    size = img_size or loaded.img_size
-    if size > MAX_IMG_SIZE:
+    size = img_size or loaded.img_size  # None: the data's own size (load_images: 32 px Fashion-MNIST, else 224)
+    if size is not None and size > MAX_IMG_SIZE:
         raise StudyError(f"--img-size {size} is larger than {MAX_IMG_SIZE}; give a smaller --img-size")
-    needed = n_images * loaded.in_chans * size * size * 4  # bytes of the float32 image batch alone
+    needed = n_images * loaded.in_chans * (size or 224) ** 2 * 4  # bytes of the float32 image batch alone
     if needed > MAX_IMAGE_BYTES:
         raise StudyError(
             f"{n_images} images of {size}×{size} need {needed / 2**30:.0f} GiB before any layer runs "

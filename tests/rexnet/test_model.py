@@ -151,16 +151,21 @@ def test_model_from_block_table_file(tmp_path):
     assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
 
 
-def test_hubconf_loads_locally():
+def test_hubconf_loads_locally(tmp_path, monkeypatch):
     from pathlib import Path
+
+    for var in ("REXNET_WEIGHTS", "TORCH_HOME", "HF_HUB_CACHE"):  # no local weights, whatever this machine holds
+        monkeypatch.setenv(var, str(tmp_path / var))
 
     repo = Path(__file__).resolve().parents[2]
     model = torch.hub.load(str(repo), "rexnet_lite_100", source="local", num_classes=10)
     assert isinstance(model, ReXNetV1Lite) and model.num_classes == 10
     with torch.device("meta"):  # the names `rexnet models` lists, e.g. rexnet_050, are hub entries too
         assert torch.hub.load(str(repo), "rexnet_050", source="local").arch.name == "rexnet_050"
-    with pytest.raises(RexnetError, match="no pretrained weights"):
+    with pytest.raises(RexnetError, match="no local copy of rexnet_100's weights"):
         torch.hub.load(str(repo), "rexnet_100", source="local", pretrained=True)
+    with pytest.raises(RexnetError, match="rexnet_050 has no published weights"):
+        torch.hub.load(str(repo), "rexnet_050", source="local", pretrained=True)
 
 
 def test_fresh_model_activations_do_not_vanish():

@@ -283,3 +283,11 @@ def test_cli_errors_exit_2_and_write_nothing(tmp_path, args, message):
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
     assert not out.exists()
+
+
+def test_probe_without_img_size_uses_the_datas_size(tmp_path):
+    # no --img-size and a name (no recorded size): random images come at their default 224 px
+    from rankstudy.probing.run import run_probe
+
+    table, written = run_probe("rexnet_050", None, "random", 4, tmp_path / "p", progress=False, max_columns=64)
+    assert len(table) > 0 and all(p.exists() for p in written)
