@@ -2,7 +2,9 @@
 
 Writes results/study/ (results.parquet, results.csv, metadata.json with config, seed, versions, device
 and wall time; run_stats.json with peak memory), results/figures/, results/findings.json and
-results/FINDINGS.md. Rerunning resumes an interrupted study from its stored chunks.
+results/FINDINGS.md. Rerunning resumes an interrupted study from its stored chunks. The findings' design
+rules read the committed rule study results/rules/ (`python experiments/rule_study.py`) and the design
+measure the proxy benchmark's results/proxies/report.json, where they exist.
 
     python experiments/main_study.py [--n 10000] [--seed 0] [--workers CORES] [--out results]
 """
@@ -61,8 +63,8 @@ def main() -> None:
     rec = findings["recommendations"]
     print(f"figures → {args.out / 'figures'}; findings → {args.out / 'findings.json'}, {args.out / 'FINDINGS.md'}")
     print(
-        f"recommended nonlinearity {rec['recommended_nonlinearity']}, max expansion per layer "
-        f"{rec['max_expansion_per_layer']}, gradual beats single: {rec['gradual_expansion_beats_single']}"
+        f"recommended nonlinearity {rec['recommended_nonlinearity']}, max expansion {rec['max_expansion']}, "
+        f"gradual beats single: {rec['gradual_expansion_beats_single']}"
     )
     for key, item in findings["paper_findings"].items():
         print(f"  ({key}) {item['verdict']}: {item['claim']}")

@@ -2,7 +2,10 @@
 
     python experiments/plots_and_principles.py [STUDY_DIR] [RESULTS_DIR]     (defaults: results/study, results)
 
-`experiments/main_study.py` calls `figures_and_findings` after `rankstudy sample`. The figure set: the
+`experiments/main_study.py` calls `figures_and_findings` after `rankstudy sample`. The findings' design rules
+read the rule study in RESULTS_DIR/rules (`experiments/rule_study.py`) and their design measure is chosen
+from the proxy benchmark's report RESULTS_DIR/proxies/report.json, each where it exists (the findings record
+which were read). The figure set: the
 paper's figure, its dimension-ratio version, heatmaps and rank vs depth under three measures, and the
 paper's figure split by each unstated factor (N/d_out, init, norm) under the default-tolerance rank and
 the design measure. figures/figures.json lists every file with the command, source and versions.
@@ -12,8 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from rankstudy.findings.design import load_proxy_report
 from rankstudy.findings.plots import plot_all
 from rankstudy.findings.principles import write_findings
+from rankstudy.findings.rules import load_rule_study
 from rankstudy.store import load_results, write_json
 from rexnet.io import versions
 
@@ -48,7 +53,16 @@ def figures_and_findings(
                 {"path": p.name, "metric": metric, "facet": facet}
                 for p in plot_all(table, meta, figures_dir, metric, facet=facet)
             ]
-    findings = write_findings(table, meta, results_dir / "findings.json", results_dir / "FINDINGS.md", command=command)
+    rules_dir, report = results_dir / "rules", results_dir / "proxies" / "report.json"
+    findings = write_findings(
+        table,
+        meta,
+        results_dir / "findings.json",
+        results_dir / "FINDINGS.md",
+        command=command,
+        rule_tables=load_rule_study(rules_dir) if rules_dir.is_dir() else None,
+        proxy_report=load_proxy_report(report) if report.is_file() else None,
+    )
     write_json(
         figures_dir / "figures.json",
         {
@@ -74,8 +88,8 @@ if __name__ == "__main__":
     found = figures_and_findings(*(args or ["results/study", "results"]))
     rec = found["recommendations"]
     print(
-        f"recommended nonlinearity {rec['recommended_nonlinearity']}, max expansion per layer "
-        f"{rec['max_expansion_per_layer']}, gradual beats single: {rec['gradual_expansion_beats_single']}"
+        f"recommended nonlinearity {rec['recommended_nonlinearity']}, max expansion {rec['max_expansion']}, "
+        f"gradual beats single: {rec['gradual_expansion_beats_single']}"
     )
     for key, item in found["paper_findings"].items():
         print(f"({key}) {item['verdict']}: {item['claim']}")

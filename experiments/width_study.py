@@ -68,7 +68,7 @@ def summarise(tables: dict[int, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFra
     """Returns (means per width × kind × nonlinearity × ratio, verdicts per finding × width × measure, findings)."""
     means, verdicts, findings = [], [], {}
     settings = Settings(
-        measures=MEASURES, design_measure="bound_relative_rank_rtol_1e-2", n_resamples=999, design_rows=()
+        measures=MEASURES, design_measure="bound_relative_rank_rtol_1e-2", n_resamples=999, threshold_resamples=50
     )
     for d_in, table in tables.items():
         t = check_table(table)

@@ -243,26 +243,61 @@ def plot(in_path, out, metric, facet, kinds, nonlinearities, quiet):
 @click.option("--taus", default="0.9,0.95", show_default=True, help="Comma-separated rank thresholds τ.")
 @click.option(
     "--design-measure",
-    default="bound_relative_rank_rtol_1e-2",
+    default="auto",
     show_default=True,
-    help="Measure the design rules are read from.",
+    help="Measure the design rules and verdicts are read from; auto: from the proxy benchmark's report.",
+)
+@click.option(
+    "--rules-in",
+    default="auto",
+    show_default=True,
+    help="Rule study folder (experiments/rule_study.py) the design rules read; auto: results/rules if it "
+    "exists; none: the rules read --in.",
+)
+@click.option(
+    "--proxy-report",
+    default="auto",
+    show_default=True,
+    help="Proxy benchmark report.json the design measure is chosen from; auto: results/proxies/report.json if "
+    "it exists; none: schema 2's design measure.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def principles(in_path, out, md, taus, design_measure, quiet):
-    """Turn a results table into findings.json and FINDINGS.md: rankings, fits, thresholds, verdicts."""
-    from .findings.principles import Settings, write_findings  # noqa: PLC0415 - scipy takes seconds to import
+def principles(in_path, out, md, taus, design_measure, rules_in, proxy_report, quiet):
+    """Turn a results table into findings.json and FINDINGS.md: rules with their uncertainty, verdicts."""
+    from .findings.design import DEFAULT_REPORT, load_proxy_report  # noqa: PLC0415 - scipy takes seconds to import
+    from .findings.principles import Settings, write_findings  # noqa: PLC0415 - as above
+    from .findings.rules import load_rule_study  # noqa: PLC0415 - as above
 
     table, meta = load_results(in_path)
-    settings = Settings(taus=_numbers(taus), design_measure=design_measure)
+    settings = Settings(taus=_numbers(taus), design_measure=design_measure).validate()
+    rules_path = ("results/rules" if Path("results/rules").is_dir() else None) if rules_in == "auto" else rules_in
+    rule_tables = None if rules_path in (None, "none") else load_rule_study(rules_path)
+    report_path = (
+        (DEFAULT_REPORT if Path(DEFAULT_REPORT).is_file() else None) if proxy_report == "auto" else proxy_report
+    )
+    report = None if report_path in (None, "none") else load_proxy_report(report_path)
     command = " ".join(["rankstudy", *sys.argv[1:]])
-    findings = write_findings(table, meta, out, md, settings=settings, command=command, progress=not quiet)
+    findings = write_findings(
+        table,
+        meta,
+        out,
+        md,
+        settings=settings,
+        command=command,
+        progress=not quiet,
+        rule_tables=rule_tables,
+        proxy_report=report,
+    )
     rec = findings["recommendations"]
     md_path = md or str(Path(out).parent / "FINDINGS.md")
     click.echo(f"findings → {out}, {md_path}")
-    limits = ", ".join(f"τ={k}: {'–' if v is None else f'{v:.3g}'}" for k, v in rec["max_expansion_per_layer"].items())
+    click.echo(f"  design measure: {findings['settings']['design_measure']}")
+    for name, rule in rec["rules"].items():
+        state = f"decided: {rule['choice']}" if rule["decided"] else f"undecided (ReXNet keeps {rule['baseline']})"
+        click.echo(f"  rule {name}: {state}")
     click.echo(
-        f"  recommended nonlinearity: {rec['recommended_nonlinearity']}; max expansion per layer: {limits}; "
+        f"  recommended nonlinearity: {rec['recommended_nonlinearity']}; max expansion: {rec['max_expansion']}; "
         f"gradual beats single: {rec['gradual_expansion_beats_single']}"
     )
     for key, item in findings["paper_findings"].items():

@@ -284,6 +284,22 @@ def pairwise(groups: dict[str, np.ndarray], alpha: float = ALPHA) -> list[Compar
 # --- verdicts: equivalence, materiality, the best of several options -------------------------------------
 
 
+def exceeds_p(x, y, margin: float = 0.0) -> float:
+    """Returns the one-sided Welch p-value of H0: mean(x) − mean(y) ≤ margin against "> margin".
+
+    With margin > 0 a small p says the difference is *materially* positive (its one-sided (1 − p) lower
+    confidence bound is ≥ margin); for "materially negative" pass (y, x). NaN when a group has < 2 finite
+    values; two constant groups are decided exactly (0 if the difference exceeds the margin, else 1).
+    """
+    x, y = _finite(x), _finite(y)
+    if x.size < 2 or y.size < 2:
+        return math.nan
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        return 0.0 if x[0] - y[0] > margin else 1.0
+    diff, se, df = _welch(x, y)
+    return float(stats.t.sf((diff - margin) / se, df))
+
+
 @dataclass(frozen=True)
 class Equivalence:
     """Two one-sided Welch tests (TOST) of |mean(x) − mean(y)| < margin, with the usual two-sided Welch test.
@@ -483,8 +499,12 @@ class CurveFit:
         return math.inf if log_r > 700 else math.exp(log_r)
 
 
-def fit_curve(ratios, values) -> CurveFit:
+def fit_curve(ratios, values, start: "CurveFit | None" = None) -> CurveFit:
     """Returns the least-squares CURVE_FAMILY fit to (ratio, value) points; converged=False when it fails.
+
+    `start` (a converged fit, e.g. to the full sample when refitting bootstrap resamples of it) replaces the
+    coarse-grid start point and cuts the budget to 60 evaluations: a refit from a nearby optimum needs a
+    few; one that needs more (flat data, where the parameters are not identified) reports converged=False.
 
     When `scipy.optimize.curve_fit` fails (no convergence within its budget, or a non-finite result) the
     fit reports converged=False and carries the coarse-grid start point as its parameters (with its
@@ -527,14 +547,29 @@ def fit_curve(ratios, values) -> CurveFit:
 
     lo = [b[0] for b in _BOUNDS.values()]
     hi = [b[1] for b in _BOUNDS.values()]
-    p0 = _grid_start(log_r, means, counts)
+    p0 = (
+        tuple(
+            min(max(v, a), b)
+            for v, a, b in zip((start.top, math.log(start.r_break), start.tail, start.sharpness), lo, hi)
+        )
+        if start is not None and start.converged
+        else _grid_start(log_r, means, counts)
+    )
     start_sse = float(np.sum(counts * (model(log_r, *p0) - means) ** 2))
     best, converged = (np.asarray(p0), start_sse), False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             params, _ = optimize.curve_fit(
-                model, log_r, means, p0=p0, sigma=sigma, method="trf", bounds=(lo, hi), jac=jacobian, max_nfev=300
+                model,
+                log_r,
+                means,
+                p0=p0,
+                sigma=sigma,
+                method="trf",
+                bounds=(lo, hi),
+                jac=jacobian,
+                max_nfev=300 if start is None else 60,
             )
         sse = float(np.sum(counts * (model(log_r, *params) - means) ** 2))
         converged = bool(np.all(np.isfinite(params)) and math.isfinite(sse))

@@ -24,7 +24,7 @@ from .summary import format_summary, summarize
 from .training import data as datasets
 from .training import evaluate as evaluation
 from .training import train as trainer
-from .variants import family_at_macs, from_findings, parse_macs
+from .variants import family_at_macs, from_findings, parse_macs, read_rules
 
 
 class _Group(click.Group):
@@ -510,7 +510,10 @@ def build_cmd(
         depth=depth,
     )
     if findings_path is not None:
-        arch = from_findings(findings_path, tau=tau, name=name, **budget)
+        rules = read_rules(findings_path, tau=tau)
+        for line in rules.undecided:  # one line per rule the findings could not decide: ReXNet's choice kept
+            click.echo(f"warning: {line}", err=True)
+        arch = from_findings(rules, tau=tau, name=name, **budget)
     else:
         arch = family_at_macs(family, **budget)
         arch = replace(arch, name=name) if name else arch

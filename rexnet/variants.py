@@ -165,6 +165,8 @@ class Rules:
 
     `evidence[rule]` is the JSON record of the finding that set it (key, value, measure, CI, …) and
     `source` the findings file's identity (schema, created, command), both copied into the variant's table.
+    `undecided` holds one line per rule the findings could not decide (schema 3: its probability of being best
+    below 0.8, or a CI that spans ReXNet's choice), for which ReXNet's choice was kept; the CLI prints them.
     """
 
     nonlinearity: str = REXNET_NONLINEARITY
@@ -173,6 +175,7 @@ class Rules:
     tau: float | None = None
     evidence: dict[str, Any] = field(default_factory=dict, compare=False)
     source: dict[str, Any] = field(default_factory=dict, compare=False)
+    undecided: tuple[str, ...] = field(default=(), compare=False)
 
     def ablate(self, rule: str) -> Rules:
         """Returns these rules with one switched back to ReXNet's choice (nonlinearity, expansion or schedule)."""
@@ -347,11 +350,95 @@ def _rules_v1(data: dict, tau: float, where: str) -> Rules:
     return Rules(nonlinearity, max_expansion, schedule, tau, evidence, source)
 
 
+PROB_BEST = 0.8  # a choice below this bootstrap probability of being best is not taken (docs/findings_schema.md)
+_BASELINE = {"nonlinearity": REXNET_NONLINEARITY, "expansion": REXNET_EXPANSION, "schedule": "linear"}
+
+
+def _spans_zero(ci: Any) -> bool:
+    return isinstance(ci, list) and len(ci) == 2 and None not in ci and ci[0] <= 0 <= ci[1]
+
+
+def _rule_v3(rules: dict, name: str, tau_key: str | None, where: str) -> tuple[Any, dict, str | None]:
+    """Returns (the value to build, its evidence, a warning line or None) for one rule of a schema-3 file: the
+    rule's choice when the findings decided it, else ReXNet's choice and a line saying why."""
+    rule = _get(rules, name, where)
+    _need(isinstance(rule, dict), where, f"recommendations.rules.{name} is not an object")
+    part = rule
+    if name == "expansion" and tau_key is not None:
+        per_tau = _get(rule, "per_tau", where)
+        _need(isinstance(per_tau, dict), where, "recommendations.rules.expansion.per_tau is not an object")
+        part = {**rule, **per_tau[_tau_key(per_tau, float(tau_key), where, "rules.expansion.per_tau")]}
+    source = (
+        part if name != "expansion" or part.get("form") == "threshold" else {**part, **(rule.get("comparison") or {})}
+    )
+    choice, prob = part.get("choice"), source.get("prob_best")
+    vs = source.get("vs_baseline") or {}
+    evidence = {
+        "key": f"recommendations.rules.{name}",
+        "form": part.get("form"),
+        "measure": rule.get("measure"),
+        "choice": choice,
+        "best": part.get("best"),
+        "decided": part.get("decided"),
+        "reason": part.get("reason"),
+        "estimate": (source.get("options") or [{}])[0].get("value") if name != "schedule" else rule.get("value"),
+        "ci": (source.get("options") or [{}])[0].get("ci") if name != "schedule" else rule.get("ci"),
+        "prob_best": prob,
+        "lead": source.get("lead"),
+        "vs_baseline": vs or None,
+        "n_networks": (rule.get("rows") or {}).get("n_networks"),
+        "rows": (rule.get("rows") or {}).get("source"),
+    }
+    why = None
+    if part.get("decided") is not True or choice is None:
+        why = part.get("reason") or "not decided"
+    elif isinstance(prob, (int, float)) and prob < PROB_BEST:
+        why = f"P(best) {prob:.2f} < {PROB_BEST}"
+    elif _spans_zero(vs.get("ci")):
+        why = f"the CI of its difference from ReXNet's {vs.get('baseline')}, {vs.get('ci')}, spans 0"
+    if part.get("form") == "threshold":  # the estimate is the threshold itself, with its bootstrap CI
+        t = _opt(rule, "threshold", "by_measure", rule.get("measure"), tau_key) or {}
+        evidence.update(estimate=t.get("ratio"), ci=t.get("ci"), empirical_spread=t.get("empirical_spread"))
+    baseline = _BASELINE[name]
+    if why is None:
+        return choice, {"finding": evidence, "because": f"decided: {part.get('reason')}"}, None
+    line = f"rule {name} is not decided ({why}): ReXNet's {baseline} kept (best in the data: {part.get('best')})"
+    return baseline, {"finding": evidence, "because": f"not decided: ReXNet's {baseline} kept"}, line
+
+
+def _rules_v3(data: dict, tau: float, where: str) -> Rules:
+    """Returns the rules of a schema-3 findings file (docs/findings_schema.md, 'For the ReXNet variant builder'):
+    each rule's choice where the findings decided it, ReXNet's choice (and a line in `undecided`) where not."""
+    rules = _get(data, "recommendations.rules", where)
+    _need(isinstance(rules, dict), where, "recommendations.rules is not an object")
+    undecided, evidence = [], {}
+    nonlinearity, evidence["nonlinearity"], line = _rule_v3(rules, "nonlinearity", None, where)
+    undecided += [line] if line else []
+    _need(
+        isinstance(nonlinearity, str) and nonlinearity in ACTIVATIONS,
+        where,
+        f"recommended nonlinearity {nonlinearity!r} is not one of {', '.join(ACTIVATIONS)}",
+    )
+    expansion, evidence["expansion"], line = _rule_v3(rules, "expansion", f"{tau:g}", where)
+    undecided += [line] if line else []
+    _need(
+        isinstance(expansion, int) and not isinstance(expansion, bool) and expansion >= 1,
+        where,
+        f"rules.expansion choice {expansion!r} is not an integer >= 1",
+    )
+    schedule, evidence["schedule"], line = _rule_v3(rules, "schedule", None, where)
+    undecided += [line] if line else []
+    _need(schedule in ("linear", "stagewise"), where, f"rules.schedule choice {schedule!r} is not linear/stagewise")
+    source = {"schema_version": 3, "created": data.get("created"), "command": data.get("command")}
+    return Rules(nonlinearity, min(REXNET_EXPANSION, expansion), schedule, tau, evidence, source, tuple(undecided))
+
+
 # schema_version → reader. A new schema adds one reader returning the same Rules.
 # Schema 2 keeps schema 1's keys: its recommendations are read from bound-relative measures (rank divided by
 # min(d_out, structural bound)) and `gradual_expansion_beats_single` compares stacks and blocks relative to
 # each one's bound; the builder applies them the same way, and the evidence records the measure used.
-FINDINGS_READERS: dict[int, Callable[[dict, float, str], Rules]] = {1: _rules_v1, 2: _rules_v1}
+# Schema 3 gives each rule with its uncertainty (`recommendations.rules`): a rule is applied only where decided.
+FINDINGS_READERS: dict[int, Callable[[dict, float, str], Rules]] = {1: _rules_v1, 2: _rules_v1, 3: _rules_v3}
 
 
 def read_rules(findings: dict | str | os.PathLike, *, tau: float = 0.9) -> Rules:
@@ -436,6 +523,7 @@ def variant_arch(rules: Rules, width_mult: float, depth_mult: float = 1.0, *, na
             "width_mult": width_mult,
             "depth_mult": depth_mult,
             "choices": choices,
+            "undecided": list(rules.undecided),
         },
     )
     return arch

@@ -1,19 +1,30 @@
-"""Turns a results table into quantified design rules and verdicts on the paper's findings (findings.json,
-schema in docs/findings_schema.md); `rankstudy.report` renders them as FINDINGS.md.
+"""Turns a results table into design rules with their uncertainty and verdicts on the paper's findings
+(findings.json, schema in docs/findings_schema.md); `rankstudy.findings.report` renders them as FINDINGS.md.
 
-The data flows one way: results table → `find_principles` → findings dict → JSON / Markdown. Every number
+The data flows one way: results table(s) → `find_principles` → findings dict → JSON / Markdown. Every number
 comes from `rankstudy.stats`; the choices behind each rule are recorded in the findings' `settings`.
-Every finding is judged under each measure twice: normalised by d_out, and relative to the architecture's
-structural bound (`rankstudy.bounds`). A finding that holds under the first but not the second follows
-from the shapes alone ("structural"); one that holds relative to the bound is caused by the nonlinearity.
-The design rules are read from bound-relative measures only.
+
+- The design rules (`rankstudy.findings.rules`) are read where a variant applies them (ReXNet's expansion
+  range, BN, the inputs its layers see), from a dedicated rule study where one is given, each with a
+  bootstrap CI over networks, the probability of being best and whether it is decided.
+- The design measure they read is the one whose rank proxy best predicts trained accuracy in the proxy
+  benchmark (`rankstudy.findings.design`), re-read from its report every time the findings are made.
+- Each of the paper's findings (§3, Figure 1) is judged cell by cell (kind × factor level × measure), with
+  false-discovery-rate control over a finding's cells (Benjamini–Hochberg), materiality judged on the CI,
+  and "tied" only where an equivalence test (TOST) shows it; its verdict is read under the design measure
+  and reported with its effect size and CI per kind and where it flips. Every finding is judged under each
+  measure normalised by d_out and, for blocks and stacks, relative to the architecture's structural bound
+  (`rankstudy.random_nets.bounds`): a finding that holds under the first but not the second follows from
+  the shapes alone ("structural"); one that holds relative to the bound is caused by the nonlinearity.
+  For one layer the bound-relative measures equal their normalised twins (the bound is d_out), so those
+  cells are not counted twice.
 """
 
 import hashlib
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +37,7 @@ from .. import stats
 from ..errors import StudyError
 from ..random_nets.bounds import BLOCK_KINDS, SINGLE_LAYER_KINDS
 from ..store import json_ready, prepare_out_dir, write_json
+from .design import choose_design_measure
 from .measures import (
     BOUND_MEASURES,
     BOUND_TWIN,
@@ -41,13 +53,16 @@ from .measures import (
     ratio_grid,
 )
 from .report import findings_markdown
+from .rules import RULE_TABLES, Source, find_rules
 
-# 2: bound-relative measures, the design rules read from them, `attribution` and `factor_dependence` per
-# finding, `recommendations.structural`, factors n_over_d_bin and input_dist (see docs/findings_schema.md).
-SCHEMA_VERSION = 2
+# 3: rules with uncertainty read where they are applied (`recommendations.rules`), the design measure from the
+# proxy benchmark, cell statuses (holds / opposite / tied / undecided) with FDR control, verdicts read under
+# the design measure with effects and flips, no single-layer bound-relative duplicates (docs/findings_schema.md).
+SCHEMA_VERSION = 3
 FLOAT_DIGITS = 6  # significant digits of every float in findings.json: far below any CI's width
 DEFAULT_TAUS: tuple[float, ...] = (0.9, 0.95)
-VERDICTS: tuple[str, ...] = ("reproduced", "not_reproduced", "mixed", "untestable")
+VERDICTS: tuple[str, ...] = ("reproduced", "not_reproduced", "conditional", "untestable")
+CELL_STATUSES: tuple[str, ...] = ("holds", "opposite", "tied", "undecided", "untestable")
 # "Complicated" and "simple" nonlinearities as the paper's finding (b) names them.
 COMPLICATED: tuple[str, ...] = ("elu", "silu")
 SIMPLE: tuple[str, ...] = ("relu", "relu6")
@@ -57,42 +72,52 @@ SIMPLE: tuple[str, ...] = ("relu", "relu6")
 class Settings:
     """How findings are computed; recorded verbatim in findings.json `settings`.
 
-    design_measure: the measure the design rules (max expansion, gradual vs single) are read from. The
-    default, rank at rtol 1e-2 relative to the structural bound, counts directions carrying at least 1 %
-    of the largest singular value, out of those the architecture allows (so a rule reflects what the
-    nonlinearity does, not the shapes; for one layer it equals rank at rtol 1e-2 / d_out):
-    under the float32 default tolerance almost every nonlinear layer stays full rank up to 20× (so that
-    rule would allow any expansion), while the effective rank is below 0.9 even at ratio 1 (so it would
-    forbid all). Thresholds under every measure are in `curves` either way.
-    design_rows: the rows the design rules are read from, as (column, value) pairs. The default, BN before
-    the nonlinearity, is how ReXNet builds its layers (1×1 conv → BN → SiLU) and the CVPR paper's setting;
-    without BN the weight scale (init) alone moves tanh/sigmoid/softplus into saturation. If no row
-    matches, the rules use every row and say so.
-    material_difference: a difference of normalised rank counts as a finding only if it is at least this
-    large *and* its bootstrap CI excludes 0 (with thousands of rows, tiny differences are "significant").
+    design_measure: the measure the design rules and the headline verdicts are read from. "auto" (the
+    default) takes it from the proxy benchmark's report (`rankstudy.findings.design`): the bound-relative
+    twin of the study measure whose rank proxy best predicts trained accuracy; without a report, rank at
+    rtol 1e-2 relative to the bound (schema 2's choice), and the findings say so.
+    The rules choose their own rows where a variant applies them (`rankstudy.findings.rules.Where`).
+    material_difference: the margin of every verdict: a difference is material when its whole bootstrap CI
+    is at least this far from 0 (`stats.material`), and "tied" when TOST shows it inside ±margin.
+    prob_best: a choice among options is made only when the best's bootstrap probability of being best
+    reaches this (and its lead over the runner-up is material).
+    fdr: the false-discovery rate (Benjamini–Hochberg) over the cells of one finding.
+    threshold_resamples: bootstrap resamples of a threshold (each refits the curve, so fewer than the CIs').
     """
 
     measures: tuple[str, ...] = FINDING_MEASURES
-    design_measure: str = "bound_relative_rank_rtol_1e-2"
+    design_measure: str = "auto"
     taus: tuple[float, ...] = DEFAULT_TAUS
     band_edges: tuple[float, ...] = stats.DEFAULT_BAND_EDGES
     confidence: float = stats.CONFIDENCE
     n_resamples: int = stats.N_RESAMPLES
     rng_seed: int = stats.RNG_SEED
     alpha: float = stats.ALPHA
-    design_rows: tuple[tuple[str, str], ...] = (("norm", "bn"),)
     material_difference: float = 0.02
+    prob_best: float = 0.8
+    fdr: float = 0.05
+    threshold_resamples: int = 400
 
     def validate(self) -> "Settings":
         """Returns self, or raises StudyError naming the first bad setting."""
-        for m in (*self.measures, self.design_measure):
+        for m in self.measures:
             get_measure(m)
-        if self.design_measure not in self.measures:
-            raise StudyError(f"design measure {self.design_measure!r} must be one of the measures {self.measures}")
+        if self.design_measure != "auto":
+            get_measure(self.design_measure)
+            if self.design_measure not in MEASURES:
+                raise StudyError(
+                    f"design measure {self.design_measure!r}: give a measure name, e.g. {', '.join(BOUND_MEASURES)}"
+                )
         if not self.taus or not all(0 < t <= 1 for t in self.taus):
             raise StudyError(f"τ values must lie in (0, 1], got {self.taus}")
-        if not 0 < self.confidence < 1 or not 0 < self.alpha < 1:
-            raise StudyError("confidence and alpha must lie in (0, 1)")
+        if not 0 < self.confidence < 1 or not 0 < self.alpha < 0.5 or not 0 < self.fdr < 1:
+            raise StudyError("confidence and fdr must lie in (0, 1), alpha in (0, 0.5)")
+        if not 0.5 < self.prob_best <= 1:
+            raise StudyError(f"prob_best must lie in (0.5, 1], got {self.prob_best}")
+        if not self.material_difference > 0:
+            raise StudyError(f"material_difference must be > 0, got {self.material_difference}")
+        if self.threshold_resamples < 1 or self.n_resamples < 1:
+            raise StudyError("n_resamples and threshold_resamples must be >= 1")
         return self
 
 
@@ -114,23 +139,18 @@ class _Context:
         self.settings = settings
         self._cache: dict = {}
         self.bands = stats.make_bands(settings.band_edges)
-        self.grid = ratio_grid(table, meta)
+        self.table, self.grid = self.prepare(table, meta)
+        self.kinds = kinds_in(self.table)
+        self.nonlinearities = nonlinearities_in(self.table)
+        self.columns = {m: get_measure(m).column for m in settings.measures}
+
+    def prepare(self, table: pd.DataFrame, meta: dict | None) -> tuple[pd.DataFrame, np.ndarray]:
+        """Returns (table with its derived, band and grid_ratio columns, its ratio grid)."""
+        grid = ratio_grid(table, meta)
         table = check_table(table).copy()
         table["band"] = stats.band_of(table["expansion_ratio"], self.bands)
-        table["grid_ratio"] = nearest_grid_ratio(table["expansion_ratio"], self.grid)
-        self.table = table
-        self.kinds = kinds_in(table)
-        self.nonlinearities = nonlinearities_in(table)
-        self.columns = {m: get_measure(m).column for m in settings.measures}
-        # The measures the design rules rank by: the bound-relative ones (nonlinearity effects only).
-        self.design_columns = {m: c for m, c in self.columns.items() if m in BOUND_MEASURES} or self.columns
-        mask = np.ones(len(table), dtype=bool)
-        for column, value in settings.design_rows:
-            if column not in table.columns:
-                raise StudyError(f"design_rows names column {column!r}, which the table lacks")
-            mask &= (table[column].astype(str) == str(value)).to_numpy()
-        self.design_filter = [list(p) for p in settings.design_rows] if mask.any() else []
-        self.design_table = table[mask] if mask.any() else table
+        table["grid_ratio"] = nearest_grid_ratio(table["expansion_ratio"], grid)
+        return table, grid
 
     def _cached(self, fn, *arrays) -> stats.Estimate:
         # A bound-relative measure equals its normalised twin wherever the bound is ≥ d_out (every single
@@ -147,12 +167,6 @@ class _Context:
 
     def diff(self, x, y) -> stats.Estimate:
         return self._cached(stats.diff_ci, x, y)
-
-    def holds(self, est: stats.Estimate) -> bool | None:
-        """Returns whether a difference is material and its CI excludes 0 (None if it is not estimable)."""
-        if est.n < 2 or not math.isfinite(est.low):
-            return None
-        return bool(est.low > 0 and est.mean >= self.settings.material_difference)
 
 
 # --- sections --------------------------------------------------------------------------------------------
@@ -225,59 +239,6 @@ def _curves(ctx: _Context) -> list[dict]:
     return sorted(out, key=lambda c: (m_order[c["measure"]], order[c["kind"]], nl_order[c["nonlinearity"]]))
 
 
-def _expansion_rows(ctx: _Context) -> tuple[pd.DataFrame, str]:
-    """Returns the rows "after an expansion" (linear kind, r > 1, not identity) and the kind used."""
-    kind = "linear" if "linear" in ctx.kinds else "all"
-    rows = ctx.design_table if kind == "all" else ctx.design_table[ctx.design_table["kind"] == kind]
-    return rows[(rows["expansion_ratio"] > 1) & (rows["nonlinearity"] != "identity")], kind
-
-
-def _recommended_nonlinearity(ctx: _Context) -> dict:
-    """Returns the nonlinearity with the best mean position across the measures after expansion layers.
-
-    A nonlinearity's position under a measure is 1 + the number of nonlinearities significantly above it,
-    so statistical ties share a position and a saturated measure (everything full rank) decides nothing.
-    """
-    rows, kind = _expansion_rows(ctx)
-    if rows.empty:
-        return {"name": None, "reason": "no non-identity rows with expansion ratio > 1"}
-    by_measure, positions = {}, {}
-    for measure, column in ctx.design_columns.items():
-        values = {nl: g[column].to_numpy() for nl, g in rows.groupby("nonlinearity")}
-        est = {nl: ctx.ci(v) for nl, v in values.items()}
-        order = sorted(values, key=lambda nl: (-est[nl].mean, nl))
-        comparisons = stats.pairwise({nl: values[nl] for nl in order}, ctx.settings.alpha)
-        below_best = {c.b for c in comparisons if c.a == order[0] and c.significant}
-        position = {nl: 1 + sum(c.b == nl and c.significant for c in comparisons) for nl in order}
-        by_measure[measure] = {
-            "order": order,
-            "best": order[0],
-            "top_group": [nl for nl in order if nl not in below_best],
-            "position": position,
-            "means": {nl: est[nl].to_dict() for nl in order},
-        }
-        for nl in order:
-            positions.setdefault(nl, []).append(position[nl])
-    design = ctx.settings.design_measure
-    design_mean = {nl: by_measure[design]["means"][nl]["value"] if design in by_measure else 0.0 for nl in positions}
-    mean_position = {nl: float(np.mean(p)) for nl, p in positions.items()}
-    ranked = sorted(mean_position, key=lambda nl: (mean_position[nl], -design_mean[nl], nl))
-    tied = [nl for nl in ranked[1:] if mean_position[nl] == mean_position[ranked[0]]]
-    return {
-        "name": ranked[0],
-        "tied_with": tied,
-        "kind": kind,
-        "rows": "expansion_ratio > 1, nonlinearity != identity",
-        "design_rows": ctx.design_filter,
-        "n_rows": int(len(rows)),
-        "measures": list(ctx.design_columns),
-        "rule": "lowest mean position over the bound-relative measures (position = 1 + number of "
-        "nonlinearities significantly above, Welch-Holm); ties broken by the design measure's mean",
-        "mean_position": {nl: mean_position[nl] for nl in ranked},
-        "by_measure": by_measure,
-    }
-
-
 def _thresholds(ctx: _Context, rows: pd.DataFrame, column: str) -> tuple[stats.CurveFit, dict]:
     """Returns the curve fitted to `rows` and, per τ, its fitted and empirical thresholds."""
     key = (
@@ -303,84 +264,13 @@ def _fit_thresholds(ctx: _Context, rows: pd.DataFrame, column: str) -> tuple[sta
     return fit, out
 
 
-def _max_expansion(ctx: _Context, nonlinearity: str | None, kind: str) -> dict:
-    """Returns, per τ, the largest expansion ratio keeping the design measure ≥ τ for `nonlinearity`.
-
-    The curve is fitted to the design rows of that kind and nonlinearity (all ratios, reductions included);
-    the headline is the fitted threshold, or the empirical one where the fit failed.
-    """
-    table = ctx.design_table if kind == "all" else ctx.design_table[ctx.design_table["kind"] == kind]
-    rows = table[table["nonlinearity"] == nonlinearity]
-    per_measure = {m: _thresholds(ctx, rows, column)[1] for m, column in ctx.columns.items()}
-    design = ctx.settings.design_measure
-    out = {}
-    for tau in ctx.settings.taus:
-        key = _tau_key(tau)
-        chosen = per_measure[design][key]
-        source = "fit" if chosen["fit"]["status"] != "no_fit" else "empirical"
-        out[key] = {
-            "ratio": chosen[source]["ratio"],
-            "status": chosen[source]["status"],
-            "source": source,
-            "empirical": chosen["empirical"],
-            "by_measure": {m: per_measure[m][key] for m in ctx.columns},
-        }
-    return {
-        "nonlinearity": nonlinearity,
-        "kind": kind,
-        "measure": design,
-        "design_rows": ctx.design_filter,
-        "n_rows": int(len(rows)),
-        "per_tau": out,
-    }
-
-
-def _gradual(ctx: _Context) -> dict:
-    """Returns stack (gradual) minus block (one expansion) at equal total ratio, r > 1, non-identity rows."""
-    table = ctx.design_table
-    rows = table[(table["expansion_ratio"] > 1) & (table["nonlinearity"] != "identity")]
-    stack, block = rows[rows["kind"] == "stack"], rows[rows["kind"] == "block"]
-    if stack.empty or block.empty:
-        return {"value": None, "reason": "needs both stack and block rows with expansion ratio > 1"}
-    by_measure, by_band, by_depth = {}, [], []
-    for measure, column in ctx.columns.items():
-        est = ctx.diff(stack[column], block[column])
-        by_measure[measure] = {**est.to_dict(), "beats": ctx.holds(est)}
-        for band in ctx.bands:
-            s, b = stack[stack["band"] == band.label], block[block["band"] == band.label]
-            if len(s) and len(b):
-                e = ctx.diff(s[column], b[column])
-                by_band.append({"measure": measure, "band": band.label, **e.to_dict(), "beats": ctx.holds(e)})
-        for depth, s in stack.groupby("depth"):
-            e = ctx.diff(s[column], block[column])
-            by_depth.append({"measure": measure, "depth": int(depth), **e.to_dict(), "beats": ctx.holds(e)})
-    design = by_measure[ctx.settings.design_measure]
-    # What the shapes alone give: the share of d_out the structural bound allows, stack minus block.
-    cap = lambda t: np.minimum(1.0, t["structural_bound"] / t["d_out"])  # noqa: E731
-    structural = ctx.diff(cap(stack), cap(block))
-    return {
-        "value": design["beats"],
-        "measure": ctx.settings.design_measure,
-        "difference": design["value"],
-        "ci": design["ci"],
-        "comparison": "mean(stack) - mean(block), expansion_ratio > 1, non-identity",
-        "design_rows": ctx.design_filter,
-        "structural_capacity": {
-            **structural.to_dict(),
-            "beats": ctx.holds(structural),
-            "what": "mean of min(1, structural_bound / d_out), stack minus block",
-        },
-        "by_measure": by_measure,
-        "by_band": by_band,
-        "by_depth": by_depth,
-    }
-
-
 # --- paper findings --------------------------------------------------------------------------------------
 
 
 def _cells(ctx: _Context, kinds, select_x, select_y) -> list[dict]:
-    """Returns one comparison mean(x) − mean(y) per measure × kind × (all rows, each factor level)."""
+    """Returns one comparison mean(x) − mean(y) per measure × kind × (all rows, each factor level), judged
+    (`judge_cells`). Single layers get no bound-relative cells: there they equal their normalised twins."""
+    s = ctx.settings
     cells: dict[str, list[dict]] = {m: [] for m in ctx.columns}
     table = ctx.table
     for kind in kinds:
@@ -394,7 +284,10 @@ def _cells(ctx: _Context, kinds, select_x, select_y) -> list[dict]:
         for factor, level, part in slices:
             x_rows, y_rows = select_x(part), select_y(part)  # selected once, read under every measure
             for measure, column in ctx.columns.items():
-                est = ctx.diff(x_rows[column], y_rows[column])
+                if kind in SINGLE_LAYER_KINDS and measure in BOUND_MEASURES:
+                    continue
+                x, y = x_rows[column].to_numpy(dtype=float), y_rows[column].to_numpy(dtype=float)
+                est = ctx.diff(x, y)
                 cells[measure].append(
                     {
                         "measure": measure,
@@ -404,64 +297,130 @@ def _cells(ctx: _Context, kinds, select_x, select_y) -> list[dict]:
                         "difference": est.mean,
                         "ci": [est.low, est.high],
                         "n": [int(len(x_rows)), int(len(y_rows))],
-                        "holds": ctx.holds(est),
+                        "material": stats.material(est, s.material_difference),
+                        "p_above": stats.exceeds_p(x, y, s.material_difference),
+                        "p_below": stats.exceeds_p(y, x, s.material_difference),
+                        "p_tost": stats.tost(x, y, s.material_difference, s.alpha).p_tost
+                        if len(x) >= 2 and len(y) >= 2
+                        else math.nan,
                     }
                 )
-    return [c for m in ctx.columns for c in cells[m]]
+    return judge_cells([c for m in ctx.columns for c in cells[m]], s.fdr)
+
+
+def judge_cells(cells: list[dict], fdr: float = 0.05) -> list[dict]:
+    """Returns the cells (dicts with difference, ci, material, p_above, p_below, p_tost) with a `status` and
+    `holds`, the three p-value families Benjamini–Hochberg-adjusted over all the cells given (one finding):
+
+    - holds: materially positive, BH-adjusted p of H0 "difference ≤ margin" ≤ fdr *and* the bootstrap CI
+      ≥ margin (`stats.material`);
+    - opposite: the same, negative;
+    - tied: equivalent within ±margin, BH-adjusted TOST p ≤ fdr and the CI inside (−margin, margin);
+    - undecided: none of these (the data does not say); untestable: no CI.
+
+    `holds` is True / False (opposite or tied) / None (undecided or untestable).
+    """
+    adjusted = {
+        key: stats.benjamini_hochberg([c[key] for c in cells], fdr)[0] for key in ("p_above", "p_below", "p_tost")
+    }
+    out = []
+    for i, c in enumerate(cells):
+        c = {**c, **{f"{key}_bh": float(adjusted[key][i]) for key in adjusted}}
+        lo = c["ci"][0]
+        if lo is None or not math.isfinite(lo):
+            status = "untestable"
+        elif c["p_above_bh"] <= fdr and c["material"] == "material" and c["difference"] > 0:
+            status = "holds"
+        elif c["p_below_bh"] <= fdr and c["material"] == "material" and c["difference"] < 0:
+            status = "opposite"
+        elif c["p_tost_bh"] <= fdr and c["material"] == "immaterial":
+            status = "tied"
+        else:
+            status = "undecided"
+        c["status"] = status
+        c["holds"] = True if status == "holds" else False if status in ("opposite", "tied") else None
+        out.append(c)
+    return out
 
 
 def _verdict(cells: list[dict]) -> str:
-    known = [c["holds"] for c in cells if c["holds"] is not None]
-    if not known:
+    """Returns the verdict over one measure's cells: reproduced (every pooled kind holds and no factor level
+    is tied or opposite), not_reproduced (no cell holds), conditional (between), untestable (no cell judged)."""
+    judged = [c for c in cells if c["status"] != "untestable"]
+    if not judged:
         return "untestable"
-    return "reproduced" if all(known) else "not_reproduced" if not any(known) else "mixed"
+    if not any(c["status"] == "holds" for c in judged):
+        return "not_reproduced"
+    pooled = [c for c in judged if c["factor"] == "all"]
+    if all(c["status"] == "holds" for c in pooled) and not any(c["status"] in ("tied", "opposite") for c in judged):
+        return "reproduced"
+    return "conditional"
+
+
+def _fmt_effect(c: dict) -> str:
+    ci = c["ci"]
+    ci_text = "" if ci[0] is None or not math.isfinite(ci[0]) else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    return f"{c['difference']:+.3f}{ci_text}"
 
 
 def _where(cells: list[dict]) -> str:
-    """Returns where the cells of one measure hold, kind by kind, e.g. "holds for block; linear: only init=unit"."""
-    holds, fails, partial = [], [], []
+    """Returns where the cells of one measure hold, kind by kind, and the factor levels where the status
+    differs from the kind's pooled one, e.g. "linear holds +0.12 [0.10, 0.14], tied at input_dist=gaussian"."""
+    parts = []
     for kind in dict.fromkeys(c["kind"] for c in cells):
-        mine = [c for c in cells if c["kind"] == kind and c["holds"] is not None]
-        if not mine:
+        mine = [c for c in cells if c["kind"] == kind]
+        pooled = next((c for c in mine if c["factor"] == "all"), None)
+        if pooled is None:
             continue
-        if all(c["holds"] for c in mine):
-            holds.append(kind)
-        elif not any(c["holds"] for c in mine):
-            fails.append(kind)
-        else:
-            pooled = next((c["holds"] for c in mine if c["factor"] == "all"), None)
-            levels = [f"{c['factor']}={c['level']}" for c in mine if c["factor"] != "all" and c["holds"] != pooled]
-            word = "holds (pooled) except" if pooled else "fails (pooled), holds for"
-            partial.append(
-                f"{kind} {word} {', '.join(levels)}"
-                if levels
-                else f"{kind} {'holds' if pooled else 'fails'} pooled only"
-            )
-    parts = ([f"holds for {', '.join(holds)}"] if holds else []) + ([f"fails for {', '.join(fails)}"] if fails else [])
-    return "; ".join(parts + partial)
+        flips = [c for c in mine if c["factor"] != "all" and c["status"] not in (pooled["status"], "untestable")]
+        text = f"{kind} {pooled['status']} {_fmt_effect(pooled)}"
+        if flips:
+            by_status: dict[str, list[str]] = {}
+            for c in flips:
+                by_status.setdefault(c["status"], []).append(f"{c['factor']}={c['level']}")
+            text += " (" + "; ".join(f"{st} at {', '.join(v)}" for st, v in by_status.items()) + ")"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def _summary(cells: list[dict], measures) -> tuple[dict, str]:
-    """Returns (verdict per measure, a sentence per measure saying where the finding holds and fails)."""
+    """Returns (verdict per measure, a sentence per measure saying where the finding holds and flips)."""
     by_measure, parts = {}, []
     for measure in measures:
         mine = [c for c in cells if c["measure"] == measure]
+        if not mine:
+            continue  # e.g. a bound-relative measure of a single-layer finding: its twin's cells say it
         by_measure[measure] = _verdict(mine)
         parts.append(f"{measure}: {by_measure[measure].replace('_', ' ')} ({_where(mine)})")
     return by_measure, "; ".join(parts)
 
 
+def _design_cells(cells: list[dict], design: str) -> list[dict]:
+    """Returns the cells a finding's verdict is read from: the design measure's, and for single layers (which
+    have no bound-relative cells) its normalised twin's, equal to it there (the bound is d_out)."""
+    twin = next((m for m, b in BOUND_TWIN.items() if b == design), design)
+    return [
+        c
+        for c in cells
+        if c["measure"] == design or (c["measure"] == twin and c["kind"] in SINGLE_LAYER_KINDS and twin != design)
+    ]
+
+
 def _attribution(cells: list[dict], claim: str) -> list[dict]:
     """Returns, per kind and normalised measure, whether the pooled finding is structural or the
     nonlinearity's: "nonlinearity" when it holds relative to the structural bound, "structural" when it
-    holds only normalised by d_out, "none" when it holds under neither, "untestable" when not estimable."""
+    holds only normalised by d_out, "none" when it holds under neither, "untestable" when not estimable.
+    For one layer the bound-relative measure is its normalised twin (the bound is d_out)."""
     pooled = {(c["kind"], c["measure"]): c["holds"] for c in cells if c["factor"] == "all"}
     out = []
     for kind in dict.fromkeys(c["kind"] for c in cells):
         for m, b in BOUND_TWIN.items():
-            if (kind, m) not in pooled or (kind, b) not in pooled:
+            if (kind, m) not in pooled:
                 continue
-            raw, rel = pooled[kind, m], pooled[kind, b]
+            raw = pooled[kind, m]
+            rel = pooled.get((kind, b), raw if kind in SINGLE_LAYER_KINDS else None)
+            if (kind, b) not in pooled and kind not in SINGLE_LAYER_KINDS:
+                continue
             cause = (
                 "untestable"
                 if raw is None and rel is None
@@ -492,19 +451,48 @@ def _factor_dependence(cells: list[dict], measures) -> dict:
     for c in cells:
         if c["factor"] != "all":
             out.setdefault(c["factor"], {}).setdefault(c["level"], {}).setdefault(c["measure"], []).append(c)
+
+    def level_verdict(v: list[dict]) -> str:
+        known = [c for c in v if c["status"] != "untestable"]
+        if not known:
+            return "untestable"
+        holds = [c["status"] == "holds" for c in known]
+        return "reproduced" if all(holds) else "not_reproduced" if not any(holds) else "conditional"
+
     return {
-        f: {lv: {m: _verdict(v[m]) for m in measures if m in v} for lv, v in levels.items()}
+        f: {lv: {m: level_verdict(v[m]) for m in measures if m in v} for lv, v in levels.items()}
         for f, levels in out.items()
     }
+
+
+def _effects(cells: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Returns (the pooled effect per kind, the factor-level cells whose status differs from their kind's
+    pooled one, untestable levels left out) of one measure's cells: the effect sizes and where they flip."""
+    keep = ("kind", "measure", "difference", "ci", "n", "status")
+    effects = [{k: c[k] for k in keep} for c in cells if c["factor"] == "all"]
+    pooled = {c["kind"]: c["status"] for c in cells if c["factor"] == "all"}
+    flips = [
+        {**{k: c[k] for k in keep}, "factor": c["factor"], "level": c["level"], "pooled_status": pooled.get(c["kind"])}
+        for c in cells
+        if c["factor"] != "all" and c["status"] not in (pooled.get(c["kind"]), "untestable")
+    ]
+    return effects, flips
 
 
 def _finding(ctx: _Context, claim: str, operationalised: str, kinds, select_x, select_y) -> dict:
     cells = _cells(ctx, [k for k in kinds if k in ctx.kinds], select_x, select_y)
     by_measure, summary = _summary(cells, ctx.columns)
+    measure = ctx.settings.design_measure
+    mine = _design_cells(cells, measure)
+    effects, flips = _effects(mine)
     return {
         "claim": claim,
         "operationalised": operationalised,
-        "verdict": _verdict(cells),
+        "verdict": _verdict(mine) if mine else "untestable",
+        "measure": measure,
+        "effects": effects,
+        "flips": flips,
+        "where": _where(mine),
         "by_measure": by_measure,
         "summary": summary,
         "attribution": _attribution(cells, claim),
@@ -533,8 +521,8 @@ def _paper_findings(ctx: _Context) -> dict:
     a = _finding(
         ctx,
         "drastic channel expansion harms the rank",
-        f"mean over non-identity nonlinearities in band {mild} minus band {drastic}; holds when the drop is "
-        f">= {ctx.settings.material_difference} and its CI excludes 0",
+        f"mean over non-identity nonlinearities in band {mild} minus band {drastic}; holds where the drop is "
+        f"material (its CI >= {ctx.settings.material_difference}) at a false-discovery rate of {ctx.settings.fdr:g}",
         (*single, *(k for k in BLOCK_KINDS if k != "stack")),
         lambda rows: nonlinear(rows[rows["band"] == mild]),
         lambda rows: nonlinear(rows[rows["band"] == drastic]),
@@ -556,7 +544,7 @@ def _paper_findings(ctx: _Context) -> dict:
         named(SIMPLE),
     )
     parts = [b1["verdict"], b2["verdict"]]
-    b_verdict = "untestable" if "untestable" in parts else parts[0] if parts[0] == parts[1] else "mixed"
+    b_verdict = _combine(*parts)
     c = _finding(
         ctx,
         "nonlinearities are critical for convolutions",
@@ -568,7 +556,12 @@ def _paper_findings(ctx: _Context) -> dict:
     b = {
         "claim": "nonlinearities expand the rank, complicated ones (ELU, SiLU) more than ReLU/ReLU6",
         "verdict": b_verdict,
-        "by_measure": {m: _combine(b1["by_measure"][m], b2["by_measure"][m]) for m in ctx.columns},
+        "by_measure": {
+            m: _combine(b1["by_measure"][m], b2["by_measure"][m])
+            for m in ctx.columns
+            if m in b1["by_measure"] and m in b2["by_measure"]
+        },
+        "measure": ctx.settings.design_measure,
         "summary": f"nonlinear vs linear: {b1['verdict']}; complicated vs ReLU: {b2['verdict']}",
         "parts": {"nonlinear_above_linear": b1, "complicated_above_relu": b2},
     }
@@ -576,7 +569,7 @@ def _paper_findings(ctx: _Context) -> dict:
     return {"a": a, "b": b, "c": c}
 
 
-def _structural(ctx: _Context, gradual: dict) -> dict:
+def _structural(ctx: _Context, schedule: dict) -> dict:
     """Returns what the architecture alone implies (not read from any nonlinearity): the block's rank cap
     and whether gradual expansion raises the structural capacity (its bound) over one block."""
     t = (
@@ -584,23 +577,110 @@ def _structural(ctx: _Context, gradual: dict) -> dict:
         if ctx.table["kind"].isin(BLOCK_KINDS).any()
         else None
     )
-    cap = gradual.get("structural_capacity") or {}
+    cap = schedule.get("structural_capacity") or {}
     normalized = next((m for m, b in BOUND_TWIN.items() if b == ctx.settings.design_measure), None)
     return {
         "block_rank_cap": None if t is None else f"min(d_out, N, {t + 1}·d_in) with shortcut (t = {t})",
         "block_cap_expansion": None if t is None else t + 1,
         "gradual_expansion_raises_bound": cap.get("beats"),
-        "gradual_expansion_beats_single_normalized": (gradual.get("by_measure") or {}).get(normalized, {}).get("beats")
+        "gradual_expansion_beats_single_normalized": (schedule.get("by_measure") or {}).get(normalized, {}).get("beats")
         if normalized
         else None,
     }
 
 
 def _combine(v1: str, v2: str) -> str:
-    return "untestable" if "untestable" in (v1, v2) else v1 if v1 == v2 else "mixed"
+    return "untestable" if "untestable" in (v1, v2) else v1 if v1 == v2 else "conditional"
 
 
 # --- public API ------------------------------------------------------------------------------------------
+
+
+def _bound_check(table: pd.DataFrame) -> dict:
+    """Returns how the identity networks' rank (float32 tolerance) sits against their linear bound, per input
+    distribution and norm: a check of `rankstudy.random_nets.bounds` on the study's own rows."""
+    rows = table[table["nonlinearity"] == "identity"]
+    by = {}
+    for (dist, norm), g in rows.groupby(["input_dist", "norm"], sort=True):
+        gap = (g["linear_bound"] - g["rank"]).to_numpy(dtype=float)
+        bound = np.maximum(g["linear_bound"].to_numpy(dtype=float), 1.0)
+        by[f"{dist}/{norm}"] = {
+            "n": int(len(g)),
+            "below": int((gap > 0).sum()),
+            "above": int((gap < 0).sum()),
+            "mean_relative_gap": float(np.mean(np.abs(gap) / bound)),
+            "max_relative_gap": float(np.max(np.abs(gap) / bound)),
+        }
+    return {
+        "what": "identity networks: rank (float32 tolerance) against linear_bound (no nonlinearity, no norm), "
+        "per input distribution / norm; the bound is exact for norm none where the inputs reach their rank",
+        "uses_input_rank": "input_rank" in table.columns,
+        "by_input_norm": by,
+    }
+
+
+def _source_record(table: pd.DataFrame, meta: dict) -> dict:
+    return {
+        "n_rows": meta.get("n_rows", len(table)),
+        "rows_used": len(table),
+        "seed": meta.get("seed"),
+        "config": meta.get("config"),
+        "command": meta.get("command"),
+        "versions": meta.get("versions"),
+        "device": meta.get("device"),
+        "created": meta.get("created"),
+        "table_schema_version": meta.get("schema_version"),
+        "rank_tolerance": meta.get("rank_tolerance"),
+        "has_input_rank": "input_rank" in table.columns,
+    }
+
+
+def _setup(
+    table: pd.DataFrame,
+    meta: dict,
+    settings: Settings,
+    rule_tables: dict[str, tuple[pd.DataFrame, dict]] | None,
+    proxy_report: dict | None,
+) -> tuple[Settings, dict, _Context, dict[str, Source]]:
+    """Returns (settings with the design measure resolved, the design-measure choice, the context, the rule
+    sources): what the findings and the rules alone both start from."""
+    settings.validate()
+    unknown = sorted(set(rule_tables or {}) - set(RULE_TABLES))
+    if unknown:
+        raise StudyError(f"unknown rule tables {unknown}; the rule study's parts are {', '.join(RULE_TABLES)}")
+    choice = (
+        choose_design_measure(proxy_report)
+        if settings.design_measure == "auto"
+        else {"measure": settings.design_measure, "source": "settings", "why": "given explicitly"}
+    )
+    measures = settings.measures
+    if choice["measure"] not in measures:  # e.g. stable rank won: judged beside the others
+        measures = (*measures, choice["measure"])
+    settings = replace(settings, design_measure=choice["measure"], measures=measures)
+    ctx = _Context(table, meta, settings)
+    sources = {"main": Source(ctx.table, ctx.grid, "main study")}
+    for name, (t, m) in (rule_tables or {}).items():
+        prepared, grid = ctx.prepare(t, m)
+        sources[name] = Source(prepared, grid, f"rule study part {name!r}")
+    return settings, choice, ctx, sources
+
+
+def design_rules(
+    table: pd.DataFrame,
+    meta: dict | None = None,
+    settings: Settings = Settings(),
+    *,
+    rule_tables: dict[str, tuple[pd.DataFrame, dict]] | None = None,
+    proxy_report: dict | None = None,
+) -> dict:
+    """Returns {"design_measure", "design_measure_choice", "rules"}: the design rules alone, as `find_principles`
+    computes them (findings.json `recommendations.rules`), without the paper findings, rankings or curves."""
+    settings, choice, ctx, sources = _setup(table, meta or {}, settings, rule_tables, proxy_report)
+    rules = find_rules(ctx, sources)
+    return json_ready(
+        {"design_measure": settings.design_measure, "design_measure_choice": choice, "rules": rules},
+        digits=FLOAT_DIGITS,
+    )
 
 
 def find_principles(
@@ -609,15 +689,20 @@ def find_principles(
     settings: Settings = Settings(),
     command: str | None = None,
     progress: bool = False,
+    *,
+    rule_tables: dict[str, tuple[pd.DataFrame, dict]] | None = None,
+    proxy_report: dict | None = None,
 ) -> dict:
     """Returns the findings dict (schema docs/findings_schema.md, version SCHEMA_VERSION) of a results table.
 
-    `progress` shows a bar (one step per part of the findings) on stderr.
+    `rule_tables` maps parts of the rule study (`rankstudy.findings.rules.RULE_TABLES`) to (table, metadata)
+    of the study that samples the rows that rule reads; a part without one reads `table`. `proxy_report` is
+    `rankstudy.findings.design.load_proxy_report`'s dict: with `design_measure="auto"` the design measure is
+    read from it. `progress` shows a bar (one step per part of the findings) on stderr.
     """
-    settings.validate()
     meta = meta or {}
-    ctx = _Context(table, meta, settings)  # checks the table before a bar is shown
-    bar = tqdm(total=6, desc="findings", unit="part", disable=not progress, file=sys.stderr)
+    settings, choice, ctx, sources = _setup(table, meta, settings, rule_tables, proxy_report)
+    bar = tqdm(total=4, desc="findings", unit="part", disable=not progress, file=sys.stderr)
 
     def step(value):
         bar.update()
@@ -625,58 +710,56 @@ def find_principles(
 
     rankings = step(_rankings(ctx))
     curves = step(_curves(ctx))
-    rec = step(_recommended_nonlinearity(ctx))
-    max_exp = step(_max_expansion(ctx, rec.get("name"), rec.get("kind", "linear")))
-    gradual = step(_gradual(ctx))
+    rules = step(find_rules(ctx, sources))
     paper_findings = step(_paper_findings(ctx))
     bar.close()
+    design = settings.design_measure
+    expansion = rules["expansion"]
     findings = {
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": command,
         "versions": versions(),
-        "source": {
-            "n_rows": meta.get("n_rows", len(table)),
-            "rows_used": len(table),
-            "seed": meta.get("seed"),
-            "config": meta.get("config"),
-            "command": meta.get("command"),
-            "versions": meta.get("versions"),
-            "device": meta.get("device"),
-            "created": meta.get("created"),
-            "table_schema_version": meta.get("schema_version"),
-            "rank_tolerance": meta.get("rank_tolerance"),
-        },
+        "source": _source_record(table, meta),
+        "rule_study": {name: _source_record(t, m) for name, (t, m) in (rule_tables or {}).items()},
         "settings": {
             **{k: v for k, v in asdict(settings).items()},
+            "design_measure_choice": choice,
             "measure_columns": {m: MEASURES[m].column for m in settings.measures},
             "bands": [asdict(b) for b in ctx.bands],
             "ratio_grid": ctx.grid.tolist(),
             "ci_method": f"percentile bootstrap (scipy.stats.bootstrap), {settings.n_resamples} resamples, "
-            f"seed {settings.rng_seed}",
-            "significance": f"Welch t-test on means, Holm-corrected within each (measure, kind, band) "
-            f"family, alpha {settings.alpha}",
+            f"seed {settings.rng_seed}, over networks",
+            "significance": f"rankings: Welch t-test on means, Holm-corrected within each (measure, kind, band) "
+            f"family, alpha {settings.alpha} ('not shown below the best', not 'tied')",
+            "cell_rule": f"holds / opposite: one-sided Welch test of |difference| > {settings.material_difference} "
+            f"Benjamini-Hochberg-adjusted over the finding's cells at FDR {settings.fdr:g}, and the bootstrap CI "
+            f"beyond the margin; tied: TOST within ±{settings.material_difference}, BH-adjusted, and the CI inside "
+            "the margin; undecided: neither",
+            "verdict_rule": "under the design measure (its normalised twin for single-layer findings): reproduced "
+            "= every kind's pooled cell holds and no factor level is tied or opposite; not_reproduced = no cell "
+            "holds; conditional = between (see `effects` and `flips`)",
+            "decision_rule": f"a choice is decided when P(best) >= {settings.prob_best:g} and the best's lead over "
+            f"the runner-up is material on its CI (margin {settings.material_difference:g}); undecided rules "
+            "have choice null and a variant keeps ReXNet's choice",
             "curve_family": stats.CURVE_FAMILY,
             "factors": list(FACTORS),
             "paper_nonlinearities": list(PAPER_NONLINEARITIES),
             "bound_twins": dict(BOUND_TWIN),
-            "design_measures": list(ctx.design_columns),
-            "structural_bound": "rankstudy.bounds.structural_bound: the largest rank the shapes allow "
-            "over every nonlinearity; bound-relative = measure · d_out / "
-            "min(d_out, bound)",
+            "structural_bound": "rankstudy.random_nets.bounds.structural_bound: the largest rank the shapes "
+            "allow over every nonlinearity, with the input's measured rank where the table has `input_rank`; "
+            "bound-relative = measure · d_out / min(d_out, bound)",
         },
         "recommendations": {
-            "recommended_nonlinearity": rec.get("name"),
-            "max_expansion_per_layer": {k: v["ratio"] for k, v in max_exp["per_tau"].items()},
-            "gradual_expansion_beats_single": gradual.get("value"),
-            "structural": _structural(ctx, gradual),
-            "basis": {
-                "recommended_nonlinearity": rec,
-                "max_expansion_per_layer": max_exp,
-                "gradual_expansion_beats_single": gradual,
-            },
+            "recommended_nonlinearity": rules["nonlinearity"]["choice"],
+            "max_expansion": expansion["choice"],
+            "max_expansion_per_layer": {k: v["ratio"] for k, v in expansion["threshold"]["by_measure"][design].items()},
+            "gradual_expansion_beats_single": rules["schedule"]["beats"],
+            "structural": _structural(ctx, rules["schedule"]),
+            "rules": rules,
         },
         "paper_findings": paper_findings,
+        "bound_check": _bound_check(ctx.table) if "rank" in ctx.table.columns else None,
         "rankings": rankings,
         "curves": curves,
     }
@@ -691,12 +774,17 @@ def write_findings(
     settings: Settings = Settings(),
     command: str | None = None,
     progress: bool = False,
+    *,
+    rule_tables: dict[str, tuple[pd.DataFrame, dict]] | None = None,
+    proxy_report: dict | None = None,
 ) -> dict:
     """Returns the findings after writing them to `json_path` and, rendered, to `md_path` (both atomically).
 
-    `md_path` defaults to FINDINGS.md beside the JSON file.
+    `md_path` defaults to FINDINGS.md beside the JSON file; `rule_tables`, `proxy_report` as `find_principles`.
     """
-    findings = find_principles(table, meta, settings, command, progress=progress)
+    findings = find_principles(
+        table, meta, settings, command, progress=progress, rule_tables=rule_tables, proxy_report=proxy_report
+    )
     json_path = Path(json_path)
     md_path = Path(md_path) if md_path is not None else json_path.parent / "FINDINGS.md"
     for folder in dict.fromkeys((json_path.parent, md_path.parent)):

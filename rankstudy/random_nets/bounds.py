@@ -11,7 +11,15 @@ but part of every curve is fixed by the architecture alone. This module gives, p
   generic (random) weights and inputs: what the nonlinearity has to lift the rank above.
 
 Derivation (rank(AB) ≤ min(rank A, rank B); rank(A + B) ≤ rank A + rank B; an m × n matrix has rank
-≤ min(m, n); the input X is d_in × N of rank min(d_in, N) for the continuous distributions):
+≤ min(m, n); the input X is d_in × N of rank r_X ≤ min(d_in, N)):
+
+The input's rank r_X is the table's `input_rank` column (the float32-tolerance rank of the X each network
+was fed) where the table has it, else min(d_in, N), which every continuous input distribution reaches;
+likewise r₉, the rank of X's 3×3 im2col (its 9 shifted copies, `input_rank_3x3`), else 9·r_X. Fashion-MNIST
+patches reach neither: few samples with blank background repeat columns of X, and smooth images leave the
+9 shifts of a channel nearly dependent, so identity networks fed them sat below bounds that assumed
+min(d_in, N) and 9·d_in. Below, "d_in" where it stands for X's rank (the linear bounds, the shortcut term,
+b₀) is r_X and "9·d_in" where it stands for the rank of X's shifts is r₉; the widths of the layers stay d_in.
 
 - linear (Figure 1 (a)), conv3x3 (b), depthwise: F = f(norm(L X)) for a linear map L. f comes last and
   is elementwise, so nothing but the shape caps it: structural = min(d_out, N). Without f, F = L X:
@@ -54,13 +62,28 @@ def _widths(row) -> list[int]:
     return stack_widths(row.d_in, row.d_out, row.depth) if row.kind == "stack" else [row.d_in, row.d_out]
 
 
+def input_rank(row) -> int:
+    """Returns the rank of the row's input X: its `input_rank` if recorded, else min(d_in, N) (module docstring)."""
+    full = min(int(row.d_in), int(row.n_samples))
+    measured = getattr(row, "input_rank", None)
+    return full if measured is None or measured != measured else min(full, int(measured))  # NaN: not measured
+
+
+def input_rank_3x3(row) -> int:
+    """Returns the rank of the row's input's 3×3 im2col: its `input_rank_3x3` if recorded, else 9·r_X."""
+    shifts = 9 if int(getattr(row, "spatial", 1)) > 1 else 1
+    full = min(shifts * input_rank(row), int(row.n_samples))
+    measured = getattr(row, "input_rank_3x3", None)
+    return full if measured is None or measured != measured else min(full, int(measured))
+
+
 def structural_bound(row) -> int:
     """Returns the largest rank the row's architecture allows over every nonlinearity (module docstring)."""
     n = int(row.n_samples)
     if row.kind in SINGLE_LAYER_KINDS:
         return min(int(row.d_out), n)
     bn = 1 if getattr(row, "norm", "none") == "bn" else 0
-    bound = min(int(row.d_in), n)
+    bound = input_rank(row)
     for c_in, c_out in zip(_widths(row)[:-1], _widths(row)[1:]):
         hidden = min(int(row.block_expansion) * c_in, n - bn)
         bound = min(c_out, n, hidden + (bound if c_out >= c_in else 0))
@@ -69,15 +92,17 @@ def structural_bound(row) -> int:
 
 def linear_bound(row) -> int:
     """Returns the rank of the row's network with no nonlinearity and no norm, generic weights (docstring)."""
-    n, d_in = int(row.n_samples), int(row.d_in)
+    n, r_x = int(row.n_samples), input_rank(row)
     if row.kind == "linear":
-        return min(d_in, int(row.d_out), n)
+        return min(r_x, int(row.d_out), n)
     shifts = 9 if int(row.spatial) > 1 else 1
     if row.kind in ("conv3x3", "depthwise"):
-        return min(int(row.d_out), shifts * d_in, n)
-    bound = min(d_in, n)
+        return min(int(row.d_out), input_rank_3x3(row), n)
+    bound = r_x
     for i, (c_in, c_out) in enumerate(zip(_widths(row)[:-1], _widths(row)[1:]), start=1):
-        window = (2 * min(i, int(row.spatial) - 1) + 1) ** 2 * d_in
+        window = (2 * min(i, int(row.spatial) - 1) + 1) ** 2 * r_x
+        if i == 1:
+            window = min(window, input_rank_3x3(row))
         hidden = min(int(row.block_expansion) * c_in, shifts * bound, window, n)
         bound = min(c_out, n, window, hidden + (bound if c_out >= c_in else 0))
     return bound

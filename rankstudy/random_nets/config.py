@@ -55,7 +55,9 @@ class StudyConfig:
     norms: tuple[str, ...] = NORMS  # none, or batch norm (no affine) before each f
     stack_depths: tuple[int, ...] = (2, 3, 4)
     spatial: int = 8  # H = W of the conv kinds' input maps
-    block_expansion: int = 6  # inner width of a block = block_expansion · its input
+    # Inner width of a block = block_expansion · its input. A tuple samples one t per block row (balanced),
+    # so a study can compare the expansions a variant may take (the rule study: 2–6; ReXNet uses 6, §4).
+    block_expansion: int | tuple[int, ...] = 6
 
     def __post_init__(self):
         # The settings that need no disk are checked at once, so StudyConfig(n=-1) fails where it is written;
@@ -72,6 +74,12 @@ class StudyConfig:
             )
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise StudyError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    def block_expansions(self) -> tuple[int, ...]:
+        """Returns the block expansions t the study samples (one value unless `block_expansion` is a tuple)."""
+        return (
+            tuple(self.block_expansion) if isinstance(self.block_expansion, (tuple, list)) else (self.block_expansion,)
+        )
 
     def ratio_grid(self) -> np.ndarray:
         """Returns the log-spaced grid of target expansion ratios."""
@@ -148,8 +156,9 @@ class StudyConfig:
         )
         need(self.spatial >= 1, f"spatial must be >= 1, got {self.spatial}")
         need(
-            isinstance(self.block_expansion, int) and self.block_expansion >= 1,
-            f"block_expansion must be an integer >= 1, got {self.block_expansion}",
+            len(self.block_expansions()) > 0
+            and all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in self.block_expansions()),
+            f"block_expansion must be an integer >= 1 or a tuple of them, got {self.block_expansion}",
         )
         if "fmnist" in self.input_dists:
             widest = max(self.spatial if any(k != "linear" for k in self.kinds) else 1, 1)

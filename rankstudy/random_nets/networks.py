@@ -92,6 +92,15 @@ def _depthwise(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
     return F.conv2d(maps, taps, padding=1, groups=b * c * n_img).reshape(b, c, n)
 
 
+def im2col(z: torch.Tensor, spatial: int) -> torch.Tensor:
+    """Returns the (B, C·9, N) im2col of (B, C, n_img·S·S) features: the 9 zero-padded 3×3 shifts of every channel
+    (an exact copy), the matrix a full 3×3 conv multiplies and whose row space a 1×1 → 3×3 depthwise conv spans."""
+    b, c, n = z.shape
+    maps = z.reshape(b * c, -1, spatial, spatial).transpose(0, 1)  # (n_img, B·C, S, S)
+    cols = F.unfold(maps, 3, padding=1).view(-1, b, c * 9, spatial * spatial)  # (n_img, B, C·9, S·S)
+    return cols.permute(1, 2, 0, 3).reshape(b, c * 9, n)
+
+
 def _conv3x3(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
     """Full 3×3 conv (zero padding) of (B, C_in, n_img·S·S) features with (B, C_out, C_in·3·3) weights.
 
@@ -99,11 +108,8 @@ def _conv3x3(w: torch.Tensor, z: torch.Tensor, spatial: int) -> torch.Tensor:
     over the batch gives a network different last bits than the same conv alone (measured here on the CPU:
     24×6 channels, batches of 2 and 5), the product does not.
     """
-    b, c, n = z.shape
-    maps = z.reshape(b * c, -1, spatial, spatial).transpose(0, 1)  # (n_img, B·C, S, S)
-    cols = F.unfold(maps, 3, padding=1).view(-1, b, c * 9, spatial * spatial)  # (n_img, B, C·9, S·S)
-    cols = cols.permute(1, 2, 0, 3).reshape(b, c * 9, n)
-    return bmm(w.reshape(b, w.shape[1], c * 9), cols)
+    b, c, _ = z.shape
+    return bmm(w.reshape(b, w.shape[1], c * 9), im2col(z, spatial))
 
 
 # Rows whose pre-activations stay under this magnitude use torch's fused batch norm directly: its sums
@@ -175,11 +181,22 @@ def build_features(rows: pd.DataFrame, device: str | torch.device = "cpu") -> to
     On the CPU it runs on one thread so that the features do not depend on the thread count; on CUDA in
     IEEE float32 (no TF32).
     """
+    return build_features_with_inputs(rows, device)[0]
+
+
+def build_features_with_inputs(
+    rows: pd.DataFrame, device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns (features (B, d_out, N), inputs (B, d_in, N)) of rows that share all SHAPE_COLUMNS, on `device`.
+
+    The inputs are the X each network was fed (float32), for measuring their own rank: Fashion-MNIST patches
+    can be rank-deficient (blank background), which a bound assuming rank min(d_in, N) would miss.
+    """
     with single_thread(), ieee_float32():
         return _build_features(rows, device)
 
 
-def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Tensor:
+def _build_features(rows: pd.DataFrame, device: str | torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     columns = {c: rows[c].to_numpy() for c in rows.columns}  # plain arrays: pandas rows cost ~10 µs a field
     assert all((columns[c] == columns[c][0]).all() for c in SHAPE_COLUMNS), "rows must share one shape"
     records = [SimpleNamespace(**{c: v[i] for c, v in columns.items()}) for i in range(len(rows))]
@@ -190,12 +207,12 @@ def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Ten
     ops, layers, spatial = _RowOps(columns["nonlinearity"], columns["norm"]), _layer_shapes(first), int(first.spatial)
 
     if first.kind == "conv3x3":
-        return ops.act(ops.norm(_conv3x3(weights[0], x, spatial)))
+        return ops.act(ops.norm(_conv3x3(weights[0], x, spatial))), x
     if first.kind in ("linear", "depthwise"):
         z = bmm(weights[0], x)
         if first.kind == "depthwise":
             z = _depthwise(weights[1], z, spatial)
-        return ops.act(ops.norm(z))
+        return ops.act(ops.norm(z)), x
 
     middle = _conv3x3 if first.kind == "block_conv" else _depthwise
     z = x
@@ -208,7 +225,7 @@ def _build_features(rows: pd.DataFrame, device: str | torch.device) -> torch.Ten
         if out.shape[1] >= c_in:  # ReXNet's partial residual: input added to the first c_in channels
             out[:, :c_in] += z
         z = out
-    return z
+    return z, x
 
 
 def rebuild_features(row) -> torch.Tensor:

@@ -25,7 +25,7 @@ from ..parallel import check_scheduler, run_tasks
 from ..rank import DEFAULT_RTOLS, metric_columns, rank_metrics
 from .bounds import with_bound_columns
 from .config import StudyConfig
-from .networks import build_features, forward_macs, largest_intermediate
+from .networks import build_features_with_inputs, forward_macs, im2col, largest_intermediate
 from .sampling import CONFIG_COLUMNS, SHAPE_COLUMNS, sample_networks
 
 DEFAULT_CHUNK_ROWS = 250
@@ -68,7 +68,7 @@ def analyze(
     batch_size: int = DEFAULT_BATCH_SIZE,
     rtols: tuple[float, ...] = DEFAULT_RTOLS,
 ) -> pd.DataFrame:
-    """Returns `rows` (network configs) with the metric columns added, in id order.
+    """Returns `rows` (network configs) with the metric columns, `input_rank` and `input_rank_3x3` added, in id order.
 
     Rows of equal shape are built and analysed as one batch of at most `batch_size` networks, in a few
     tensor calls on `device`; each row's result does not depend on the batching (see `rankstudy.batched`).
@@ -77,7 +77,7 @@ def analyze(
     # Plain object strings: grouping, sorting and slicing Arrow-backed string columns costs ~ms per batch.
     table = rows.reset_index(drop=True)
     rows = table.astype({c: object for c in table.columns if pd.api.types.is_string_dtype(table[c])})
-    columns = metric_columns(rtols)
+    columns = [*metric_columns(rtols), "input_rank", "input_rank_3x3"]
     batches, results = [], []
     bound = BATCH_ELEMENTS.get(torch.device(device).type, BATCH_ELEMENTS["cpu"])
     for _, group in rows.groupby(list(SHAPE_COLUMNS), sort=True):
@@ -87,7 +87,17 @@ def analyze(
         for start in range(0, len(group), per_batch):
             batch = group.iloc[start : start + per_batch]
             try:
-                metrics = rank_metrics(build_features(batch, device), rtols)
+                features, inputs = build_features_with_inputs(batch, device)
+                metrics = rank_metrics(features, rtols)
+                # The input's own numerical rank (same float32 tolerance as `rank`): the bounds use it in place
+                # of min(d_in, N), which real image patches need not reach (`rankstudy.random_nets.bounds`).
+                metrics["input_rank"] = rank_metrics(inputs)["rank"]
+                # and of its 3×3 im2col, the input a 3×3 conv reads (smooth image patches leave its 9 shifts
+                # of each channel nearly dependent); one layer without maps: X itself.
+                spatial = int(batch["spatial"].iloc[0])
+                metrics["input_rank_3x3"] = (
+                    rank_metrics(im2col(inputs, spatial))["rank"] if spatial > 1 else metrics["input_rank"]
+                )
             except StudyError as e:
                 raise StudyError(f"rows {batch['id'].tolist()[:5]}: {e}") from None
             batches.append(batch.index.to_numpy())
@@ -96,7 +106,7 @@ def analyze(
     values = torch.cat(results).cpu().numpy()
     result = table[list(CONFIG_COLUMNS)].copy()
     for j, name in enumerate(columns):
-        column = np.empty(len(rows), dtype=np.int64 if name.startswith("rank") else np.float64)
+        column = np.empty(len(rows), dtype=np.int64 if name.startswith(("rank", "input_rank")) else np.float64)
         column[order] = values[:, j]
         result[name] = column
     return result.sort_values("id", kind="stable").reset_index(drop=True)

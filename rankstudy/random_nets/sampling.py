@@ -61,6 +61,13 @@ def sample_networks(config: StudyConfig) -> pd.DataFrame:
     # Drawn after the older factors, so the rest of a study's table does not move when inputs are added.
     input_dist = _balanced(rng, config.input_dists, n)
     depth = np.where(kind == "stack", rng.choice(np.asarray(config.stack_depths or (2,)), n), 1).astype(np.int64)
+    # Drawn last and only when several are asked for, so a study with one block expansion keeps its table.
+    # Balanced over the block rows themselves, so every t gets the same share of each block kind's rows (±1).
+    expansions = config.block_expansions()
+    is_block = np.isin(kind, ["block", "block_conv", "stack"])
+    expansion = np.full(n, expansions[0], dtype=np.int64)
+    if len(expansions) > 1:
+        expansion[is_block] = _balanced(rng, expansions, int(is_block.sum())).astype(np.int64)
 
     d_out = np.maximum(1, np.rint(d_in * ratio)).astype(np.int64)
     is_conv = kind != "linear"
@@ -84,9 +91,7 @@ def sample_networks(config: StudyConfig) -> pd.DataFrame:
             # Whole maps round N up: for small conv layers the real N/d_out is several times the nominal one.
             "n_over_d_actual": n_samples / d_out,
             "spatial": spatial,
-            "block_expansion": np.where(
-                np.isin(kind, ["block", "block_conv", "stack"]), config.block_expansion, 0
-            ).astype(np.int64),
+            "block_expansion": np.where(is_block, expansion, 0).astype(np.int64),
             "init": init.astype(str),
             "input_dist": input_dist.astype(str),
             "norm": norm.astype(str),

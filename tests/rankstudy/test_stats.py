@@ -147,11 +147,17 @@ def test_design_rule_uses_the_empirical_threshold_when_the_fit_fails(monkeypatch
         )
 
     table, meta = synthetic_table(value, kinds=("linear",), nonlinearities=("identity", "relu", "silu"))
-    ok = find_principles(table, meta, Settings(n_resamples=99))["recommendations"]["basis"]["max_expansion_per_layer"]
-    assert ok["per_tau"]["0.9"]["source"] == "fit"
+    settings = Settings(n_resamples=99, threshold_resamples=5)
+
+    def threshold(findings):
+        rule = findings["recommendations"]["rules"]["expansion"]
+        return rule["threshold"]["by_measure"][rule["measure"]]["0.9"]
+
+    ok = threshold(find_principles(table, meta, settings))
+    assert ok["source"] == "fit"
     monkeypatch.setattr(stats.optimize, "curve_fit", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no")))
-    findings = find_principles(table, meta, Settings(n_resamples=99))
-    basis = findings["recommendations"]["basis"]["max_expansion_per_layer"]["per_tau"]["0.9"]
+    findings = find_principles(table, meta, settings)
+    basis = threshold(findings)
     assert basis["source"] == "empirical" and basis["ratio"] == basis["empirical"]["ratio"]
     assert findings["recommendations"]["max_expansion_per_layer"]["0.9"] == basis["empirical"]["ratio"]
     assert not any(c["converged"] for c in findings["curves"])

@@ -11,6 +11,20 @@ from scipy import stats as sps
 
 from rankstudy import stats
 
+# --- exceeds_p: is a difference materially positive? ----------------------------------------------------
+
+
+def test_exceeds_p_matches_scipy_one_sided_welch_on_shifted_data():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(0.3, 1.0, 40), rng.normal(0.0, 2.0, 25)
+    for margin in (0.0, 0.2, -0.1):
+        ref = sps.ttest_ind(x - margin, y, equal_var=False, alternative="greater").pvalue
+        assert stats.exceeds_p(x, y, margin) == pytest.approx(ref, rel=1e-9)
+    assert stats.exceeds_p(np.full(3, 0.5), np.full(4, 0.4), 0.05) == 0.0  # constant groups: decided exactly
+    assert stats.exceeds_p(np.full(3, 0.5), np.full(4, 0.49), 0.05) == 1.0
+    assert math.isnan(stats.exceeds_p([1.0], [0.0, 1.0]))
+
+
 # --- tost ------------------------------------------------------------------------------------------------
 
 

@@ -167,7 +167,7 @@ def test_schema_2_is_read_with_its_bound_relative_measure():
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda d: d.update(schema_version=3), "schema_version 3, this builder reads 1, 2"),
+        (lambda d: d.update(schema_version=4), "schema_version 4, this builder reads 1, 2, 3"),
         (lambda d: d.update(schema_version="1"), "schema_version '1'"),
         (lambda d: d.pop("schema_version"), "schema_version None"),
         (lambda d: d["recommendations"].pop("gradual_expansion_beats_single"), "missing key"),

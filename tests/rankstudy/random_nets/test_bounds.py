@@ -8,6 +8,7 @@ import torch
 
 from rankstudy import StudyConfig, rebuild_features, run_study, sample_networks
 from rankstudy.random_nets.bounds import linear_bound, structural_bound, with_bound_columns
+from rankstudy.random_nets.networks import build_features_with_inputs, im2col
 
 
 def svd_rank(row) -> int:
@@ -103,3 +104,45 @@ def test_bound_relative_columns_divide_by_the_capped_bound():
     blocks = t[t.kind == "block"]
     assert (blocks.bound_relative_rank > blocks.normalized_rank).all()  # capped at 3·d_in < d_out
     pd.testing.assert_frame_equal(with_bound_columns(t.drop(columns=["structural_bound"])), t, check_like=True)
+
+
+def test_bounds_use_the_inputs_measured_rank():
+    """An input of rank 5 < d_in = 8 caps what a network without nonlinearity can reach, and a block's shortcut."""
+    row = pd.Series({"kind": "linear", "d_in": 8, "d_out": 32, "n_samples": 64, "depth": 1, "spatial": 1})
+    assert linear_bound(row) == 8 and linear_bound(pd.Series({**row, "input_rank": 5})) == 5
+    assert linear_bound(pd.Series({**row, "input_rank": float("nan")})) == 8  # not measured: min(d_in, N)
+    assert structural_bound(pd.Series({**row, "input_rank": 5})) == 32  # f after the layer lifts it again
+    conv = pd.Series({**row, "kind": "conv3x3", "d_out": 100, "n_samples": 256, "spatial": 4})
+    assert linear_bound(conv) == 72 and linear_bound(pd.Series({**conv, "input_rank": 5})) == 45
+    assert linear_bound(pd.Series({**conv, "input_rank": 5, "input_rank_3x3": 40})) == 40
+    block = pd.Series({**conv, "kind": "block", "d_out": 160, "n_samples": 640, "block_expansion": 6, "norm": "bn"})
+    assert structural_bound(block) == 7 * 8 and structural_bound(pd.Series({**block, "input_rank": 5})) == 6 * 8 + 5
+
+
+def test_input_rank_columns_are_the_ranks_of_the_rebuilt_inputs():
+    """Against a float64 SVD of each row's rebuilt X and of its 3×3 im2col, at the float32 rule's tolerance."""
+    cfg = StudyConfig(
+        n=36,
+        seed=4,
+        d_in=(2, 6),
+        ratio_min=0.5,
+        ratio_max=4.0,
+        n_ratios=3,
+        spatial=4,
+        block_expansion=2,
+        kinds=("linear", "conv3x3", "block"),
+        nonlinearities=("identity", "relu"),
+        input_dists=("gaussian", "fmnist"),
+    )
+    t = run_study(cfg, device="cpu", workers=1, progress=False)
+    for _, row in t.iterrows():
+        frame = pd.DataFrame([row.to_dict()])
+        x = build_features_with_inputs(frame)[1]
+        for matrix, column in (
+            (x[0], "input_rank"),
+            (im2col(x, int(row.spatial))[0] if row.spatial > 1 else x[0], "input_rank_3x3"),
+        ):
+            s = torch.linalg.svdvals(matrix.double())
+            tol = s[0] * max(matrix.shape) * torch.finfo(torch.float32).eps
+            assert row[column] == int((s > tol).sum()), (column, row.to_dict())
+    assert (t.input_rank <= np.minimum(t.d_in, t.n_samples)).all()

@@ -1,5 +1,7 @@
 """The generator: seeded, reproducible, balanced, validated."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -48,6 +50,8 @@ def test_default_study_is_balanced_and_in_range():
         ({"inits": ("orthogonal",)}, "unknown init"),
         ({"input_dists": ("cauchy",)}, "unknown input distribution"),
         ({"stack_depths": (1,)}, "stack depths"),
+        ({"block_expansion": (3, 0)}, "block_expansion"),
+        ({"block_expansion": ()}, "block_expansion"),
     ],
 )
 def test_impossible_configs_are_rejected(kwargs, match):
@@ -65,8 +69,21 @@ def test_registry_is_extensible():
     assert set(t.nonlinearity) == {"test_square"}
 
 
+def test_several_block_expansions_are_balanced_over_the_block_rows():
+    cfg = StudyConfig(n=600, kinds=("linear", "block", "stack"), block_expansion=(2, 4, 6), input_dists=("gaussian",))
+    t = sample_networks(cfg)
+    blocks = t[t.kind != "linear"]
+    counts = blocks.block_expansion.value_counts()
+    assert set(counts.index) == {2, 4, 6} and counts.max() - counts.min() <= 1
+    assert (t[t.kind == "linear"].block_expansion == 0).all()
+    # one expansion, as a tuple or an int, keeps the table of earlier versions (nothing else is drawn)
+    one = sample_networks(StudyConfig(n=600, kinds=("linear", "block", "stack"), input_dists=("gaussian",)))
+    pd.testing.assert_frame_equal(one, sample_networks(replace(cfg, block_expansion=(6,))))
+    assert (t.drop(columns="block_expansion") == one.drop(columns="block_expansion")).all().all()
+
+
 def test_config_round_trips_through_dict():
-    cfg = StudyConfig(n=7, d_in=(3, 5), kinds=("linear", "stack"))
+    cfg = StudyConfig(n=7, d_in=(3, 5), kinds=("linear", "stack"), block_expansion=(3, 6))
     assert StudyConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(StudyError, match="unknown study config keys"):
         StudyConfig.from_dict({**cfg.to_dict(), "colour": "red"})
