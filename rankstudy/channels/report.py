@@ -162,6 +162,21 @@ def _partial_spearman(a: np.ndarray, b: np.ndarray, c: np.ndarray, axis: int = -
     return np.where(denom > 1e-12, np.clip(r, -1.0, 1.0), 0.0)
 
 
+def _paired_bootstrap(value: float, samples: tuple, statistic, seed: int) -> dict:
+    """Returns `value` with the percentile-bootstrap 95% CI of `statistic` over whole rows of `samples`."""
+    res = sstats.bootstrap(
+        samples,
+        statistic,
+        paired=True,
+        vectorized=True,
+        n_resamples=N_RESAMPLES,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    ci = res.confidence_interval
+    return {**stats.Estimate(value, float(ci.low), float(ci.high), int(len(samples[0]))).to_dict(), "note": ""}
+
+
 def spearman_ci(x, y, seed: int = stats.RNG_SEED) -> dict:
     """Returns Spearman's ρ of paired values with a percentile-bootstrap 95% CI (resampling pairs), as an estimate
     ({value, ci, n}, `rankstudy.stats.Estimate.to_dict`) with a note saying why ρ is undefined where it is."""
@@ -171,18 +186,7 @@ def spearman_ci(x, y, seed: int = stats.RNG_SEED) -> dict:
     if len(x) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
         why = "fewer than 4 configs" if len(x) < 4 else "constant values: no ordering to correlate"
         return {**stats.Estimate(math.nan, math.nan, math.nan, int(len(x))).to_dict(), "note": why}
-    rho = float(sstats.spearmanr(x, y).statistic)
-    res = sstats.bootstrap(
-        (x, y),
-        _spearman,
-        paired=True,
-        vectorized=True,
-        n_resamples=N_RESAMPLES,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    ci = res.confidence_interval
-    return {**stats.Estimate(rho, float(ci.low), float(ci.high), int(len(x))).to_dict(), "note": ""}
+    return _paired_bootstrap(float(sstats.spearmanr(x, y).statistic), (x, y), _spearman, seed)
 
 
 def partial_spearman_ci(x, y, given, seed: int = stats.RNG_SEED) -> dict:
@@ -198,18 +202,7 @@ def partial_spearman_ci(x, y, given, seed: int = stats.RNG_SEED) -> dict:
     if abs(float(_spearman(x, z))) > 1 - 1e-12 or abs(float(_spearman(y, z))) > 1 - 1e-12:
         why = "the given variable's ranks determine the others': nothing left to correlate"
         return {**stats.Estimate(math.nan, math.nan, math.nan, int(len(x))).to_dict(), "note": why}
-    rho = float(_partial_spearman(x, y, z))
-    res = sstats.bootstrap(
-        (x, y, z),
-        _partial_spearman,
-        paired=True,
-        vectorized=True,
-        n_resamples=N_RESAMPLES,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    ci = res.confidence_interval
-    return {**stats.Estimate(rho, float(ci.low), float(ci.high), int(len(x))).to_dict(), "note": ""}
+    return _paired_bootstrap(float(_partial_spearman(x, y, z)), (x, y, z), _partial_spearman, seed)
 
 
 def _slope_bins(configs: pd.DataFrame) -> pd.Series:
