@@ -68,6 +68,7 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fashion_mnist import command_line, plot_curves, run_one, summarize_run  # noqa: E402
 
+from rankstudy import stats as rs_stats  # noqa: E402
 from rankstudy.rank import rank_metrics  # noqa: E402
 from rexnet.arch import ArchSpec, arch_to_dict, rexnet_v1_arch, save_arch  # noqa: E402
 from rexnet.io import atomic_path, atomic_write_text, versions  # noqa: E402
@@ -76,7 +77,7 @@ from rexnet.small_input import small_input_variant  # noqa: E402
 from rexnet.training.data import load_data  # noqa: E402
 from rexnet.training.evaluate import load_for_eval  # noqa: E402
 from rexnet.training.train import TrainConfig  # noqa: E402
-from rexnet.variants import arch_macs, family_at_macs, from_findings, read_rules  # noqa: E402
+from rexnet.variants import Rules, arch_macs, family_at_macs, from_findings, read_rules  # noqa: E402
 
 IMG_SIZE = 32
 REXNET_WIDTH = 0.5  # the budget: ReXNet-0.5×'s MACs
@@ -85,7 +86,6 @@ RANK_MEASURES = {
     "effective_rank": "normalized_effective_rank",
     "rank_float32": "normalized_rank",
 }
-RULE_LABELS = {"nonlinearity": "nonlinearity", "expansion": "expansion cap", "schedule": "schedule"}
 
 
 @dataclass(frozen=True)
@@ -106,10 +106,22 @@ def table_hash(arch: ArchSpec) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
 
 
+FACTORIAL = {  # the 2×2 the rules are about (issue: principles v3): nonlinearity after expansions × expansion
+    "relu6_e3": ("relu6", 3),
+    "relu6_e6": ("relu6", 6),
+    "silu_e3": ("silu", 3),
+    "silu_e6": ("silu", 6),  # ReXNet's own cell (Section 4.1 of the paper: SiLU after expansions, t = 6)
+}
+NONLINEARITY_LABELS = {"relu6": "ReLU6", "silu": "SiLU"}
+
+
 def plan_models(
-    findings: str, tau: float, small_input: str, in_chans: int, seeds: tuple[int, ...], ablation_seeds: tuple[int, ...]
+    findings: str, tau: float, small_input: str, in_chans: int, seeds: tuple[int, ...], cell_seeds: tuple[int, ...]
 ) -> tuple[int, list[Model]]:
-    """Returns (MACs budget, models): the two published networks, the variant and its one-rule ablations."""
+    """Returns (MACs budget, models): the two published networks and the findings' variant (`seeds` each), then
+    the four factorial cells (`cell_seeds` each), every one re-matched to the budget. A model whose table equals
+    an earlier one's is that network (`same_as`): the SiLU/6 cell is ReXNet, and a variant that keeps ReXNet's
+    every choice is ReXNet too."""
     target = arch_macs(rexnet_v1_arch(REXNET_WIDTH), img_size=IMG_SIZE, small_input=small_input, in_chans=in_chans)
     budget = dict(macs_budget=target, num_classes=10, img_size=IMG_SIZE, in_chans=in_chans, small_input=small_input)
     mobilenet = family_at_macs("mobilenetv2", **budget)
@@ -128,16 +140,30 @@ def plan_models(
             "variant", "variant (findings)", from_findings(rules, name="rexnet_findings", **budget), seeds, "variant"
         ),
     ]
-    for rule in rules.differs_from_rexnet():
-        arch = from_findings(rules.ablate(rule), name=f"rexnet_findings_rexnet_{rule}", **budget)
-        models.append(
-            Model(f"variant_rexnet_{rule}", f"variant, ReXNet's {RULE_LABELS[rule]}", arch, ablation_seeds, "ablation")
+    for key, (act, expansion) in FACTORIAL.items():
+        cell = Rules(
+            nonlinearity=act,
+            max_expansion=expansion,
+            schedule="linear",
+            evidence={
+                rule: {"because": f"factorial cell {NONLINEARITY_LABELS[act]} / expansion {expansion}"}
+                for rule in ("nonlinearity", "expansion")
+            },
         )
-    # An ablation identical to another network is that network: its runs stand for it.
+        arch = from_findings(cell, name=f"rexnet_{key}", **budget)
+        label = f"{NONLINEARITY_LABELS[act]} / exp {expansion} ({arch.provenance['budget']['width_mult']:g}×)"
+        models.append(Model(key, label, arch, cell_seeds, "factorial"))
+    # A model identical to an earlier network is that network: its runs stand for it.
     seen: dict[str, str] = {}
     for i, m in enumerate(models):
         h = table_hash(m.arch)
         if h in seen:
+            missing = set(m.seeds) - set(models[[x.key for x in models].index(seen[h])].seeds)
+            if missing:
+                raise click.UsageError(
+                    f"{m.key} is the same network as {seen[h]}, whose seeds lack {sorted(missing)}; give "
+                    "--cell-seeds a subset of --seeds"
+                )
             models[i] = replace(m, same_as=seen[h])
         else:
             seen[h] = m.key
@@ -185,31 +211,116 @@ def feature_ranks(cfg: TrainConfig) -> dict[str, float]:
     return out
 
 
-def spearman_table(rows: pd.DataFrame, seed: int = 0, n_resamples: int = 1999) -> pd.DataFrame:
-    """Returns Spearman's ρ between each rank measure and test top-1 over runs, with a 95% percentile bootstrap
-    CI over runs and scipy's p-value.
+MARGIN = 0.5  # top-1 points: a difference within ±0.5 is "tied" only when the equivalence test shows it
 
-    The bootstrap is written out rather than scipy.stats.bootstrap's because with a handful of runs some
-    resamples repeat one run only, where ρ is undefined; those resamples are dropped (scipy's would make the
-    whole interval NaN).
+
+def architectures(rows: pd.DataFrame) -> pd.DataFrame:
+    """Returns one row per distinct network (a table run under two model names counts once): seeds averaged
+    first, with the number of seeds."""
+    distinct = rows.drop_duplicates("run")
+    key = distinct["run"].str.rsplit("_s", n=1).str[0]  # <model>_<table hash>
+    return (
+        distinct.assign(arch=key)
+        .groupby("arch", sort=False)
+        .agg(
+            label=("label", "first"),
+            seeds=("seed", "count"),
+            test_top1=("test_top1", "mean"),
+            **{m: (m, "mean") for m in RANK_MEASURES},
+        )
+        .reset_index()
+    )
+
+
+def spearman_table(rows: pd.DataFrame, seed: int = 0, n_resamples: int = 1999) -> pd.DataFrame:
+    """Returns Spearman's ρ between each rank measure and test top-1 over architectures (seeds averaged first).
+
+    p: the exact two-sided permutation test over architectures (scipy.stats.permutation_test pairing the
+    accuracies with every order of the measure; 5 architectures have 120 orders). CI: 95% percentile bootstrap of the seeds within each architecture,
+    i.e. how much the seed noise moves ρ for these architectures; it says nothing about other architectures,
+    which n (the number of architectures) bounds. Resamples where ρ is undefined (a constant column) are dropped.
     """
     rng = np.random.default_rng(seed)
+    distinct = rows.drop_duplicates("run").assign(arch=lambda d: d["run"].str.rsplit("_s", n=1).str[0])
+    per_arch = architectures(rows)
+    groups = [distinct[distinct["arch"] == a] for a in per_arch["arch"]]
     out = []
     for measure in RANK_MEASURES:
-        x, y = rows[measure].to_numpy(float), rows["test_top1"].to_numpy(float)
+        x, y = per_arch[measure].to_numpy(float), per_arch["test_top1"].to_numpy(float)
         rho = p = low = high = np.nan
         if len(x) > 2 and np.ptp(x) > 0 and np.ptp(y) > 0:
-            rho, p = stats.spearmanr(x, y)
-            idx = rng.integers(0, len(x), size=(n_resamples, len(x)))
-            boot = np.array(
-                [
-                    stats.spearmanr(x[i], y[i]).statistic if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0 else np.nan
-                    for i in idx
-                ]
+            rho = float(stats.spearmanr(x, y).statistic)
+            p = float(
+                stats.permutation_test(
+                    (x,), lambda a: stats.spearmanr(a, y).statistic, permutation_type="pairings", n_resamples=np.inf
+                ).pvalue
             )
+            boot = []
+            for _ in range(n_resamples):
+                picks = [g.iloc[rng.integers(0, len(g), len(g))] for g in groups]
+                bx = np.array([g[measure].mean() for g in picks])
+                by = np.array([g["test_top1"].mean() for g in picks])
+                boot.append(stats.spearmanr(bx, by).statistic if np.ptp(bx) > 0 and np.ptp(by) > 0 else np.nan)
             low, high = np.nanpercentile(boot, [2.5, 97.5])
         out.append(
-            {"measure": measure, "runs": len(x), "spearman_rho": rho, "ci_low": low, "ci_high": high, "p_value": p}
+            {
+                "measure": measure,
+                "architectures": len(x),
+                "runs": int(per_arch["seeds"].sum()),
+                "spearman_rho": rho,
+                "ci_low": low,
+                "ci_high": high,
+                "p_permutation": p,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def contrasts(rows: pd.DataFrame, models: list[Model]) -> pd.DataFrame:
+    """Returns each contrast of test top-1 with its 95% t interval over seeds and its equivalence verdict
+    (±MARGIN points): variant − ReXNet, ReXNet − MobileNetV2, and the 2×2 factorial's main effects (ReLU6 − SiLU
+    after the expansions, expansion 3 − 6) and interaction, each from the four cell means with the variance
+    pooled over the cells (rankstudy.stats.contrast). A contrast of a network with itself is left out."""
+    by_key = {m.key: m for m in models}
+    runs_of = {m.key: rows.loc[rows["model"] == m.key, "test_top1"].to_numpy(float) for m in models}
+
+    def same(a: str, b: str) -> bool:
+        return (by_key[a].same_as or a) == (by_key[b].same_as or b)
+
+    wanted = []
+    if not same("variant", "rexnet"):
+        wanted.append(("variant − ReXNet", ["variant", "rexnet"], [1, -1]))
+    wanted.append(("ReXNet − MobileNetV2", ["rexnet", "mobilenetv2"], [1, -1]))
+    cells = list(FACTORIAL)  # relu6_e3, relu6_e6, silu_e3, silu_e6
+    wanted += [
+        ("ReLU6 − SiLU after expansions (main effect)", cells, [0.5, 0.5, -0.5, -0.5]),
+        ("expansion 3 − 6 (main effect)", cells, [0.5, -0.5, 0.5, -0.5]),
+        ("interaction (ReLU6−SiLU at exp 3) − (at exp 6)", cells, [1, -1, -1, 1]),
+        ("ReLU6 − SiLU at expansion 6", ["relu6_e6", "silu_e6"], [1, -1]),
+        ("ReLU6 − SiLU at expansion 3", ["relu6_e3", "silu_e3"], [1, -1]),
+        ("expansion 3 − 6 with SiLU", ["silu_e3", "silu_e6"], [1, -1]),
+        ("expansion 3 − 6 with ReLU6", ["relu6_e3", "relu6_e6"], [1, -1]),
+    ]
+    out = []
+    for name, keys, weights in wanted:
+        groups = [runs_of[k] for k in keys]
+        if any(len(g) == 0 for g in groups):
+            continue  # partial results: a model with no finished run yet
+        c = rs_stats.contrast(groups, weights, margin=MARGIN)
+        out.append(
+            {
+                "contrast": name,
+                "models": "; ".join(f"{w:+g}·{k}" for k, w in zip(keys, weights)),
+                "seeds_per_model": ",".join(str(k) for k in c.n),
+                "estimate": c.estimate.mean,
+                "ci_low": c.estimate.low,
+                "ci_high": c.estimate.high,
+                "df": c.df,
+                "p": c.p,
+                "margin": MARGIN,
+                "p_tost": c.p_tost,
+                "verdict": c.verdict,
+            }
         )
     return pd.DataFrame(out)
 
@@ -218,8 +329,18 @@ def _f(value: float, fmt: str) -> str:
     return "–" if pd.isna(value) else format(value, fmt)
 
 
-def write_tables(rows: pd.DataFrame, models: list[Model], results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Returns (per-model table, Spearman table over distinct runs), written as table.csv/.md and spearman.csv."""
+VERDICT_WORDS = {
+    "different": "shown different (95% CI excludes 0)",
+    "equivalent": f"tied within ±{MARGIN} points (TOST, 90% CI inside the margin)",
+    "inconclusive": "not shown different, not shown tied",
+}
+
+
+def write_tables(
+    rows: pd.DataFrame, models: list[Model], results: Path, status: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Returns (per-model table, Spearman table over architectures, contrasts), written as table.csv, table.md,
+    spearman.csv and contrasts.csv; `status` heads table.md (complete, or which runs are still missing)."""
     order = {m.key: i for i, m in enumerate(models)}
     table = (
         rows.groupby("model", sort=False)
@@ -239,15 +360,18 @@ def write_tables(rows: pd.DataFrame, models: list[Model], results: Path) -> tupl
         .reset_index()
     )
     table = table.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
-    budget = table.loc[table["model"] == "rexnet", "macs"].iloc[0]
+    budget = [m for m in models if m.key == "rexnet"][0].arch.provenance["budget"]["macs"]
     table["macs_vs_rexnet"] = table["macs"] / budget - 1
     atomic_write_text(results / "table.csv", table.to_csv(index=False))
-    # A run standing for two models (an ablation equal to another network) counts once.
-    spearman = spearman_table(rows.drop_duplicates("run"))
+    spearman = spearman_table(rows)
     atomic_write_text(results / "spearman.csv", spearman.to_csv(index=False))
+    effects = contrasts(rows, models)
+    atomic_write_text(results / "contrasts.csv", effects.to_csv(index=False))
     same = {m.key: m.same_as for m in models if m.same_as}
     lines = [
-        "| model | runs | test top-1 (mean ± std) | top-5 | params | MMACs (vs ReXNet) | train img/s (timed) | "
+        status,
+        "",
+        "| model | seeds | test top-1 (mean ± std) | top-5 | params | MMACs (vs ReXNet) | train img/s (timed) | "
         "train img/s (runs) | feature rank rtol 1e-2 | effective rank | float32 rank |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -265,19 +389,34 @@ def write_tables(rows: pd.DataFrame, models: list[Model], results: Path) -> tupl
         "(`--speed-steps`, CPU, the runs' batch size); (runs): the mean over runs of "
         "each run's median epoch speed, which depends on what else ran on the machine then.",
         "",
-        "Spearman's ρ between the penultimate feature rank and test top-1 over the distinct runs "
-        "(95% percentile bootstrap CI, runs resampled):",
+        "Contrasts of test top-1 (points), 95% t interval over seeds (variance pooled over the models of the "
+        f"contrast), verdict with an equivalence margin of ±{MARGIN} points:",
         "",
-        "| rank measure | runs | ρ | 95% CI | p |",
-        "|---|---|---|---|---|",
+        "| contrast | seeds per model | estimate | 95% CI | p | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in effects.to_dict("records"):
+        lines.append(
+            f"| {r['contrast']} | {r['seeds_per_model']} | {r['estimate']:+.2f} | "
+            f"[{_f(r['ci_low'], '+.2f')}, {_f(r['ci_high'], '+.2f')}] | {_f(r['p'], '.3f')} | "
+            f"{VERDICT_WORDS[r['verdict']]} |"
+        )
+    lines += [
+        "",
+        "Spearman's ρ between the penultimate feature rank and test top-1 over architectures (seeds averaged "
+        "first; p: exact permutation test over architectures; CI: 95% bootstrap of seeds within architectures, "
+        "the seed noise only):",
+        "",
+        "| rank measure | architectures | runs | ρ | seed-bootstrap 95% CI | p (permutation) |",
+        "|---|---|---|---|---|---|",
     ]
     for r in spearman.to_dict("records"):
         lines.append(
-            f"| {r['measure']} | {r['runs']} | {_f(r['spearman_rho'], '+.2f')} | "
-            f"[{_f(r['ci_low'], '+.2f')}, {_f(r['ci_high'], '+.2f')}] | {_f(r['p_value'], '.3f')} |"
+            f"| {r['measure']} | {r['architectures']} | {r['runs']} | {_f(r['spearman_rho'], '+.2f')} | "
+            f"[{_f(r['ci_low'], '+.2f')}, {_f(r['ci_high'], '+.2f')}] | {_f(r['p_permutation'], '.3f')} |"
         )
     atomic_write_text(results / "table.md", "\n".join(lines) + "\n")
-    return table, spearman
+    return table, spearman, effects
 
 
 def plot_figure(rows: pd.DataFrame, table: pd.DataFrame, budget: int, results: Path) -> Path:
@@ -367,9 +506,31 @@ def time_training_steps(models: list[Model], base: TrainConfig, steps: int, in_c
 
 def _seeds(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(s) for s in text.split(",") if s.strip())  # "" = none (e.g. no ablation runs)
+        return tuple(int(s) for s in text.split(",") if s.strip())  # "" = none
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a comma-separated list of integers, e.g. 0,1") from None
+
+
+def _train_in_worker(cfg: TrainConfig, threads: int) -> str:
+    """Trains (or resumes, or skips) one run in a joblib worker with `threads` torch threads."""
+    torch.set_num_threads(threads)
+    return f"{Path(cfg.out).name}: {run_one(cfg)}"
+
+
+def train_runs(cfgs: list[TrainConfig], jobs: int) -> None:
+    """Trains the runs, `jobs` at a time in joblib's loky processes (one thread each when jobs > 1: two 1-thread
+    runs side by side train ~1.3× more images per second than one 2-thread run here), in the order given."""
+    if jobs == 1:
+        for cfg in cfgs:
+            print(f"== {Path(cfg.out).name}: {run_one(cfg)}", flush=True)
+        return
+    from joblib import Parallel, delayed
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    for done in Parallel(n_jobs=jobs, return_as="generator_unordered")(
+        delayed(_train_in_worker)(cfg, threads) for cfg in cfgs
+    ):
+        print(f"== {done}", flush=True)
 
 
 @click.command()
@@ -377,8 +538,8 @@ def _seeds(text: str) -> tuple[int, ...]:
 @click.option("--tau", type=float, default=0.9, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
 @click.option("--small-input", type=click.Choice(["off", "s16", "s8"]), default="s16", show_default=True)
-@click.option("--seeds", default="0,1", show_default=True, help="Seeds of the published networks and the variant.")
-@click.option("--ablation-seeds", default="0", show_default=True)
+@click.option("--seeds", default="0,1,2,3", show_default=True, help="Seeds of the published networks and the variant.")
+@click.option("--cell-seeds", default="0,1,2", show_default=True, help="Seeds of each factorial cell.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--lr", type=float, default=0.1, show_default=True)
 @click.option("--weight-decay", type=float, default=5e-5, show_default=True)
@@ -387,7 +548,11 @@ def _seeds(text: str) -> tuple[int, ...]:
 @click.option("--results", default="results/findings_variants", show_default=True)
 @click.option("--train-limit", type=click.IntRange(min=1), help="Smoke runs: a random subset of the training set.")
 @click.option("--test-limit", type=click.IntRange(min=1))
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Data-loader workers.")
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Runs trained side by side (joblib)."
+)
+@click.option("--train/--no-train", default=True, show_default=True, help="--no-train: report the finished runs only.")
 @click.option("--time-steps", type=click.IntRange(min=1), help="Only time this many training steps per model.")
 @click.option(
     "--speed-steps",
@@ -403,7 +568,7 @@ def main(
     epochs,
     small_input,
     seeds,
-    ablation_seeds,
+    cell_seeds,
     batch_size,
     lr,
     weight_decay,
@@ -413,15 +578,17 @@ def main(
     train_limit,
     test_limit,
     workers,
+    jobs,
+    train,
     time_steps,
     speed_steps,
 ) -> None:
-    """Train MobileNetV2, ReXNet and the findings' variant (+ one-rule ablations) at equal MACs; write the table."""
+    """Train MobileNetV2, ReXNet, the findings' variant and the 2×2 factorial at equal MACs; write the tables."""
     from rexnet.errors import RexnetError
 
     try:
         in_chans = 1 if time_steps else load_data("fashion-mnist", data_root).in_chans
-        target, models = plan_models(findings, tau, small_input, in_chans, _seeds(seeds), _seeds(ablation_seeds))
+        target, models = plan_models(findings, tau, small_input, in_chans, _seeds(seeds), _seeds(cell_seeds))
     except RexnetError as exc:
         raise click.ClickException(str(exc)) from None
     print(
@@ -448,6 +615,7 @@ def main(
         test_limit=test_limit,
         device="cpu",
         workers=workers,
+        progress=jobs == 1,
     )
     if time_steps:
         time_training_steps(models, base, time_steps, in_chans)
@@ -455,12 +623,25 @@ def main(
     runs, results = Path(runs), Path(results)
     cfgs = run_configs(models, base, runs, results / "archs")
     distinct = {c.out: c for m in models if not m.same_as for c in cfgs[m.key]}
-    for cfg in distinct.values():
-        print(f"== {Path(cfg.out).name}: {run_one(cfg)}", flush=True)
+    # Seed by seed, so that an interrupted experiment has every model at its first seeds.
+    queue = sorted(distinct.values(), key=lambda c: c.seed)
+    if train:
+        train_runs(queue, jobs)
+    finished = {c.out for c in queue if (Path(c.out) / "model.pth").is_file()}
+    if not finished:
+        raise click.ClickException(f"no finished run in {runs}; run without --no-train to train them")
+    missing = sorted(Path(c.out).name for c in queue if c.out not in finished)
+    status = (
+        f"Complete: {len(queue)} of {len(queue)} runs."
+        if not missing
+        else f"**PARTIAL: {len(finished)} of {len(queue)} runs finished**; missing: {', '.join(missing)}. "
+        "Rerun the command to train them (finished runs are kept)."
+    )
     settings = {
         "findings": findings,
         "tau": tau,
         "macs_budget": target,
+        "status": status,
         "models": {
             m.key: {
                 "label": m.label,
@@ -472,9 +653,10 @@ def main(
             }
             for m in models
         },
-        **{k: v for k, v in asdict(base).items() if k not in ("model", "seed", "out")},
+        **{k: v for k, v in asdict(base).items() if k not in ("model", "seed", "out", "progress")},
     }
-    packages = {**versions(), "scipy": metadata.version("scipy"), "threads": torch.get_num_threads()}
+    packages = {**versions(), "scipy": metadata.version("scipy"), "threads": torch.get_num_threads(), "jobs": jobs}
+    results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         results / "command.txt",
         command_line(click.get_current_context(), __file__)
@@ -486,6 +668,8 @@ def main(
     rows = []
     for m in models:
         for cfg in cfgs[m.key]:
+            if cfg.out not in finished:
+                continue
             row = summarize_run(cfg, in_chans)
             rows.append(
                 {
@@ -500,9 +684,12 @@ def main(
             )
     rows = pd.DataFrame(rows)
     atomic_write_text(results / "runs.csv", rows.to_csv(index=False))
-    table, _ = write_tables(rows, models, results)
+    shown = [m for m in models if m.key in set(rows["model"])]
+    table, _, _ = write_tables(rows, models, results, status)
     plot_figure(rows, table, target, results)
-    plot_curves([replace(c, model=m.label) for m in models if not m.same_as for c in cfgs[m.key]], results)
+    plot_curves(
+        [replace(c, model=m.label) for m in shown if not m.same_as for c in cfgs[m.key] if c.out in finished], results
+    )
     print((results / "table.md").read_text())
 
 

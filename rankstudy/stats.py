@@ -388,6 +388,92 @@ def material(estimate: Estimate, margin: float) -> str:
 
 
 @dataclass(frozen=True)
+class Contrast:
+    """A linear contrast of group means, Σ w_i · mean_i, with pooled-variance t intervals (one-way ANOVA model).
+
+    `estimate` carries the 95% interval (two-sided test of L = 0, `p`), `ci90` the (1 − 2α) interval that the
+    equivalence test within ±margin inverts (`p_tost`); `verdict` as `tost`'s ("equivalent", "different",
+    "inconclusive"). `n` is the number of values per group, `df` the pooled degrees of freedom Σ (n_i − 1).
+    """
+
+    estimate: Estimate
+    ci90: tuple[float, float]
+    se: float
+    df: int
+    p: float
+    margin: float
+    p_tost: float
+    verdict: str
+    n: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        """Returns the contrast as reports store it: {value, ci, n} plus the test's fields."""
+        return {
+            **self.estimate.to_dict(),
+            "n": list(self.n),
+            "ci90": list(self.ci90),
+            "se": self.se,
+            "df": self.df,
+            "p": self.p,
+            "margin": self.margin,
+            "p_tost": self.p_tost,
+            "verdict": self.verdict,
+        }
+
+
+def contrast(groups, weights, margin: float, alpha: float = ALPHA) -> Contrast:
+    """Returns the contrast Σ w_i · mean(groups[i]) with its t interval from the variance pooled over all groups.
+
+    The model is the one-way ANOVA's: every group has the same variance σ², estimated by the pooled s² with
+    df = Σ (n_i − 1), so SE = s · √(Σ w_i² / n_i). A 2×2 factorial's main effects and interaction are contrasts of
+    its four cell means (weights ±½ for a main effect, ±1 for the interaction); two groups with weights (1, −1)
+    give the pooled two-sample t test. The verdict is `tost`'s: "equivalent" when the (1 − 2α) interval lies in
+    (−margin, margin), else "different" when the 1 − α interval excludes 0, else "inconclusive". With df = 0
+    (one value per group) the intervals and p-values are NaN and the verdict "inconclusive".
+    """
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
+    values = [_finite(g) for g in groups]
+    w = np.asarray(weights, dtype=float)
+    if len(values) != w.size:
+        raise ValueError(f"{len(values)} groups but {w.size} weights")
+    if any(v.size == 0 for v in values):
+        raise ValueError("every group needs at least one finite value")
+    n = np.array([v.size for v in values])
+    est = float(sum(wi * v.mean() for wi, v in zip(w, values)))
+    df = int((n - 1).sum())
+    nan = math.nan
+    if df == 0:
+        return Contrast(
+            Estimate(est, nan, nan, int(n.min())),
+            (nan, nan),
+            nan,
+            0,
+            nan,
+            margin,
+            nan,
+            "inconclusive",
+            tuple(int(k) for k in n),
+        )
+    pooled = sum(((v - v.mean()) ** 2).sum() for v in values) / df
+    se = float(math.sqrt(pooled * float((w**2 / n).sum())))
+    if se == 0:  # every group constant: decided exactly, as tost does
+        p, p_tost = float(est == 0), float(abs(est) >= margin)
+        ci95 = ci90 = (est, est)
+    else:
+        p = float(min(1.0, 2.0 * stats.t.sf(abs(est) / se, df)))
+        p_tost = max(float(stats.t.sf((est + margin) / se, df)), float(stats.t.cdf((est - margin) / se, df)))
+        h95, h90 = float(stats.t.ppf(1 - alpha / 2, df)) * se, float(stats.t.ppf(1 - alpha, df)) * se
+        ci95, ci90 = (est - h95, est + h95), (est - h90, est + h90)
+    verdict = "equivalent" if p_tost < alpha else "different" if p < alpha else "inconclusive"
+    return Contrast(
+        Estimate(est, *ci95, int(n.min())), ci90, se, df, p, margin, p_tost, verdict, tuple(int(k) for k in n)
+    )
+
+
+@dataclass(frozen=True)
 class Choice:
     """Each option's bootstrap probability of having the best mean (summing to 1) and its mean with its CI."""
 

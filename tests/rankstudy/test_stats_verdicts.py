@@ -299,3 +299,44 @@ def test_no_difference_at_48_networks_is_not_called_tied():
     assert res.verdict == "inconclusive" and res.difference.high > 0.02
     assert stats.material(stats.diff_ci(g["A"], g["B"]), 0.02) == "undecided"
     assert stats.decided(stats.prob_best(g).prob) is None
+
+
+def test_contrast_of_two_groups_is_the_pooled_t_test():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(1.0, 0.5, 7), rng.normal(0.2, 0.5, 5)
+    c = stats.contrast([x, y], [1, -1], margin=0.1)
+    ref = sps.ttest_ind(x, y, equal_var=True)
+    ci = ref.confidence_interval(0.95)
+    assert c.p == pytest.approx(ref.pvalue)
+    assert (c.estimate.low, c.estimate.high) == pytest.approx((ci.low, ci.high))
+    assert c.df == 10 and c.n == (7, 5)
+
+
+def test_contrast_interaction_matches_least_squares():
+    # A 2×2 design with 3 values per cell: the interaction contrast and its SE equal the OLS coefficient's
+    # (cell-means coding, so the contrast is w·β and its variance s²·w(XᵀX)⁻¹wᵀ), computed independently.
+    rng = np.random.default_rng(4)
+    means = [0.0, 0.3, 0.1, 1.0]
+    cells = [rng.normal(m, 0.2, 3) for m in means]
+    w = np.array([1.0, -1.0, -1.0, 1.0])
+    c = stats.contrast(cells, w, margin=0.1)
+    X = np.kron(np.eye(4), np.ones((3, 1)))
+    y = np.concatenate(cells)
+    beta, rss, *_ = np.linalg.lstsq(X, y, rcond=None)
+    s2 = rss[0] / (12 - 4)
+    se = np.sqrt(s2 * w @ np.linalg.inv(X.T @ X) @ w)
+    assert c.estimate.mean == pytest.approx(w @ beta)
+    assert c.se == pytest.approx(se)
+    assert c.verdict == "different"  # planted interaction 0.6 with σ = 0.2
+
+
+def test_contrast_equivalent_and_inconclusive():
+    rng = np.random.default_rng(5)
+    tight = [rng.normal(0.0, 0.01, 20) for _ in range(2)]
+    assert stats.contrast(tight, [1, -1], margin=0.05).verdict == "equivalent"
+    wide = [rng.normal(0.0, 1.0, 3) for _ in range(2)]
+    assert stats.contrast(wide, [1, -1], margin=0.05).verdict == "inconclusive"
+    single = stats.contrast([[1.0], [2.0]], [1, -1], margin=0.5)
+    assert single.verdict == "inconclusive" and np.isnan(single.estimate.low)
+    with pytest.raises(ValueError, match="weights"):
+        stats.contrast(tight, [1, -1, 0], margin=0.1)
