@@ -1,26 +1,37 @@
-"""Per-layer feature rank of the Fashion-MNIST comparison's networks, at initialisation and after training.
+"""Per-layer feature rank of the findings-variants comparison's networks, at initialisation and after training.
 
 The paper (ReXNet, §3–4) designs its channel schedule so that layers keep a high rank (rank / channels) and
-argues MobileNetV2's stage-wise schedule loses rank. Here `rankstudy.probe` measures it on the two networks
-of experiments/fashion_mnist.py (ReXNet-0.5× and the MAC-matched MobileNetV2-0.7×, small-input mode s16):
-each trained run (RUN/model.pth) and the same network at initialisation (rebuilt with the run's seed, model
-and settings exactly as rexnet.training.train builds it before the first step), on a seeded random subset of the
-Fashion-MNIST test set, in eval mode.
+argues MobileNetV2's stage-wise schedule loses rank. Here `rankstudy.probe` measures it on the two published
+networks of experiments/findings_variants.py (ReXNet-0.5× and the MACs-matched MobileNetV2-0.74×, Fashion-MNIST,
+1 input channel, small-input mode s16, 10 classes): each seed-0 trained run (RUNS/rexnet_<table hash>_s0 and
+RUNS/mobilenetv2_<table hash>_s0, their model.pth) and the same network at initialisation (rebuilt from the
+network the checkpoint records, with the run's seed, exactly as rexnet.training.train builds it before the
+first step), on a seeded random subset of the Fashion-MNIST test set, in eval mode without gradients.
+
+Batch norm (`rankstudy.probe(bn=...)`): an untrained network's running statistics are mean 0 / variance 1,
+so in plain eval mode its BN layers pass each layer's raw scale and offset on, while the random-network study
+normalises with batch statistics. So the init network is probed twice, with batch statistics (bn "batch", the
+probe's default for an untrained network: each forward batch of --batch-size images normalised with its own
+statistics) and with its running statistics (bn "running": the size of that artefact), and the trained
+network with its running statistics (bn "running"): three (state, bn) rows per model.
 
 Layers probed (the main path, where the paper measures): the output of every activation outside the SE
 gates (stem, expansion, depthwise, penultimate), every block's output (after the residual) and the pooled
-penultimate features. Results in RESULTS: layers.csv (one row per model × state × layer), summary.csv and
-summary.md (mean normalized rank by depth third and by layer role, trained − init), depth.png (normalized
-rank through relative depth, all four networks), command.txt (command, settings, versions). Usage:
+penultimate features. Results in RESULTS: layers.csv (one row per model × state × bn × layer), summary.csv and
+summary.md (mean normalized rank by depth third and by layer role; the models compared, trained − init, and
+init under running − batch statistics), depth.png (normalized rank through relative depth, every model, state
+and bn mode), command.txt (command, settings, versions). Usage:
 
-    python experiments/probe.py                          # runs/fashion_mnist/{rexnet_050,mobilenetv2_070}_s0
-    python experiments/probe.py --run PATH --run PATH --results /tmp/probe --n-images 256
+    python experiments/probe.py          # runs/findings_variants/{rexnet,mobilenetv2}_*_s0 (findings_variants.py)
+    python experiments/probe.py --runs PATH --results /tmp/probe --n-images 256
+    python experiments/probe.py --run PATH --run PATH     # any `rexnet train` runs instead
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 from importlib import metadata
 from pathlib import Path
@@ -33,34 +44,64 @@ from torch import nn
 
 from rankstudy.probing import load_images, load_model, probe
 from rexnet.activations import ACTIVATIONS
-from rexnet.arch import network_diff
 from rexnet.blocks import LinearBottleneck, SqueezeExcite
 from rexnet.checkpoint import read_checkpoint
 from rexnet.io import atomic_path, atomic_write_text, versions
 from rexnet.model import ReXNet
-from rexnet.registry import checkpoint_network, resolve_arch
+from rexnet.registry import checkpoint_network
 
-DEFAULT_RUNS = ("runs/fashion_mnist/rexnet_050_s0", "runs/fashion_mnist/mobilenetv2_070_s0")
+DEFAULT_RUNS = "runs/findings_variants"
+MODELS = ("rexnet", "mobilenetv2")  # the run-folder keys of experiments/findings_variants.py, seed 0
+# (state, batch-norm mode) probed per model: init with batch statistics (the probe's default for an untrained
+# network) and with its untrained running statistics (the eval-mode artefact), trained with running statistics.
+STATES = (("init", "batch"), ("init", "running"), ("trained", "running"))
 MEASURES = ("rank", "rank_rtol_1e-3", "rank_rtol_1e-2", "effective_rank", "stable_rank", "nuclear_norm")
 SUMMARY_MEASURES = ("rank", "rank_rtol_1e-2", "effective_rank")
 _ACTIVATION_TYPES = tuple({a.module for a in ACTIVATIONS.values()} - {nn.Identity})
 
 
+def find_runs(runs: Path) -> list[Path]:
+    """Returns the seed-0 run folder of each of MODELS in `runs` (RUNS/<model>_<8-hex table hash>_s0 holding
+    model.pth); ClickException naming the command that trains a missing run, or the runs to choose between."""
+    found = []
+    for model in MODELS:
+        pattern = re.compile(rf"{model}_[0-9a-f]{{8}}_s0")
+        folders = sorted(p for p in runs.glob(f"{model}_*_s0") if pattern.fullmatch(p.name))
+        done = [p for p in folders if (p / "model.pth").is_file()]
+        if not done:
+            state = f"{folders[0]} is not finished" if folders else f"no run {runs}/{model}_<hash>_s0"
+            raise click.ClickException(
+                f"{state}; train it with `python experiments/findings_variants.py` (or pass --runs/--run)"
+            )
+        if len(done) > 1:
+            raise click.ClickException(
+                f"{len(done)} finished runs match {runs}/{model}_*_s0 ({', '.join(p.name for p in done)}); "
+                "pass the ones to probe with --run"
+            )
+        found.append(done[0])
+    return found
+
+
 def init_model(checkpoint: Path) -> nn.Module:
-    """Returns the network of a `rexnet train` run as it was before its first step (same seed, table, stem)."""
+    """Returns the network of a `rexnet train` run as it was before its first step: the network the checkpoint
+    records (table, stem stride, input channels, classes), built after seeding with the run's seed as
+    rexnet.training.train does; the checkpoint alone suffices (the run's table file is not read)."""
     ckpt = read_checkpoint(checkpoint)
-    meta = ckpt.metadata
-    cfg = meta["config"]
+    cfg = ckpt.metadata.get("config", {})
     recorded = checkpoint_network(ckpt)
-    if recorded is None:
+    if recorded is None or "seed" not in cfg:
         raise click.ClickException(f"{checkpoint} was not written by `rexnet train`; give a run's model.pth")
     torch.manual_seed(cfg["seed"])  # rexnet.training.train seeds right before building the model
-    arch = resolve_arch(cfg["model"], cfg["small_input"], cfg["dropout"])  # as rexnet.training.train.setup
-    model = ReXNet(arch, recorded.num_classes, meta["in_chans"], stem_stride=arch.stem_stride)
-    # The same network, compared structurally (names and provenance aside): older checkpoints' tables lack the
-    # stem and input fields, which checkpoint_network completes from their metadata.
-    if network_diff(model.arch, recorded):
-        raise click.ClickException(f"{checkpoint}: rebuilding {cfg['model']} does not give the trained network")
+    model = ReXNet(
+        recorded,
+        recorded.num_classes,
+        recorded.in_chans,
+        stem_stride=recorded.stem_stride,
+        drop_path_rate=cfg.get("drop_path", 0.0),
+    )
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    if shapes != {k: v.shape for k, v in ckpt.state_dict.items()}:
+        raise click.ClickException(f"{checkpoint}: rebuilding its network does not give the trained network")
     return model
 
 
@@ -86,8 +127,11 @@ def layer_roles(model: nn.Module) -> dict[str, str]:
     return roles
 
 
-def probe_network(model: nn.Module, images: torch.Tensor, *, max_columns: int, seed: int) -> pd.DataFrame:
-    """Returns the probe table of the main-path layers of `model`, with role and relative depth columns."""
+def probe_network(
+    model: nn.Module, images: torch.Tensor, *, bn: str, max_columns: int, batch_size: int, seed: int
+) -> pd.DataFrame:
+    """Returns the probe table of the main-path layers of `model` under batch-norm mode `bn` ("batch" or
+    "running"), with role and relative depth columns (and the probe's bn column)."""
     roles = layer_roles(model)
     table = probe(
         model,
@@ -95,7 +139,9 @@ def probe_network(model: nn.Module, images: torch.Tensor, *, max_columns: int, s
         lambda name, module: name in roles,
         measures=list(MEASURES),
         max_columns=max_columns,
+        batch_size=batch_size,
         seed=seed,
+        bn=bn,
         progress=True,
     )
     table.insert(1, "role", table["name"].map(roles))
@@ -105,31 +151,32 @@ def probe_network(model: nn.Module, images: torch.Tensor, *, max_columns: int, s
 
 
 def summarize(layers: pd.DataFrame) -> pd.DataFrame:
-    """Returns the mean normalized measures per (model, state) by depth third and by role (uncapped layers)."""
+    """Returns the mean normalized measures per (model, state, bn) by depth third and by role (uncapped layers)."""
     used = layers[~layers["capped"]].copy()
     used["third"] = pd.cut(used["relative_depth"], [-0.01, 1 / 3, 2 / 3, 1.0], labels=["early", "middle", "late"])
     rows = []
-    for (model, state), g in used.groupby(["model", "state"], sort=False):
+    for (model, state, bn), g in used.groupby(["model", "state", "bn"], sort=False):
         groups = (
             [("all", "all", g)]
             + [("third", t, gg) for t, gg in g.groupby("third", observed=True)]
             + [("role", r, gg) for r, gg in g.groupby("role", sort=False)]
         )
         for kind, group, gg in groups:
-            row = {"model": model, "state": state, "by": kind, "group": group, "layers": len(gg)}
+            row = {"model": model, "state": state, "bn": bn, "by": kind, "group": group, "layers": len(gg)}
             row.update({m: gg["normalized_" + m].mean() for m in SUMMARY_MEASURES})
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def summary_markdown(summary: pd.DataFrame, models: list[str], n_images: int) -> str:
-    """Returns summary.md: one table per measure (model × state rows, depth thirds and roles as columns)."""
+    """Returns summary.md: one table per measure (model × state × bn rows, depth thirds and roles as columns)."""
     groups = ["all", "early", "middle", "late", "stem", "expand", "depthwise", "block", "penultimate", "pooled"]
     lines = [
         f"# Feature rank through depth: {' vs '.join(models)} (Fashion-MNIST test, {n_images} images)",
         "",
         "Mean over layers of rank / channels (`rankstudy.probe`), uncapped layers only; thirds of relative "
-        "depth and layer roles. Written by experiments/probe.py.",
+        "depth and layer roles. bn: batch-norm statistics, `batch` (each forward batch's) or `running` (the "
+        "layers' own: mean 0 / variance 1 at initialisation). Written by experiments/probe.py.",
         "",
     ]
     for measure in SUMMARY_MEASURES:
@@ -137,13 +184,13 @@ def summary_markdown(summary: pd.DataFrame, models: list[str], n_images: int) ->
         lines += [
             f"## {measure} / channels",
             "",
-            "| model | state | " + " | ".join(present) + " |",
-            "|---|---|" + "---|" * len(present),
+            "| model | state | bn | " + " | ".join(present) + " |",
+            "|---|---|---|" + "---|" * len(present),
         ]
-        for (model, state), g in summary.groupby(["model", "state"], sort=False):
+        for (model, state, bn), g in summary.groupby(["model", "state", "bn"], sort=False):
             values = g.set_index("group")[measure]
             lines.append(
-                f"| {model} | {state} | "
+                f"| {model} | {state} | {bn} | "
                 + " | ".join(f"{values[c]:.3f}" if c in values else "–" for c in present)
                 + " |"
             )
@@ -152,22 +199,28 @@ def summary_markdown(summary: pd.DataFrame, models: list[str], n_images: int) ->
 
 
 def answers(summary: pd.DataFrame, models: list[str], groups: list[str], tie: float = 0.01) -> list[str]:
-    """Returns the Markdown lines answering: which network keeps more rank, where, and what training changes."""
-    value = summary.set_index(["model", "state", "group"])
+    """Returns the Markdown lines answering: which network keeps more rank, where, what training changes
+    (trained − init, both under the statistics their probe defaults to), and how much of init's rank the
+    untrained running statistics move (init under running − batch statistics)."""
+    value = summary.set_index(["model", "state", "bn", "group"])
     lines = ["## Answers", "", f"Differences of mean rank / channels; |Δ| < {tie} counts as a tie.", ""]
 
     def diffs(a, sa, b, sb, measure):
         out = {}
         for g in groups:
-            if (a, sa, g) in value.index and (b, sb, g) in value.index:
-                out[g] = value.at[(a, sa, g), measure] - value.at[(b, sb, g), measure]
+            if (a, *sa, g) in value.index and (b, *sb, g) in value.index:
+                out[g] = value.at[(a, *sa, g), measure] - value.at[(b, *sb, g), measure]
         return out
+
+    def most(d):
+        parts = sorted(((v, g) for g, v in d.items() if g != "all"), reverse=True)
+        return f"most up: {parts[0][1]} {parts[0][0]:+.3f}; most down: {parts[-1][1]} {parts[-1][0]:+.3f}"
 
     if len(models) == 2:
         a, b = models
         lines.append(f"**Which keeps more rank** ({a} − {b}):")
         for measure in SUMMARY_MEASURES:
-            for state in ("trained", "init"):
+            for state in STATES:
                 d = diffs(a, state, b, state, measure)
                 if "all" not in d:
                     continue
@@ -175,22 +228,26 @@ def answers(summary: pd.DataFrame, models: list[str], groups: list[str], tie: fl
                 higher_a = ", ".join(f"{g} {v:+.3f}" for g, v in d.items() if g != "all" and v >= tie) or "none"
                 higher_b = ", ".join(f"{g} {v:+.3f}" for g, v in d.items() if g != "all" and v <= -tie) or "none"
                 lines.append(
-                    f"- {measure}, {state}: {more if abs(d['all']) >= tie else 'neither'} over all layers "
-                    f"(Δ {d['all']:+.3f}); {a} higher in: {higher_a}; {b} higher in: {higher_b}"
+                    f"- {measure}, {state[0]} (bn {state[1]}): {more if abs(d['all']) >= tie else 'neither'} over "
+                    f"all layers (Δ {d['all']:+.3f}); {a} higher in: {higher_a}; {b} higher in: {higher_b}"
                 )
         lines.append("")
-    lines.append("**Does training change it** (trained − init):")
+    lines.append("**Does training change it** (trained, bn running − init, bn batch):")
     for model in models:
         for measure in SUMMARY_MEASURES:
-            d = diffs(model, "trained", model, "init", measure)
-            if "all" not in d:
-                continue
-            parts = sorted(((v, g) for g, v in d.items() if g != "all"), reverse=True)
-            lines.append(
-                f"- {model}, {measure}: {d['all']:+.3f} over all layers; most up: {parts[0][1]} "
-                f"{parts[0][0]:+.3f}; most down: {parts[-1][1]} {parts[-1][0]:+.3f}"
-            )
+            d = diffs(model, ("trained", "running"), model, ("init", "batch"), measure)
+            if "all" in d:
+                lines.append(f"- {model}, {measure}: {d['all']:+.3f} over all layers; {most(d)}")
+    lines += ["", "**The untrained running statistics** (init, bn running − init, bn batch):"]
+    for model in models:
+        for measure in SUMMARY_MEASURES:
+            d = diffs(model, ("init", "running"), model, ("init", "batch"), measure)
+            if "all" in d:
+                lines.append(f"- {model}, {measure}: {d['all']:+.3f} over all layers; {most(d)}")
     return lines
+
+
+LINE_STYLES = {("init", "batch"): "--", ("init", "running"): ":", ("trained", "running"): "-"}
 
 
 def plot_depth(layers: pd.DataFrame, path: Path, n_images: int) -> Path:
@@ -201,13 +258,14 @@ def plot_depth(layers: pd.DataFrame, path: Path, n_images: int) -> Path:
     axes = fig.subplots(len(SUMMARY_MEASURES), len(roles), squeeze=False, sharex=True, sharey=True)
     used = layers[~layers["capped"]]
     extra = used[~used["role"].isin(roles)]  # stem, penultimate, pooled: one point each, drawn in every panel
+    colors = {m: f"C{k}" for k, m in enumerate(dict.fromkeys(layers["model"]))}
     for (i, measure), (j, role) in ((a, b) for a in enumerate(SUMMARY_MEASURES) for b in enumerate(roles)):
         ax = axes[i][j]
-        for k, ((model, state), g) in enumerate(used.groupby(["model", "state"], sort=False)):
-            style = dict(color=f"C{k // 2}", ls="--" if state == "init" else "-", marker=".", lw=1.2)
+        for (model, state, bn), g in used.groupby(["model", "state", "bn"], sort=False):
+            style = dict(color=colors[model], ls=LINE_STYLES.get((state, bn), "-."), marker=".", lw=1.2)
             r = g[g["role"] == role]
-            ax.plot(r["relative_depth"], r["normalized_" + measure], label=f"{model} {state}", **style)
-            e = extra[(extra["model"] == model) & (extra["state"] == state)]
+            ax.plot(r["relative_depth"], r["normalized_" + measure], label=f"{model} {state}, bn {bn}", **style)
+            e = extra[(extra["model"] == model) & (extra["state"] == state) & (extra["bn"] == bn)]
             ax.scatter(e["relative_depth"], e["normalized_" + measure], color=style["color"], marker="x", s=30)
         ax.set(ylim=(0, 1.05), title=f"{role} outputs" if i == 0 else None)
         ax.grid(alpha=0.3)
@@ -217,8 +275,8 @@ def plot_depth(layers: pd.DataFrame, path: Path, n_images: int) -> Path:
             ax.set_xlabel("relative depth")
     axes[0][0].legend(fontsize=7)
     fig.suptitle(
-        f"Fashion-MNIST test, {n_images} images; dashed: at initialisation, solid: trained; "
-        "×: stem, penultimate and pooled features"
+        f"Fashion-MNIST test, {n_images} images; dashed: at initialisation (BN batch statistics), dotted: at "
+        "initialisation (BN running statistics), solid: trained; ×: stem, penultimate and pooled features"
     )
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -244,12 +302,17 @@ def _md5(path: Path) -> str:
 
 @click.command()
 @click.option(
+    "--runs",
+    "runs_dir",
+    default=DEFAULT_RUNS,
+    show_default=True,
+    help="experiments/findings_variants.py's run folders: the seed-0 runs rexnet_*_s0 and mobilenetv2_*_s0 are probed.",
+)
+@click.option(
     "--run",
     "runs",
     multiple=True,
-    default=DEFAULT_RUNS,
-    show_default=True,
-    help="A `rexnet train` run folder holding model.pth (repeat for each network).",
+    help="A `rexnet train` run folder holding model.pth, probed instead of --runs' (repeat for each network).",
 )
 @click.option("--data-root", default="data", show_default=True)
 @click.option(
@@ -260,20 +323,31 @@ def _md5(path: Path) -> str:
     help="Test images probed: more than the widest layer's channels, so pooled layers are not capped.",
 )
 @click.option("--max-columns", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=2),
+    default=256,
+    show_default=True,
+    help="Images per forward batch (at most; near-equal batches): under bn batch, each batch's statistics.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses the images and the columns.")
 @click.option("--results", default="results/probe", show_default=True)
-def main(runs, data_root, n_images, max_columns, seed, results) -> None:
-    """Probe each run's network at initialisation and trained; write layers, summary, figure and command."""
+def main(runs_dir, runs, data_root, n_images, max_columns, batch_size, seed, results) -> None:
+    """Probe each run's network at initialisation (BN batch and running statistics) and trained (running);
+    write layers, summary, figure and command."""
     results = Path(results)
-    missing = [r for r in runs if not (Path(r) / "model.pth").is_file()]
-    if missing:
-        raise click.ClickException(
-            f"{missing[0]}/model.pth not found; finish the run (experiments/fashion_mnist.py) or pass --run"
-        )
+    if runs:
+        missing = [r for r in runs if not (Path(r) / "model.pth").is_file()]
+        if missing:
+            raise click.ClickException(f"{missing[0]}/model.pth not found; finish the run or pass another --run")
+        runs = [Path(r) for r in runs]
+    else:
+        runs = find_runs(Path(runs_dir))
     frames, models, run_info = [], [], []
-    for run in map(Path, runs):
+    for run in runs:
         trained = load_model(None, run / "model.pth")
-        cfg = read_checkpoint(run / "model.pth").metadata["config"]
+        ckpt = read_checkpoint(run / "model.pth")
+        cfg = ckpt.metadata["config"]
         images = load_images(
             "fashion-mnist",
             n_images,
@@ -284,22 +358,28 @@ def main(runs, data_root, n_images, max_columns, seed, results) -> None:
         )
         label = Path(cfg["model"]).stem  # a registered name, or a block table's file name
         models.append(label)
+        recorded = checkpoint_network(ckpt)
         run_info.append(
             {
                 "run": str(run),
                 "model": cfg["model"],
+                "width_mult": ((recorded.provenance or {}).get("budget") or {}).get("width_mult"),
                 "seed": cfg["seed"],
                 "small_input": cfg["small_input"],
                 "epochs": cfg["epochs"],
                 "model_pth_md5": _md5(run / "model.pth"),
             }
         )
-        for state, model in (("init", init_model(run / "model.pth")), ("trained", trained.model)):
-            print(f"== {label} {state}", flush=True)
-            table = probe_network(model, images, max_columns=max_columns, seed=seed)
+        networks = {"init": init_model(run / "model.pth"), "trained": trained.model}
+        for state, bn in STATES:
+            print(f"== {label} {state}, bn {bn}", flush=True)
+            table = probe_network(
+                networks[state], images, bn=bn, max_columns=max_columns, batch_size=batch_size, seed=seed
+            )
             frames.append(table.assign(model=label, state=state))
     layers = pd.concat(frames, ignore_index=True)
-    layers = layers[["model", "state"] + [c for c in layers.columns if c not in ("model", "state")]]
+    first = ["model", "state", "bn"]
+    layers = layers[first + [c for c in layers.columns if c not in first]]
     summary = summarize(layers)
     results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(results / "layers.csv", layers.to_csv(index=False))
@@ -310,9 +390,12 @@ def main(runs, data_root, n_images, max_columns, seed, results) -> None:
         "runs": run_info,
         "n_images": n_images,
         "max_columns": max_columns,
+        "batch_size": batch_size,
         "seed": seed,
         "measures": list(MEASURES),
-        "mode": "eval, no gradients",
+        "mode": "eval (dropout, drop-path off), no gradients; batch norm per state as in states",
+        "states": [{"state": state, "bn": bn} for state, bn in STATES],
+        "bn_batch_sizes": table.attrs["batch_sizes"],  # the forward batches: bn batch normalises each with its own
     }
     packages = {**versions(), "torchvision": metadata.version("torchvision"), "threads": torch.get_num_threads()}
     atomic_write_text(

@@ -485,7 +485,19 @@ def channels_report(in_path, out):
     help="Measure whose drops are flagged: rank, rank_rtol_1e-3, rank_rtol_1e-2, effective_rank, "
     "stable_rank, nuclear_norm.",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Images per forward batch (at most; the images are split into near-equal batches).",
+)
+@click.option(
+    "--bn",
+    metavar="[batch|running]",
+    help="Batch-norm statistics: batch (each forward batch's, as the random-network study) or running (the "
+    "layers' own). Default: batch without --checkpoint (untrained), running with one.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses the images and the columns.")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda[:i].")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for probe.csv and probe.png.")
@@ -503,6 +515,7 @@ def probe(
     max_columns,
     flag_measure,
     batch_size,
+    bn,
     seed,
     device,
     out,
@@ -525,9 +538,15 @@ def probe(
         seed=seed,
         flag_measure=flag_measure,
         device=device,
+        bn=bn,
         progress=not quiet,
     )
+    sizes = sorted(set(table.attrs["batch_sizes"]), reverse=True)
     click.echo(f"{len(table)} layers → {', '.join(map(str, files))}")
+    click.echo(
+        f"batch norm: {table.attrs['bn']} statistics"
+        + (f" (each forward batch of {' or '.join(map(str, sizes))} images)" if table.attrs["bn"] == "batch" else "")
+    )
     click.echo(f"largest drops of {flag_measure}/channels:\n{format_flagged(table)}")
 
 

@@ -1,13 +1,14 @@
 """The probing wing: per-layer feature rank of any `nn.Module` on real images (ReXNet, §3: where the
 representation of a trained network collapses), and the `rankstudy probe` command behind it."""
 
-from .hooks import SKIPPED_TYPES, LayerFeatures, LayerSelection, collect_features, select_modules
+from .hooks import BN_MODES, SKIPPED_TYPES, LayerFeatures, LayerSelection, collect_features, select_modules
 from .images import DATA_CHOICES, load_images
 from .models import LoadedModel, load_model
 from .plot import plot_probe
 from .run import DEFAULT_FLAG_MEASURE, DEFAULT_MAX_COLUMNS, format_flagged, measure_names, probe, rank_table, run_probe
 
 __all__ = [
+    "BN_MODES",
     "DATA_CHOICES",
     "DEFAULT_FLAG_MEASURE",
     "DEFAULT_MAX_COLUMNS",

@@ -5,6 +5,13 @@ linear output (N, C) gives C × N, a token output (N, L, C) gives C × (N·L): t
 paper (ReXNet, §3.2) measures layer by layer. When F has more than `max_columns` columns, a fixed random
 subset of columns is kept, chosen from the seed and the total column count only, so the result does not
 depend on the batch size.
+
+The model runs in eval mode. Its batch-norm layers normalise either with their running statistics (bn
+"running", plain eval mode) or with the statistics of the forward batch (bn "batch"): a forward hook on each
+batch-norm layer replaces its output by `torch.nn.functional.batch_norm(input, training=True)` without
+running buffers, so no buffer and no `training` flag changes. The inputs go in `len(chunks(N, batch_size))`
+forward batches of near-equal size (at most `batch_size` images): under "batch" each is normalised with its
+own statistics.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm import tqdm
 
 from ..errors import StudyError
@@ -42,6 +50,31 @@ _CHANNELS_FIRST_3D = (
 )
 
 LayerSelection = Sequence[str] | Callable[[str, nn.Module], bool] | None
+BN_MODES = ("batch", "running")
+
+
+def chunks(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Returns the (start, stop) of the forward batches `n` inputs go in: ⌈n / batch_size⌉ batches of near-equal
+    size (sizes differ by at most one, none above `batch_size`), e.g. 300 images at batch_size 256 → 150 + 150."""
+    k = -(-n // batch_size)
+    bounds = [n * i // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _batch_statistics_hook(name: str):
+    """Returns a forward hook that replaces a batch-norm layer's output by its input normalised with the
+    statistics of this forward batch (the layer's affine weight and bias applied; its buffers untouched)."""
+
+    def fn(mod: _BatchNorm, args, out):
+        x = args[0]
+        if x.numel() <= x.shape[1]:  # one value per channel: batch_norm's training mode refuses it
+            raise StudyError(
+                f"bn='batch': {name} sees one value per channel in a batch of {len(x)}; give a larger batch_size "
+                "or bn='running'"
+            )
+        return nn.functional.batch_norm(x, None, None, mod.weight, mod.bias, training=True, eps=mod.eps)
+
+    return fn
 
 
 @dataclass(frozen=True)
@@ -161,27 +194,39 @@ def collect_features(
     max_columns: int,
     batch_size: int,
     seed: int,
+    bn: str = "running",
     progress: bool = False,
 ) -> list[LayerFeatures]:
     """Returns the feature matrix of every call of the given modules (execution order) on `inputs`.
 
-    `inputs` (N, …) is fed in batches of `batch_size` on the device of the model's parameters, in eval mode and
-    without gradients; the model's modes are restored and the hooks removed, also when the forward pass fails.
+    `inputs` (N, …) is fed in the forward batches `chunks(N, batch_size)` on the device of the model's
+    parameters, in eval mode and without gradients; batch-norm layers use their running statistics (`bn`
+    "running") or each forward batch's statistics ("batch", see the module docstring). The model's modes are
+    restored and the hooks removed, also when the forward pass fails; its buffers are never written.
     Calls whose output is not a per-image floating-point tensor (N, C, …) are left out.
     """
+    if bn not in BN_MODES:
+        raise StudyError(f"bn={bn!r} is not a batch-norm mode; use bn='batch' or bn='running'")
     param = next(model.parameters(), None)
     device = param.device if param is not None else inputs.device
     modes = {m: m.training for m in model.modules()}
     state = _Hooks(len(inputs), max_columns, seed)
-    handles = [m.register_forward_hook(state.hook(n, m)) for n, m in modules]
+    handles = []
     try:
+        if bn == "batch":  # prepended: the probe's own hook on a batch-norm layer sees the replaced output
+            handles += [
+                m.register_forward_hook(_batch_statistics_hook(n or type(m).__name__), prepend=True)
+                for n, m in model.named_modules()
+                if isinstance(m, _BatchNorm)
+            ]
+        handles += [m.register_forward_hook(state.hook(n, m)) for n, m in modules]
         model.eval()
-        starts = range(0, len(inputs), batch_size)
+        batches = chunks(len(inputs), batch_size)
         if progress:
-            starts = tqdm(starts, desc="probe", unit="batch")
+            batches = tqdm(batches, desc="probe", unit="batch")
         with torch.no_grad():
-            for start in starts:
-                batch = inputs[start : start + batch_size]
+            for start, stop in batches:
+                batch = inputs[start:stop]
                 state.start, state.batch = start, len(batch)
                 state.calls.clear()
                 model(batch.to(device))

@@ -19,6 +19,15 @@ absolute rank is no larger (in execution order: usually the narrow layer that ca
 squeezing to 4 channels caps the wide layer it feeds at rank ≤ 4), whose `caps` names the falling layers.
 `flagged` marks both: the falls and their caps.
 
+Batch norm (`bn`): "running" normalises with the layers' running statistics (plain eval mode), "batch" with
+the statistics of each forward batch (`rankstudy.probing.hooks.chunks`: ⌈N / batch_size⌉ batches of
+near-equal size), the rest of the model staying in eval mode. An untrained network's running statistics are
+mean 0 / variance 1, so "running" then passes each layer's raw scale and offset on, while the random-network
+study (§3.2) and the channel proxy normalise with batch statistics: the default (None or "auto") is "batch"
+for a network whose batch-norm layers were never updated (every num_batches_tracked 0 and running statistics
+at 0 / 1) and "running" otherwise; `run_probe` uses "batch" without a checkpoint and "running" with one. The
+mode used is the table's `bn` column and `table.attrs["bn"]`.
+
 `run_probe` is the `rankstudy probe` command: model (`rankstudy.probing.models`), images
 (`rankstudy.probing.images`), the table as probe.csv and its figure (`rankstudy.probing.plot`) as probe.png.
 """
@@ -31,13 +40,14 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from rexnet.io import atomic_path
 
 from ..errors import StudyError
 from ..rank import DEFAULT_RTOLS, metric_columns, rank_metrics
 from ..store import prepare_out_dir
-from .hooks import LayerFeatures, LayerSelection, collect_features, select_modules
+from .hooks import BN_MODES, LayerFeatures, LayerSelection, chunks, collect_features, select_modules
 from .images import load_images
 from .models import load_model
 from .plot import plot_probe
@@ -54,6 +64,29 @@ def measure_names(rtols: tuple[float, ...] = DEFAULT_RTOLS) -> list[str]:
     return [c for c in metric_columns(rtols) if not c.startswith("normalized_") and c != "sigma_max"]
 
 
+def untrained_batch_norm(model: torch.nn.Module) -> bool:
+    """Returns True when `model` has batch-norm layers and none was ever updated: every tracked layer's
+    num_batches_tracked is 0 and its running mean and variance are still 0 and 1 (their initial values)."""
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    tracked = [m for m in layers if m.running_mean is not None and m.running_var is not None]
+    return bool(layers) and all(
+        (m.num_batches_tracked is None or int(m.num_batches_tracked) == 0)
+        and bool((m.running_mean == 0).all())
+        and bool((m.running_var == 1).all())
+        for m in tracked
+    )
+
+
+def resolve_bn(bn: str | None, model: torch.nn.Module) -> str:
+    """Returns the batch-norm mode to use: `bn` itself, or for None/"auto" "batch" when `model`'s batch-norm
+    layers were never updated (`untrained_batch_norm`) and "running" otherwise; StudyError for another value."""
+    if bn is None or bn == "auto":
+        return "batch" if untrained_batch_norm(model) else "running"
+    if bn not in BN_MODES:
+        raise StudyError(f"bn={bn!r} is not a batch-norm mode; use bn='batch', bn='running' or bn=None (the default)")
+    return bn
+
+
 def probe(
     model: torch.nn.Module,
     inputs: torch.Tensor,
@@ -67,18 +100,24 @@ def probe(
     flag_measure: str = DEFAULT_FLAG_MEASURE,
     n_flagged: int = 3,
     min_drop: float = 0.25,
+    bn: str | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Returns one row per probed module call (execution order): its feature rank measures, normalized by channels.
 
-    `inputs` is one tensor (N, …) fed in batches of `batch_size`; `layers` is None (every leaf module but
-    dropout/identity/flatten), a list of module names, or a predicate (name, module) → bool. Columns: name,
-    type, output_shape, channels, positions (per image), columns (used), capped, each measure of `measures`
-    (default all of `measure_names(rtols)`) and its `normalized_` version, drop, falls, limited_by, caps,
-    flagged (see the module docstring); the flag measure is in `table.attrs["flag_measure"]`.
-    The model runs in eval mode without gradients; its modes are restored and its weights are untouched,
-    and the hooks are removed, also when the forward pass fails.
+    `inputs` is one tensor (N, …) fed in ⌈N / batch_size⌉ forward batches of near-equal size; `layers` is
+    None (every leaf module but dropout/identity/flatten), a list of module names, or a predicate
+    (name, module) → bool. `bn` is "batch" (batch-norm layers normalise with each forward batch's statistics),
+    "running" (with their running statistics) or None/"auto": "batch" for a model whose batch-norm layers were
+    never updated, else "running" (see the module docstring). Columns: name, type, output_shape, channels,
+    positions (per image), columns (used), capped, each measure of `measures` (default all of
+    `measure_names(rtols)`) and its `normalized_` version, drop, falls, limited_by, caps, flagged (see the
+    module docstring), bn (the mode used); `table.attrs` holds flag_measure, bn and batch_sizes (the forward
+    batches' sizes). The model runs in eval mode without gradients; its modes are restored, its weights and
+    buffers (batch-norm running statistics included) are untouched, and the hooks are removed, also when the
+    forward pass fails.
     """
+    bn = resolve_bn(bn, model)
     available = measure_names(rtols)
     measures = list(measures) if measures is not None else available
     bad = [m for m in measures + [flag_measure] if m not in available]
@@ -92,11 +131,15 @@ def probe(
     if not modules:
         raise StudyError("no module to probe; pass layers=None (every leaf) or names from model.named_modules()")
     layer_features = collect_features(
-        model, inputs, modules, max_columns=max_columns, batch_size=batch_size, seed=seed, progress=progress
+        model, inputs, modules, max_columns=max_columns, batch_size=batch_size, seed=seed, bn=bn, progress=progress
     )
     if not layer_features:
         raise StudyError("none of the probed modules returned a feature tensor; choose other layers")
-    return rank_table(layer_features, measures, rtols, flag_measure, n_flagged, min_drop)
+    table = rank_table(layer_features, measures, rtols, flag_measure, n_flagged, min_drop)
+    table["bn"] = bn
+    table.attrs["bn"] = bn
+    table.attrs["batch_sizes"] = [stop - start for start, stop in chunks(len(inputs), batch_size)]
+    return table
 
 
 def rank_table(
@@ -175,12 +218,19 @@ def run_probe(
     seed: int = 0,
     flag_measure: str = DEFAULT_FLAG_MEASURE,
     device: str = "cpu",
+    bn: str | None = None,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, list[Path]]:
     """Returns (table, files written): probe.csv and probe.png in `out`, for the `rankstudy probe` command.
 
-    Nothing is written unless the model, checkpoint and data all load and the probe succeeds.
+    `bn` None/"auto" is "batch" without a checkpoint (an untrained network) and "running" with one (a trained
+    network); "batch" or "running" choose (see `probe`). Nothing is written unless the model, checkpoint and data
+    all load and the probe succeeds.
     """
+    if bn is None or bn == "auto":
+        bn = "batch" if checkpoint is None else "running"
+    elif bn not in BN_MODES:
+        raise StudyError(f"--bn {bn}: unknown batch-norm mode; use --bn batch or --bn running")
     out = Path(out)
     _check_writable(out)
     in_chans = 1 if data == "fashion-mnist" else 3
@@ -205,6 +255,7 @@ def run_probe(
         batch_size=batch_size,
         seed=seed,
         flag_measure=flag_measure,
+        bn=bn,
         progress=progress,
     )
     prepare_out_dir(out)
@@ -214,7 +265,7 @@ def run_probe(
         {loaded.description: table},
         out / "probe.png",
         measures=("rank", flag_measure),
-        title=f"{loaded.description}: {data}, {n_images} images",
+        title=f"{loaded.description}: {data}, {n_images} images, BN {bn} statistics",
     )
     return table, [out / "probe.csv", figure]
 

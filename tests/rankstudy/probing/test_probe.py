@@ -1,6 +1,7 @@
 """rankstudy.probe (rankstudy.probing) on hand-built networks with a known bottleneck, on torchvision's ResNet-18;
 the models a --model / --checkpoint pair names; the CLI."""
 
+import copy
 from collections import OrderedDict
 
 import pandas as pd
@@ -291,3 +292,149 @@ def test_probe_without_img_size_uses_the_datas_size(tmp_path):
 
     table, written = run_probe("rexnet_050", None, "random", 4, tmp_path / "p", progress=False, max_columns=64)
     assert len(table) > 0 and all(p.exists() for p in written)
+
+
+# --- batch norm: batch or running statistics ------------------------------------------------------------------
+
+
+def offset_bn_net() -> nn.Sequential:
+    """conv with a large bias → BN → ReLU → conv: with the untrained running statistics (0 / 1)
+    BN passes the offset on and the ReLU never cuts (its output is affine in 8 input channels: rank ≤ 9); with
+    the batch's statistics BN centres it and the ReLU output reaches full rank."""
+    torch.manual_seed(0)
+    net = build(
+        [
+            ("conv", nn.Conv2d(8, 32, 1)),
+            ("bn", nn.BatchNorm2d(32)),
+            ("act", nn.ReLU(inplace=True)),
+            ("out", nn.Conv2d(32, 32, 1)),
+        ]
+    )
+    with torch.no_grad():
+        net.conv.bias.add_(5.0)
+    return net
+
+
+def reference_features(model: nn.Module, x: torch.Tensor, batches: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+    """Returns each child's full feature matrix C × (N·H·W), the model run as it is, batch by batch."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    with torch.no_grad():
+        for start, stop in batches:
+            h = x[start:stop]
+            for name, layer in model.named_children():
+                h = layer(h)
+                parts.setdefault(name, []).append(h.transpose(0, 1).reshape(h.shape[1], -1).clone())
+    return {name: torch.cat(p, dim=1) for name, p in parts.items()}
+
+
+def test_bn_batch_normalises_with_each_batchs_statistics():
+    net = offset_bn_net()
+    x = torch.randn(40, 8, 4, 4, generator=torch.Generator().manual_seed(2))
+    batch = rankstudy.probe(net, x, bn="batch", max_columns=10_000, batch_size=20).set_index("name")
+    running = rankstudy.probe(net, x, bn="running", max_columns=10_000, batch_size=20).set_index("name")
+    assert (batch["bn"] == "batch").all() and (running["bn"] == "running").all()
+    assert running.loc["act", "rank"] <= 9 and batch.loc["act", "rank"] == 32  # the BN-following ReLU
+    assert batch.loc["conv", "rank"] == running.loc["conv", "rank"]  # before any BN: the same
+    # the independent reference: a copy in train mode whose BN keeps its buffers (momentum 0), fed the same two
+    # batches of 20 the probe feeds (chunks), against the float64 SVD of each whole feature matrix
+    ref = rankstudy.probing.hooks.chunks(40, 20)
+    assert ref == [(0, 20), (20, 40)] and batch.attrs["batch_sizes"] == [20, 20]
+    reference = copy.deepcopy(net).train()
+    reference.bn.momentum = 0.0
+    for name, f in reference_features(reference, x, ref).items():
+        s = torch.linalg.svdvals(f.double())
+        assert batch.loc[name, "nuclear_norm"] == pytest.approx(s.sum().item(), rel=1e-4), name
+        assert batch.loc[name, "rank"] == int((s > s[0] * max(f.shape) * EPS32).sum()), name
+    # one batch of 40 has other statistics than two of 20
+    whole = rankstudy.probe(net, x, bn="batch", max_columns=10_000, batch_size=40).set_index("name")
+    assert whole.loc["bn", "nuclear_norm"] != pytest.approx(batch.loc["bn", "nuclear_norm"], rel=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_bn_batch_leaves_buffers_and_modes_as_they_were(mode):
+    torch.manual_seed(0)
+    net = build(
+        [
+            ("conv", nn.Conv2d(4, 16, 3, padding=1)),
+            ("gn", nn.GroupNorm(4, 16)),  # not a batch norm: the same in both modes
+            ("bn", nn.BatchNorm2d(16)),
+            ("act", nn.ReLU()),
+            ("drop", nn.Dropout(0.5)),  # off while probing, whatever the model's mode
+            ("sync", nn.SyncBatchNorm(16, momentum=None)),  # cumulative average: would count every batch
+            ("pool", nn.AdaptiveAvgPool2d(1)),
+            ("flat", nn.Flatten()),
+            ("bn1d", nn.BatchNorm1d(16)),
+            ("fc", nn.Linear(16, 5)),
+        ]
+    )
+    net(torch.randn(8, 4, 6, 6))  # in train mode: running statistics no longer 0 / 1
+    getattr(net, mode)()
+    net.act.eval()  # a mixed state to restore
+    before = copy.deepcopy(net.state_dict())
+    modes = [m.training for m in net.modules()]
+    x = torch.randn(12, 4, 6, 6)
+    table = rankstudy.probe(net, x, bn="batch", batch_size=6).set_index("name")
+    after = net.state_dict()
+    assert list(before) == list(after) and all(torch.equal(before[k], after[k]) for k in before)
+    assert [m.training for m in net.modules()] == modes
+    assert all(not m._forward_hooks for m in net.modules())
+    pd.testing.assert_frame_equal(table, rankstudy.probe(net, x, bn="batch", batch_size=6).set_index("name"))
+    running = rankstudy.probe(net, x, bn="running", batch_size=6).set_index("name")
+    assert table.loc["gn", "nuclear_norm"] == running.loc["gn", "nuclear_norm"]
+    for name in ("bn", "sync", "bn1d"):
+        assert table.loc[name, "nuclear_norm"] != pytest.approx(running.loc[name, "nuclear_norm"], rel=1e-4), name
+    # the features of the batch-norm layers are those of train mode with frozen buffers and dropout off
+    reference = copy.deepcopy(net).train()
+    reference.drop.eval()
+    for m in reference.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = 0.0
+    for name, f in reference_features(reference, x, [(0, 6), (6, 12)]).items():
+        if name in table.index:
+            assert table.loc[name, "nuclear_norm"] == pytest.approx(
+                torch.linalg.svdvals(f.double()).sum().item(), rel=1e-4
+            ), name
+
+
+def test_bn_default_is_batch_untrained_and_running_trained(tmp_path):
+    net = offset_bn_net()
+    x = torch.randn(16, 8, 4, 4)
+    assert set(rankstudy.probe(net, x)["bn"]) == {"batch"} and rankstudy.probe(net, x, bn="auto").attrs["bn"] == "batch"
+    no_bn = build([("conv", nn.Conv2d(8, 4, 1))])
+    assert set(rankstudy.probe(no_bn, x)["bn"]) == {"running"}
+    net.train()
+    net(x)  # one training step's statistics: a trained network now
+    net.eval()
+    assert set(rankstudy.probe(net, x)["bn"]) == {"running"}
+    with pytest.raises(StudyError, match=r"bn='bogus' is not a batch-norm mode; use bn='batch', bn='running'"):
+        rankstudy.probe(net, x, bn="bogus")
+
+    # run_probe / the CLI: batch without a checkpoint, running with one (here untrained weights, so the
+    # checkpoint alone decides), and --bn chooses
+    torch.manual_seed(0)
+    path = save_checkpoint(
+        tmp_path / "model.pth",
+        ReXNet(TINY, num_classes=10, in_chans=1, stem_stride=1),
+        epoch=1,
+        metadata={"in_chans": 1, "img_size": 16, "stem_stride": 1, "config": {"model": "tiny.json"}},
+    )
+    common = ["--data", "random", "--n-images", "6", "--max-columns", "64", "--img-size", "16"]
+    for args, expected in [
+        (["--model", "rexnet_050"], "batch"),
+        (["--checkpoint", str(path)], "running"),
+        (["--checkpoint", str(path), "--bn", "batch"], "batch"),
+        (["--model", "rexnet_050", "--bn", "running"], "running"),
+    ]:
+        out = tmp_path / f"p{len(list(tmp_path.iterdir()))}"
+        result = run([*args, *common, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert set(pd.read_csv(out / "probe.csv")["bn"]) == {expected}, args
+        assert f"batch norm: {expected} statistics" in result.output
+
+
+def test_cli_bad_bn_is_one_line_and_exit_2(tmp_path):
+    out = tmp_path / "out"
+    result = run(["--model", "rexnet_050", "--bn", "bogus", "--n-images", "2", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == "error: --bn bogus: unknown batch-norm mode; use --bn batch or --bn running"
+    assert "Traceback" not in result.output and not out.exists()
