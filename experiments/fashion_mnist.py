@@ -3,9 +3,9 @@
 Both models are built by the same builder with the same small-input option (default s16: one fewer
 downsampling, total stride 16; 32×32 inputs = 28×28 padded by 2), trained with the same recipe, epochs and
 seeds. The MobileNetV2 width is found by bisection (`rexnet.variants.match_macs`) so its MACs are within 2% of
-ReXNet-0.5×'s (MobileNetV2-0.74×: 12.8 vs 12.9 MMACs). The committed results/fashion_mnist predate the
-bisection and used the closest width on a 0.05 grid, 0.7× (11.8 MMACs, 9% fewer); `--mobilenet-width 0.7`
-reproduces them. Sized for ≤ 150 minutes on 2 CPU cores: 2 models × 2 seeds × 6 epochs.
+ReXNet-0.5×'s (MobileNetV2-0.74×: 12.8 vs 12.9 MMACs). No result of this script is committed: the
+comparison, with 4 seeds per model and the current trainer, is part of experiments/findings_variants.py
+(results/findings_variants/); `--mobilenet-width` sets a width by hand. Sized for ≤ 150 minutes on 2 CPU cores: 2 models × 2 seeds × 6 epochs.
 Measured here at 32×32, batch 128, 2 threads: ReXNet-0.5× ~190 img/s (~5.2 min per 60k epoch incl. evaluation),
 MobileNetV2-0.7× ~250 img/s (~4 min), ~2 h in all. Mode s8 (stem stride 1 as well) costs ~4.5× more per image
 (~45 img/s) and does not fit the budget; mode off (~420 img/s) does, at 1×1 final maps.

@@ -1,50 +1,49 @@
-"""Does the rank study's advice make a better network? MobileNetV2, ReXNet and the findings' variant at equal MACs.
+"""Does the rank study's advice make a better network? MobileNetV2, ReXNet, the findings' variant and the 2×2
+factorial of the rules, at equal MACs, with enough seeds to put a CI on each contrast (findings v3).
 
-On Fashion-MNIST (32×32 = 28×28 padded, small-input mode s16, the recipe of experiments/fashion_mnist.py),
-every model within 2% of one MACs budget: ReXNet-0.5× s16's 12.9M (the paper compares at equal FLOPs,
-Tables 3-4). Models, each a block table written to RESULTS/archs/ (the variant's records which finding chose
-each rule):
-- MobileNetV2 as published, width by bisection to the budget (0.74×, −0.5%);
-- ReXNet-V1 as published, 0.5×;
-- the variant `rexnet build --findings FINDINGS --tau TAU` gives (rules: `rexnet.variants`);
-- one-rule ablations of the variant: each rule whose choice differs from ReXNet's (nonlinearity, expansion
-  cap, schedule) switched back to ReXNet's, one at a time, re-matched to the budget. A rule that already
-  agrees with ReXNet has no ablation, and an ablation whose table equals another model's reuses its runs.
-  With the schema-v2 findings these results were trained from (τ = 0.9) the variant has ReLU6 after its
-  expanding convs, expansion 3 and ReXNet's linear schedule at width 0.865; its ablations are SiLU back
-  (expansion 3, width 0.865) and expansion 6 back (ReXNet-0.5× with ReLU6); the schedule rule agrees with
-  ReXNet's and has none. The schema-v3 findings decide none of the rules away from ReXNet's choice (the
-  nonlinearity and the expansion are undecided, the schedule is ReXNet's), so their variant is ReXNet.
-Seeds: 2 for each model (--seeds), 1 for ablations (--ablation-seeds).
+On Fashion-MNIST (32×32 = 28×28 padded, small-input mode s16, the recipe of experiments/fashion_mnist.py: 6
+epochs, batch 128, SGD lr 0.1 Nesterov, label smoothing 0.1), every model within 2% of one MACs budget:
+ReXNet-0.5× s16's 12.9M (the paper compares at equal FLOPs, Tables 3-4). Models, each a block table written
+to RESULTS/archs/ (the variant's records which finding chose each rule and which it left undecided):
+- MobileNetV2 as published, width by bisection to the budget (0.74×, −0.5%), seeds --seeds (0,1,2,3);
+- ReXNet-V1 as published, 0.5×, --seeds;
+- the variant `rexnet build --findings FINDINGS --tau TAU` gives (rules: `rexnet.variants`), --seeds. With the
+  committed schema-3 findings it keeps ReXNet's every choice (nonlinearity and expansion undecided, the
+  schedule ReXNet's linear one), so its table is ReXNet's and ReXNet's runs stand for it;
+- the factorial the rules are about: the nonlinearity after the expanding 1×1 convs (ReLU6 or SiLU) × the block
+  expansion (3 or 6), each cell re-matched to the budget (expansion 3: width 0.865×), --cell-seeds (0,1,2).
+  The SiLU / 6 cell is ReXNet (Section 4.1 of the paper), whose first seeds stand for it.
+A model whose table equals an earlier one's reuses its runs. Per run: test top-1/top-5, params, MACs, median
+training img/s, and the penultimate feature rank of the test set (pooled features in chunks of 2·C images, as
+`rexnet eval`) under rank at rtol 1e-2, effective rank (the design measure's family, normalised by C) and
+the float32-tolerance rank. Reported (RESULTS/table.md):
+- per model: mean ± std of test top-1 over seeds;
+- contrasts (contrasts.csv): variant − ReXNet (when they differ), ReXNet − MobileNetV2, the factorial's main
+  effects, interaction and simple effects, each with a 95% t interval over seeds from the variance pooled
+  over the contrast's models (`rankstudy.stats.contrast`) and an equivalence verdict at ±0.5 points (TOST);
+- Spearman's ρ of each rank measure with test top-1 over *architectures* (seeds averaged first), with the
+  exact permutation p over architectures and a bootstrap of the seeds within architectures (spearman.csv).
 
-Per run: test top-1/top-5, params, MACs, median training img/s on CPU (and per model the speed of the same
-training step timed for every model one after another in one process, `--speed-steps`), and the penultimate
-feature rank of the test set (pooled features in chunks of 2·C images, as `rexnet eval`) under the study's
-informative measures, rank at rtol 1e-2 and effective rank (normalised by C; the float32-tolerance rank is
-1.000 for every run and is kept only for reference). Across all runs: Spearman's ρ between each rank measure
-and test top-1 with a 95% percentile-bootstrap CI (runs resampled) and scipy.stats.spearmanr's p-value, to say
-whether the rank orders the networks the way accuracy does.
-
-Sizing (2 CPU cores, batch 128, 32×32, the default recipe of 6 epochs). `--time-steps N` times N training
-steps per distinct model and prints img/s and the ratio to ReXNet measured in the same run. Measured on the
-idle machine 2026-11-30 with N = 30: with 2 threads ReXNet-0.5× 330 img/s, MobileNetV2-0.74× 1.34×, the
-variant 1.37×, SiLU-back ablation 1.26×, expansion-6 ablation 0.99× ReXNet's speed; with 1 thread (the
-same ratios within 0.04) ReXNet 209 img/s. Two 1-thread processes side by side train ~1.3× more images per
-second in total than one 2-thread process, so the committed results were made by two processes on disjoint
-seeds (`OMP_NUM_THREADS=1`, `--seeds 0 --ablation-seeds 0` and `--seeds 1 --ablation-seeds ""`), then the
-default command, which finds every run finished and writes the table. 8 distinct runs (3 models × 2 seeds
-+ 2 ablations) at ~21-30 min each on one thread ≈ 2 h on 2 cores; ReXNet-0.5× seed 0 is the run of
-experiments/fashion_mnist.py (same recipe, same block table, checked), copied into RUNS. A longer recipe
-(more epochs, augmentation) toward ≥ 92% does not fit at these speeds; the recipe stays the committed one.
+Sizing: `--time-steps N` times N training steps per distinct model and prints img/s, its ratio to ReXNet's
+in the same run and the epoch time it implies. On 2026-11-30 (idle, 2 threads) ReXNet-0.5× trained at 330
+img/s; on 2026-12-02 the same code measured 101 img/s on 1 thread and 107 on 2 (old code too: the machine
+was ~3× slower), i.e. ~10 min per 60k epoch, ~60 min per 6-epoch run on one core. 17 distinct runs (4 + 4 +
+3 × 3) as two 1-thread jobs side by side (`--jobs 2`; two 1-thread runs train ~1.7× more images per second
+in total than one 2-thread run, by those step timings) take ~3.5 h at the 11-30 speed and ~9–10 h at the 12-02 one, so the
+experiment spans sittings: rerunning the command resumes it.
 
 Resumable run by run: RUNS/<model>_<table hash>_s<seed>; a finished run (model.pth) is never redone, an
-interrupted one resumes from its last epoch; a changed table (e.g. rebuilt from new findings) gets a new folder.
-Results: RESULTS/table.csv and table.md (per model), runs.csv (per run), spearman.csv, figure.png
-(accuracy per model; rank vs accuracy per run), curves.png, archs/*.json, command.txt. Usage:
+interrupted one resumes from its last epoch; a changed table (e.g. rebuilt from new findings) gets a new
+folder. Runs are queued seed by seed (every model's seed 0, then seed 1, …), so an interrupted experiment
+has every model at its first seeds. `--no-train` reports the finished runs only; while runs are missing,
+table.md and command.txt begin with "PARTIAL: k of n runs finished" and list them. Results: RESULTS/table.csv
+and table.md (per model), runs.csv (per run), contrasts.csv, spearman.csv, figure.png (accuracy per model;
+rank vs accuracy per run), curves.png, archs/*.json, command.txt. Usage:
 
-    python experiments/findings_variants.py                    # the full experiment (the lead schedules it)
+    python experiments/findings_variants.py --jobs 2           # the full experiment (resumes)
+    python experiments/findings_variants.py --no-train         # the tables from the finished runs
     python experiments/findings_variants.py --time-steps 20    # measure training speed only, write nothing
-    python experiments/findings_variants.py --epochs 1 --seeds 0 --ablation-seeds 0 --train-limit 256 \\
+    python experiments/findings_variants.py --epochs 1 --seeds 0 --cell-seeds 0 --train-limit 256 \\
         --test-limit 256 --runs /tmp/fv_runs --results /tmp/fv_results      # a smoke run
 """
 
@@ -252,14 +251,19 @@ def spearman_table(rows: pd.DataFrame, seed: int = 0, n_resamples: int = 1999) -
             rho = float(stats.spearmanr(x, y).statistic)
             p = float(
                 stats.permutation_test(
-                    (x,), lambda a: stats.spearmanr(a, y).statistic, permutation_type="pairings", n_resamples=np.inf
+                    (x,),
+                    lambda a, y=y: stats.spearmanr(a, y).statistic,
+                    permutation_type="pairings",
+                    n_resamples=np.inf,
                 ).pvalue
             )
+            gx = [g[measure].to_numpy(float) for g in groups]
+            gy = [g["test_top1"].to_numpy(float) for g in groups]
             boot = []
             for _ in range(n_resamples):
-                picks = [g.iloc[rng.integers(0, len(g), len(g))] for g in groups]
-                bx = np.array([g[measure].mean() for g in picks])
-                by = np.array([g["test_top1"].mean() for g in picks])
+                picks = [rng.integers(0, len(v), len(v)) for v in gx]
+                bx = np.array([v[i].mean() for v, i in zip(gx, picks)])
+                by = np.array([v[i].mean() for v, i in zip(gy, picks)])
                 boot.append(stats.spearmanr(bx, by).statistic if np.ptp(bx) > 0 and np.ptp(by) > 0 else np.nan)
             low, high = np.nanpercentile(boot, [2.5, 97.5])
         out.append(

@@ -548,13 +548,21 @@ def save_epoch(run: Run, row: dict[str, Any]) -> None:
             extra=extra,
         )
         write_metrics_csv(run.out / "metrics.csv", run.history)
-        if epoch == run.cfg.epochs:
-            save_checkpoint(
-                run.out / "model.pth",
-                run.eval_model,
-                epoch=epoch,
-                metadata={**run.metadata, "ema": run.ema is not None, "metrics": row},
-            )
+    except OSError as exc:
+        raise _check_disk_error(exc, run.out) from None
+    if epoch == run.cfg.epochs:
+        save_model(run, row)
+
+
+def save_model(run: Run, row: dict[str, Any]) -> None:
+    """Writes model.pth, the finished run's evaluated network (EMA when enabled), atomically; rank 0 only."""
+    try:
+        save_checkpoint(
+            run.out / "model.pth",
+            run.eval_model,
+            epoch=row["epoch"],
+            metadata={**run.metadata, "ema": run.ema is not None, "metrics": row},
+        )
     except OSError as exc:
         raise _check_disk_error(exc, run.out) from None
 
@@ -619,6 +627,9 @@ def train(
                     on_epoch(row)
             if world > 1:
                 dist.barrier()
+        if run.is_main and run.start_epoch == cfg.epochs and not (run.out / "model.pth").is_file():
+            # Stopped after the last epoch's checkpoint but before model.pth: resuming finishes the run.
+            save_model(run, row)
         return row
     finally:
         if world > 1 and dist.is_initialized():
@@ -634,6 +645,7 @@ __all__ = [
     "lr_at",
     "make_ema",
     "save_epoch",
+    "save_model",
     "setup",
     "sync_replicas",
     "train",

@@ -1,6 +1,7 @@
 """experiments/findings_variants.py end to end on a tiny fake Fashion-MNIST and synthetic findings: every
-model at the same MACs, the table agrees with each run's files, an ablation equal to ReXNet reuses its run,
-and a rerun trains nothing."""
+model at the same MACs, the table agrees with each run's files, the factorial cell equal to ReXNet reuses its
+run, a rerun trains nothing, unfinished runs are reported as partial; Spearman over architectures and the
+factorial contrasts on constructed rows."""
 
 import importlib.util
 import json
@@ -53,6 +54,8 @@ def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script
         "1",
         "--seeds",
         "0",
+        "--cell-seeds",
+        "0",
         "--batch-size",
         "10",
         "--speed-steps",
@@ -66,17 +69,21 @@ def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script
     ]
     first = CliRunner().invoke(script.main, args)
     assert first.exit_code == 0, first.output
-    assert first.output.count(": trained") == 3  # MobileNetV2, ReXNet, variant; the ablation is ReXNet itself
+    # MobileNetV2, ReXNet, the GELU variant and three factorial cells; the SiLU/6 cell is ReXNet itself.
+    assert first.output.count(": trained") == 6
 
     per_run = pd.read_csv(results / "runs.csv")
     table = pd.read_csv(results / "table.csv").set_index("model")
-    assert list(table.index) == ["mobilenetv2", "rexnet", "variant", "variant_rexnet_nonlinearity"]
+    assert list(table.index) == ["mobilenetv2", "rexnet", "variant", "relu6_e3", "relu6_e6", "silu_e3", "silu_e6"]
     budget = table.loc["rexnet", "macs"]
     assert (abs(table["macs"] / budget - 1) <= 0.02).all()  # all within 2% of ReXNet-0.5×'s MACs
-    assert table.loc["variant_rexnet_nonlinearity", "top1_mean"] == table.loc["rexnet", "top1_mean"]
+    assert table.loc["silu_e6", "top1_mean"] == table.loc["rexnet", "top1_mean"]
     variant = load_arch(results / "archs" / "variant.json")
     assert variant.provenance["choices"]["nonlinearity"]["finding"]["key"] == "recommendations.recommended_nonlinearity"
     assert {b.act for b in variant.blocks if b.expansion != 1} == {"gelu"}
+    cell = load_arch(results / "archs" / "relu6_e3.json")
+    assert {b.act for b in cell.blocks if b.expansion != 1} == {"relu6"}
+    assert max(b.expansion for b in cell.blocks) == 3
     for row in per_run.itertuples():
         assert table.loc[row.model, "top1_mean"] == pytest.approx(per_run[per_run.model == row.model].test_top1.mean())
         ranks = json.loads((runs / row.run / "feature_ranks.json").read_text())
@@ -84,19 +91,38 @@ def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script
         assert 0 < ranks["effective_rank"] <= ranks["rank_float32"] <= 1
     spearman = pd.read_csv(results / "spearman.csv")
     assert set(spearman["measure"]) == {"rank_rtol_1e-2", "effective_rank", "rank_float32"}
-    assert (spearman["runs"] == 3).all()  # distinct runs: the ablation's run is ReXNet's
-    assert (table["timed_img_per_s"] > 0).all()  # every model timed, the ablation with ReXNet's speed
-    assert table.loc["variant_rexnet_nonlinearity", "timed_img_per_s"] == table.loc["rexnet", "timed_img_per_s"]
+    assert (spearman["architectures"] == 6).all() and (spearman["runs"] == 6).all()  # silu_e6's run is ReXNet's
+    effects = pd.read_csv(results / "contrasts.csv").set_index("contrast")
+    top1 = table["top1_mean"]
+    assert effects.loc["ReLU6 − SiLU at expansion 6", "estimate"] == pytest.approx(top1["relu6_e6"] - top1["rexnet"])
+    assert effects.loc["variant − ReXNet", "estimate"] == pytest.approx(top1["variant"] - top1["rexnet"])
+    assert (effects["verdict"] == "inconclusive").all() and effects["ci_low"].isna().all()  # one seed: no CI
+    assert (table["timed_img_per_s"] > 0).all()  # every model timed, silu_e6 with ReXNet's speed
+    assert table.loc["silu_e6", "timed_img_per_s"] == table.loc["rexnet", "timed_img_per_s"]
     assert (results / "figure.png").stat().st_size > 0 and (results / "curves.png").stat().st_size > 0
     assert "experiments/findings_variants.py --findings" in (results / "command.txt").read_text()
+    assert (results / "table.md").read_text().startswith("Complete: 6 of 6 runs.")
 
+    # An unfinished run: --no-train reports the others, labelled partial, and trains nothing.
+    (next(runs.glob("relu6_e3_*_s0")) / "model.pth").unlink()
     stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/model.pth")}
+    partial = CliRunner().invoke(script.main, [*args, "--no-train"])
+    assert partial.exit_code == 0, partial.output
+    assert ": trained" not in partial.output
+    assert (results / "table.md").read_text().startswith("**PARTIAL: 5 of 6 runs finished**; missing: relu6_e3_")
+    assert "relu6_e3" not in set(pd.read_csv(results / "runs.csv")["model"])
+    assert "PARTIAL" in (results / "command.txt").read_text()
+
+    # The same command again finishes the missing run only and leaves the finished ones as they were.
     again = CliRunner().invoke(script.main, args)
     assert again.exit_code == 0, again.output
-    assert again.output.count(": skipped") == 3 and ": trained" not in again.output
-    assert {p: p.stat().st_mtime_ns for p in runs.glob("*/model.pth")} == stamps
+    # model.pth gone, its last-epoch checkpoint kept: the run resumes there and writes model.pth again.
+    assert again.output.count(": skipped") == 5 and again.output.count(": resumed") == 1
+    assert {p: p.stat().st_mtime_ns for p in runs.glob("*/model.pth") if p in stamps} == stamps
+    assert (results / "table.md").read_text().startswith("Complete: 6 of 6 runs.")
     timed = ["timed_img_per_s"]  # timed again on every call: a measurement, not a result of the runs
-    assert pd.read_csv(results / "runs.csv").drop(columns=timed).equals(per_run.drop(columns=timed))
+    keep = pd.read_csv(results / "runs.csv").drop(columns=timed)
+    assert keep[keep.model != "relu6_e3"].equals(per_run[per_run.model != "relu6_e3"].drop(columns=timed))
 
 
 def test_foreign_findings_stop_before_anything_is_written(tmp_path, script):
@@ -119,19 +145,46 @@ def test_foreign_findings_stop_before_anything_is_written(tmp_path, script):
     assert not (tmp_path / "runs").exists() and not (tmp_path / "res").exists()
 
 
-def test_spearman_follows_the_order_of_rank_and_accuracy(script):
+def test_spearman_follows_the_order_of_rank_and_accuracy_over_architectures(script):
     acc = [90.0, 90.5, 91.0, 91.2, 91.9]
     rows = pd.DataFrame(
         {
+            "run": [f"m{i}_0000000{i}_s0" for i in range(5)],
+            "label": [f"m{i}" for i in range(5)],
+            "seed": 0,
             "test_top1": acc,
             "rank_rtol_1e-2": [0.1, 0.2, 0.3, 0.4, 0.5],
             "effective_rank": [0.5, 0.4, 0.3, 0.2, 0.1],
             "rank_float32": [0.2, 0.1, 0.4, 0.3, 0.5],
         }
     )
-    table = script.spearman_table(rows).set_index("measure")
+    # A second seed of every architecture that keeps each architecture's mean: ρ over architectures is unchanged.
+    second = rows.assign(run=rows["run"].str.replace("_s0", "_s1"), seed=1)
+    both = pd.concat([rows, second], ignore_index=True)
+    table = script.spearman_table(both).set_index("measure")
+    assert (table["architectures"] == 5).all() and (table["runs"] == 10).all()
     assert table.loc["rank_rtol_1e-2", "spearman_rho"] == pytest.approx(1.0)
     assert table.loc["effective_rank", "spearman_rho"] == pytest.approx(-1.0)
     assert table.loc["rank_float32", "spearman_rho"] == pytest.approx(0.8)  # 1 - 6·Σd²/(n(n²-1)), Σd² = 4
-    low, high = table.loc["rank_float32", ["ci_low", "ci_high"]]
-    assert -1 <= low < 0.8 <= high <= 1
+    # Exact permutation p of a perfect order of 5: 2 of the 120 orders reach |ρ| = 1.
+    assert table.loc["rank_rtol_1e-2", "p_permutation"] == pytest.approx(2 / 120)
+    # Identical seeds: the seed bootstrap cannot move ρ.
+    assert table.loc["rank_float32", ["ci_low", "ci_high"]].tolist() == pytest.approx([0.8, 0.8])
+
+
+def test_factorial_contrasts_read_the_right_cells(script):
+    cells = {"relu6_e3": 1.0, "relu6_e6": 2.0, "silu_e3": 3.0, "silu_e6": 5.0, "rexnet": 5.0, "mobilenetv2": 4.0}
+    noise = [-0.01, 0.0, 0.01]
+    rows = pd.DataFrame(
+        [{"model": k, "test_top1": v + e, "seed": i} for k, v in cells.items() for i, e in enumerate(noise)]
+    )
+    models = [script.Model(k, k, None, (0, 1, 2), "x") for k in ("mobilenetv2", "rexnet")]
+    models += [script.Model("variant", "variant", None, (0, 1, 2), "x", same_as="rexnet")]
+    models += [script.Model(k, k, None, (0, 1, 2), "x") for k in script.FACTORIAL]
+    effects = script.contrasts(rows, models).set_index("contrast")
+    assert "variant − ReXNet" not in effects.index  # the variant is ReXNet: no contrast with itself
+    assert effects.loc["ReLU6 − SiLU after expansions (main effect)", "estimate"] == pytest.approx((1 + 2 - 3 - 5) / 2)
+    assert effects.loc["expansion 3 − 6 (main effect)", "estimate"] == pytest.approx((1 + 3 - 2 - 5) / 2)
+    assert effects.loc["interaction (ReLU6−SiLU at exp 3) − (at exp 6)", "estimate"] == pytest.approx(1 - 2 - 3 + 5)
+    assert effects.loc["ReXNet − MobileNetV2", "estimate"] == pytest.approx(1.0)
+    assert (effects["verdict"] == "different").all()  # planted effects ≥ 1 point with σ = 0.01

@@ -149,6 +149,31 @@ def test_resume_is_exact(tmp_path, arch_json, monkeypatch):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_after_the_last_checkpoint_writes_model_pth(tmp_path, arch_json, monkeypatch):
+    """Killed after the last epoch's checkpoint.pth but before model.pth: resuming finishes the run."""
+    import rexnet.training.train as train_module
+
+    cfg = tiny_config(tmp_path / "run", arch_json)
+    real = train_module.save_model
+
+    def killed(run, row):
+        raise KeyboardInterrupt  # as if the process were killed right before writing model.pth
+
+    monkeypatch.setattr(train_module, "save_model", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.setattr(train_module, "save_model", real)
+    assert (tmp_path / "run" / "checkpoint.pth").is_file() and not (tmp_path / "run" / "model.pth").exists()
+    row = train(cfg, resume=True)
+    straight = tiny_config(tmp_path / "straight", arch_json)
+    timing = set(TIMING_COLUMNS)
+    assert {k: v for k, v in row.items() if k not in timing} == {
+        k: v for k, v in train(straight).items() if k not in timing
+    }
+    a, b = _weights(tmp_path / "straight" / "model.pth"), _weights(tmp_path / "run" / "model.pth")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
