@@ -16,6 +16,7 @@ nonlinearity and ratio), OUT/verdicts.csv (finding × width × measure), OUT/WID
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -94,12 +95,17 @@ def summarise(tables: dict[int, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFra
     return pd.concat(means, ignore_index=True), pd.DataFrame(verdicts), findings
 
 
+def _resumed(run: dict) -> str:
+    n = sum(run.get("resumed_chunks", {}).values())
+    return f"; {n} study chunks resumed from an earlier run of the same command" if n else ""
+
+
 def markdown(means: pd.DataFrame, verdicts: pd.DataFrame, findings: dict, run: dict) -> str:
     """Returns WIDTH.md: verdicts per width and the key means at dimension ratio 0.1."""
     lines = [
         f"# Width experiment: findings at d_in {', '.join(map(str, findings))}",
         "",
-        f"`{run['command']}` (seed {run['seed']}, {run['wall_time_s']:.0f} s, versions in run.json). Kinds "
+        f"`{run['command']}` (seed {run['seed']}, {run['wall_time_s']:.0f} s{_resumed(run)}, versions in run.json). Kinds "
         "= the paper's Figure 1 panels; BN, Kaiming, inputs Gaussian and Fashion-MNIST patches pooled; "
         "ratios 1.25–10.",
         "",
@@ -109,9 +115,15 @@ def markdown(means: pd.DataFrame, verdicts: pd.DataFrame, findings: dict, run: d
         "|---|---|" + "---|" * len(findings),
     ]
     for (finding, measure), rows in verdicts.groupby(["finding", "measure"], sort=False):
-        cells = [str(rows[rows.d_in == d]["verdict"].iloc[0]) if (rows.d_in == d).any() else "–" for d in findings]
-        lines.append(f"| {finding} | {measure} | " + " | ".join(c.replace("_", " ") for c in cells) + " |")
+        cells = []
+        for d in findings:
+            v = rows[rows.d_in == d]["verdict"]
+            cells.append("–" if v.empty else "n/a¹" if pd.isna(v.iloc[0]) else str(v.iloc[0]).replace("_", " "))
+        lines.append(f"| {finding} | {measure} | " + " | ".join(cells) + " |")
     lines += [
+        "",
+        "¹ Finding (b) reads single layers, where a bound-relative measure equals its normalised twin (the bound "
+        "is d_out): the cell is counted once, under the normalised measure.",
         "",
         "## Mean rank at dimension ratio 0.1 (ratio 10), rtol 1e-2 / d_out and effective rank / d_out",
         "",
@@ -141,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
     command = "python experiments/width_study.py " + " ".join(sys.argv[1:])
     start = time.perf_counter()
-    tables, walls = {}, {}
+    tables, walls, resumed = {}, {}, {}
     for d_in, kinds, n in WIDTHS:
         t0 = time.perf_counter()
         tables[d_in] = run_study(
@@ -152,6 +164,8 @@ def main() -> None:
             command=command,
         )
         walls[d_in] = round(time.perf_counter() - t0, 1)
+        meta = json.loads((args.out / f"d{d_in}" / "metadata.json").read_text())
+        resumed[d_in] = int(meta.get("resumed_chunks", 0))
         print(f"d_in {d_in}: {n} networks in {walls[d_in]} s", flush=True)
     means, verdicts, findings = summarise(tables)
     run = {
@@ -161,6 +175,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "wall_time_s": round(time.perf_counter() - start, 1),
         "study_wall_time_s": walls,
+        "resumed_chunks": resumed,  # chunks read back from an earlier run of the same command, not recomputed
         "configs": {d: config(d, k, n, args.seed).to_dict() for d, k, n in WIDTHS},
         "versions": versions(),
     }
