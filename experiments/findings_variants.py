@@ -27,10 +27,11 @@ the float32-tolerance rank. Reported (RESULTS/table.md):
 Sizing: `--time-steps N` times N training steps per distinct model and prints img/s, its ratio to ReXNet's
 in the same run and the epoch time it implies. On 2026-11-30 (idle, 2 threads) ReXNet-0.5× trained at 330
 img/s; on 2026-12-02 the same code measured 101 img/s on 1 thread and 107 on 2 (old code too: the machine
-was ~3× slower), i.e. ~10 min per 60k epoch, ~60 min per 6-epoch run on one core. 17 distinct runs (4 + 4 +
-3 × 3) as two 1-thread jobs side by side (`--jobs 2`; two 1-thread runs train ~1.7× more images per second
-in total than one 2-thread run, by those step timings) take ~3.5 h at the 11-30 speed and ~9–10 h at the 12-02 one, so the
-experiment spans sittings: rerunning the command resumes it.
+was slower), i.e. ~10 min per 60k epoch, ~65 min per 6-epoch run on one core; real epochs with two jobs
+ran at 95 img/s per job when nothing else ran. 17 distinct runs (4 + 4 + 3 × 3) as two 1-thread jobs side
+by side (`--jobs 2`; two 1-thread runs train ~1.7× more images per second in total than one 2-thread run, by
+those step timings) take ~3.5 h at the 11-30 speed and ~9 h at the 12-02 one, so the experiment spans
+sittings: rerunning the command resumes it.
 
 Resumable run by run: RUNS/<model>_<table hash>_s<seed>; a finished run (model.pth) is never redone, an
 interrupted one resumes from its last epoch; a changed table (e.g. rebuilt from new findings) gets a new
@@ -170,13 +171,18 @@ def plan_models(
 
 
 def run_configs(models: list[Model], base: TrainConfig, runs: Path, archs: Path) -> dict[str, list[TrainConfig]]:
-    """Returns each model's run configs (an identical model's are those of the one it equals)."""
+    """Returns each model's run configs (an identical model's are those of the one it equals), after writing
+    every model's table to `archs` (the variant's records which findings chose what) and removing the tables
+    of models no longer in the plan."""
     cfgs: dict[str, list[TrainConfig]] = {}
+    for stale in archs.glob("*.json") if archs.is_dir() else ():
+        if stale.stem not in {m.key for m in models}:  # a model of an earlier plan (e.g. the schema-2 ablations)
+            stale.unlink()
     for m in models:
+        path = save_arch(m.arch, archs / f"{m.key}.json")  # also a same_as model's: its provenance is its own
         if m.same_as is not None:
             cfgs[m.key] = [c for c in cfgs[m.same_as] if c.seed in m.seeds]
             continue
-        path = save_arch(m.arch, archs / f"{m.key}.json")
         cfgs[m.key] = [
             replace(base, model=str(path), seed=s, out=str(runs / f"{m.key}_{table_hash(m.arch)}_s{s}"))
             for s in m.seeds

@@ -67,6 +67,8 @@ def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script
         "--results",
         str(results),
     ]
+    (results / "archs").mkdir(parents=True)
+    (results / "archs" / "variant_rexnet_expansion.json").write_text("{}")  # a model of an earlier plan
     first = CliRunner().invoke(script.main, args)
     assert first.exit_code == 0, first.output
     # MobileNetV2, ReXNet, the GELU variant and three factorial cells; the SiLU/6 cell is ReXNet itself.
@@ -81,6 +83,7 @@ def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script
     variant = load_arch(results / "archs" / "variant.json")
     assert variant.provenance["choices"]["nonlinearity"]["finding"]["key"] == "recommendations.recommended_nonlinearity"
     assert {b.act for b in variant.blocks if b.expansion != 1} == {"gelu"}
+    assert {p.stem for p in (results / "archs").glob("*.json")} == set(table.index)  # the stale table removed
     cell = load_arch(results / "archs" / "relu6_e3.json")
     assert {b.act for b in cell.blocks if b.expansion != 1} == {"relu6"}
     assert max(b.expansion for b in cell.blocks) == 3
