@@ -154,19 +154,20 @@ def plan_models(
         label = f"{NONLINEARITY_LABELS[act]} / exp {expansion} ({arch.provenance['budget']['width_mult']:g}×)"
         models.append(Model(key, label, arch, cell_seeds, "factorial"))
     # A model identical to an earlier network is that network: its runs stand for it.
-    seen: dict[str, str] = {}
+    seen: dict[str, Model] = {}
     for i, m in enumerate(models):
         h = table_hash(m.arch)
         if h in seen:
-            missing = set(m.seeds) - set(models[[x.key for x in models].index(seen[h])].seeds)
+            first = seen[h]
+            missing = set(m.seeds) - set(first.seeds)
             if missing:
                 raise click.UsageError(
-                    f"{m.key} is the same network as {seen[h]}, whose seeds lack {sorted(missing)}; give "
+                    f"{m.key} is the same network as {first.key}, whose seeds lack {sorted(missing)}; give "
                     "--cell-seeds a subset of --seeds"
                 )
-            models[i] = replace(m, same_as=seen[h])
+            models[i] = replace(m, same_as=first.key)
         else:
-            seen[h] = m.key
+            seen[h] = m
     return target, models
 
 
@@ -219,13 +220,18 @@ def feature_ranks(cfg: TrainConfig) -> dict[str, float]:
 MARGIN = 0.5  # top-1 points: a difference within ±0.5 is "tied" only when the equivalence test shows it
 
 
+def distinct_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """Returns each run once (a run standing for two models counts once), with its network's key `arch`
+    (<model>_<table hash>, the run folder's name without the seed)."""
+    distinct = rows.drop_duplicates("run")
+    return distinct.assign(arch=distinct["run"].str.rsplit("_s", n=1).str[0])
+
+
 def architectures(rows: pd.DataFrame) -> pd.DataFrame:
     """Returns one row per distinct network (a table run under two model names counts once): seeds averaged
     first, with the number of seeds."""
-    distinct = rows.drop_duplicates("run")
-    key = distinct["run"].str.rsplit("_s", n=1).str[0]  # <model>_<table hash>
     return (
-        distinct.assign(arch=key)
+        distinct_runs(rows)
         .groupby("arch", sort=False)
         .agg(
             label=("label", "first"),
@@ -246,7 +252,7 @@ def spearman_table(rows: pd.DataFrame, seed: int = 0, n_resamples: int = 1999) -
     which n (the number of architectures) bounds. Resamples where ρ is undefined (a constant column) are dropped.
     """
     rng = np.random.default_rng(seed)
-    distinct = rows.drop_duplicates("run").assign(arch=lambda d: d["run"].str.rsplit("_s", n=1).str[0])
+    distinct = distinct_runs(rows)
     per_arch = architectures(rows)
     groups = [distinct[distinct["arch"] == a] for a in per_arch["arch"]]
     out = []
