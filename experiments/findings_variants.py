@@ -79,6 +79,13 @@ from rexnet.training.evaluate import load_for_eval  # noqa: E402
 from rexnet.training.train import TrainConfig  # noqa: E402
 from rexnet.variants import Rules, arch_macs, family_at_macs, from_findings, read_rules  # noqa: E402
 
+
+class BadInput(click.ClickException):
+    """Bad input: click prints one line, "Error: ...", and exits with code 2 (click's default is 1)."""
+
+    exit_code = 2
+
+
 IMG_SIZE = 32
 REXNET_WIDTH = 0.5  # the budget: ReXNet-0.5×'s MACs
 RANK_MEASURES = {
@@ -161,7 +168,7 @@ def plan_models(
             first = seen[h]
             missing = set(m.seeds) - set(first.seeds)
             if missing:
-                raise click.UsageError(
+                raise BadInput(
                     f"{m.key} is the same network as {first.key}, whose seeds lack {sorted(missing)}; give "
                     "--cell-seeds a subset of --seeds"
                 )
@@ -606,7 +613,7 @@ def main(
         in_chans = 1 if time_steps else load_data("fashion-mnist", data_root).in_chans
         target, models = plan_models(findings, tau, small_input, in_chans, _seeds(seeds), _seeds(cell_seeds))
     except RexnetError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadInput(str(exc)) from None
     print(
         f"budget: ReXNet-{REXNET_WIDTH}× = {target / 1e6:.3f}M MACs at {IMG_SIZE}×{IMG_SIZE} (small input "
         f"{small_input}); models: "
@@ -645,7 +652,7 @@ def main(
         train_runs(queue, jobs)
     finished = {c.out for c in queue if (Path(c.out) / "model.pth").is_file()}
     if not finished:
-        raise click.ClickException(f"no finished run in {runs}; run without --no-train to train them")
+        raise BadInput(f"no finished run in {runs}; run without --no-train to train them")
     missing = sorted(Path(c.out).name for c in queue if c.out not in finished)
     status = (
         f"Complete: {len(queue)} of {len(queue)} runs."

@@ -50,6 +50,13 @@ from rexnet.io import atomic_path, atomic_write_text, versions
 from rexnet.model import ReXNet
 from rexnet.registry import checkpoint_network
 
+
+class BadInput(click.ClickException):
+    """Bad input: click prints one line, "Error: ...", and exits with code 2 (click's default is 1)."""
+
+    exit_code = 2
+
+
 DEFAULT_RUNS = "runs/findings_variants"
 MODELS = ("rexnet", "mobilenetv2")  # the run-folder keys of experiments/findings_variants.py, seed 0
 # (state, batch-norm mode) probed per model: init with batch statistics (the probe's default for an untrained
@@ -62,7 +69,7 @@ _ACTIVATION_TYPES = tuple({a.module for a in ACTIVATIONS.values()} - {nn.Identit
 
 def find_runs(runs: Path) -> list[Path]:
     """Returns the seed-0 run folder of each of MODELS in `runs` (RUNS/<model>_<8-hex table hash>_s0 holding
-    model.pth); ClickException naming the command that trains a missing run, or the runs to choose between."""
+    model.pth); BadInput naming the command that trains a missing run, or the runs to choose between."""
     found = []
     for model in MODELS:
         pattern = re.compile(rf"{model}_[0-9a-f]{{8}}_s0")
@@ -70,11 +77,9 @@ def find_runs(runs: Path) -> list[Path]:
         done = [p for p in folders if (p / "model.pth").is_file()]
         if not done:
             state = f"{folders[0]} is not finished" if folders else f"no run {runs}/{model}_<hash>_s0"
-            raise click.ClickException(
-                f"{state}; train it with `python experiments/findings_variants.py` (or pass --runs/--run)"
-            )
+            raise BadInput(f"{state}; train it with `python experiments/findings_variants.py` (or pass --runs/--run)")
         if len(done) > 1:
-            raise click.ClickException(
+            raise BadInput(
                 f"{len(done)} finished runs match {runs}/{model}_*_s0 ({', '.join(p.name for p in done)}); "
                 "pass the ones to probe with --run"
             )
@@ -90,7 +95,7 @@ def init_model(checkpoint: Path) -> nn.Module:
     cfg = ckpt.metadata.get("config", {})
     recorded = checkpoint_network(ckpt)
     if recorded is None or "seed" not in cfg:
-        raise click.ClickException(f"{checkpoint} was not written by `rexnet train`; give a run's model.pth")
+        raise BadInput(f"{checkpoint} was not written by `rexnet train`; give a run's model.pth")
     torch.manual_seed(cfg["seed"])  # rexnet.training.train seeds right before building the model
     model = ReXNet(
         recorded,
@@ -101,7 +106,7 @@ def init_model(checkpoint: Path) -> nn.Module:
     )
     shapes = {k: v.shape for k, v in model.state_dict().items()}
     if shapes != {k: v.shape for k, v in ckpt.state_dict.items()}:
-        raise click.ClickException(f"{checkpoint}: rebuilding its network does not give the trained network")
+        raise BadInput(f"{checkpoint}: rebuilding its network does not give the trained network")
     return model
 
 
@@ -339,7 +344,7 @@ def main(runs_dir, runs, data_root, n_images, max_columns, batch_size, seed, res
     if runs:
         missing = [r for r in runs if not (Path(r) / "model.pth").is_file()]
         if missing:
-            raise click.ClickException(f"{missing[0]}/model.pth not found; finish the run or pass another --run")
+            raise BadInput(f"{missing[0]}/model.pth not found; finish the run or pass another --run")
         runs = [Path(r) for r in runs]
     else:
         runs = find_runs(Path(runs_dir))

@@ -14,6 +14,7 @@ from .arch import (
     arch_to_dict,
     format_block_table,
     load_arch,
+    network_diff,
     rexnet_lite_arch,
     rexnet_v1_arch,
     save_arch,
@@ -34,7 +35,15 @@ from .keymap import official_to_timm, timm_to_official
 from .model import FeatureInfo, ReXNet, ReXNetFeatures, ReXNetV1, ReXNetV1Lite
 from .pretrained import PretrainedCfg
 from .rank_tolerance import float32_rtol
-from .registry import create_model, list_models, model_arch, model_from_checkpoint, pretrained_cfg, resolve_arch
+from .registry import (
+    checkpoint_network,
+    create_model,
+    list_models,
+    model_arch,
+    model_from_checkpoint,
+    pretrained_cfg,
+    resolve_arch,
+)
 from .small_input import small_input_arch, small_input_variant
 from .summary import ModelSummary, count_flops, count_params, summarize
 from .variants import family_at_macs, from_findings, match_macs, parse_macs, read_rules, variant_arch
@@ -56,6 +65,7 @@ __all__ = [
     "arch_from_dict",
     "arch_to_dict",
     "block_table",
+    "checkpoint_network",
     "convert_checkpoint",
     "count_flops",
     "count_params",
@@ -72,6 +82,7 @@ __all__ = [
     "mobilenetv2_arch",
     "model_arch",
     "model_from_checkpoint",
+    "network_diff",
     "official_to_timm",
     "parse_macs",
     "pretrained_cfg",

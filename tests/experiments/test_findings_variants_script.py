@@ -144,7 +144,7 @@ def test_foreign_findings_stop_before_anything_is_written(tmp_path, script):
             str(tmp_path / "res"),
         ],
     )
-    assert result.exit_code != 0 and "schema_version 99" in result.output
+    assert result.exit_code == 2 and "schema_version 99" in result.output
     assert not (tmp_path / "runs").exists() and not (tmp_path / "res").exists()
 
 

@@ -148,6 +148,6 @@ def test_a_missing_run_names_the_command_that_trains_it(tmp_path, script):
     ]:
         result = CliRunner().invoke(script.main, args + ["--results", str(tmp_path / "r")])
         lines = result.output.strip().splitlines()
-        assert result.exit_code == 1 and len(lines) == 1, result.output
+        assert result.exit_code == 2 and len(lines) == 1, result.output
         assert message in lines[0] and "train it with `python experiments/findings_variants.py`" in lines[0]
     assert not (tmp_path / "r").exists()
