@@ -127,8 +127,15 @@ def write_table(rows: pd.DataFrame, results: Path) -> pd.DataFrame:
 def command_line(ctx: click.Context, script: str = __file__) -> str:
     """Returns the command that reproduces this invocation: the script and every option not left at its default."""
     args = ["python", f"experiments/{Path(script).name}"]
+    options = {p.name: p for p in ctx.command.params}
     for name, value in ctx.params.items():
-        if value is not None and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+        if value is None or ctx.get_parameter_source(name) is click.core.ParameterSource.DEFAULT:
+            continue
+        option = options[name]
+        if getattr(option, "is_flag", False) and isinstance(value, bool):  # --train / --no-train
+            if value or option.secondary_opts:
+                args.append(option.opts[0] if value else option.secondary_opts[0])
+        else:
             args += [f"--{name.replace('_', '-')}", str(value)]
     return shlex.join(args)
 

@@ -114,7 +114,9 @@ def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script
     assert ": trained" not in partial.output
     assert (results / "table.md").read_text().startswith("**PARTIAL: 5 of 6 runs finished**; missing: relu6_e3_")
     assert "relu6_e3" not in set(pd.read_csv(results / "runs.csv")["model"])
-    assert "PARTIAL" in (results / "command.txt").read_text()
+    command = (results / "command.txt").read_text()
+    assert "PARTIAL" in command
+    assert command.splitlines()[0].endswith(" --no-train") and "False" not in command  # the flag as typed
 
     # The same command again finishes the missing run only and leaves the finished ones as they were.
     again = CliRunner().invoke(script.main, args)
