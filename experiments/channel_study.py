@@ -29,26 +29,16 @@ the figures are written to RESULTS with command.txt (exact command, settings, ve
 
 from __future__ import annotations
 
-import shlex
 import sys
-from pathlib import Path
 
 import click
 
 from rankstudy import store
 from rankstudy.channels import ChannelStudyConfig, run_channel_study, write_report
 from rankstudy.errors import StudyError
+from rexnet.io import command_line
 
 COPIED = ("results.parquet", "results.csv", "metadata.json", "schedules.parquet")
-
-
-def command_line(ctx: click.Context) -> str:
-    """Returns the command that reproduces this invocation: the script and every option not left at its default."""
-    args = ["python", f"experiments/{Path(__file__).name}"]
-    for name, value in ctx.params.items():
-        if value is not None and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
-            args += [f"--{name.replace('_', '-')}", str(value)]
-    return shlex.join(args)
 
 
 @click.command()
@@ -98,7 +88,7 @@ def main(
         lr=lr,
         seed=seed,
     )
-    command = command_line(click.get_current_context())
+    command = command_line(click.get_current_context(), __file__)
     try:
         table = run_channel_study(
             cfg, runs, data_root=data_root, workers=workers, scheduler=scheduler, threads=1, command=command

@@ -23,7 +23,6 @@ command.txt (the exact command). Usage:
 from __future__ import annotations
 
 import json
-import shlex
 from dataclasses import asdict, replace
 from importlib import metadata
 from pathlib import Path
@@ -33,7 +32,7 @@ import pandas as pd
 import torch
 
 from rexnet.baseline import mobilenetv2_arch
-from rexnet.io import atomic_path, atomic_write_text, versions
+from rexnet.io import atomic_path, atomic_write_text, command_line, versions
 from rexnet.registry import resolve_arch
 from rexnet.small_input import small_input_variant
 from rexnet.summary import model_costs
@@ -124,24 +123,9 @@ def write_table(rows: pd.DataFrame, results: Path) -> pd.DataFrame:
     return table
 
 
-def command_line(ctx: click.Context, script: str = __file__) -> str:
-    """Returns the command that reproduces this invocation: the script and every option not left at its default."""
-    args = ["python", f"experiments/{Path(script).name}"]
-    options = {p.name: p for p in ctx.command.params}
-    for name, value in ctx.params.items():
-        if value is None or ctx.get_parameter_source(name) is click.core.ParameterSource.DEFAULT:
-            continue
-        option = options[name]
-        if getattr(option, "is_flag", False) and isinstance(value, bool):  # --train / --no-train
-            if value or option.secondary_opts:
-                args.append(option.opts[0] if value else option.secondary_opts[0])
-        else:
-            args += [f"--{name.replace('_', '-')}", str(value)]
-    return shlex.join(args)
-
-
-def plot_curves(cfgs: list[TrainConfig], results: Path) -> Path:
-    """Returns the path of curves.png: test top-1 and train loss per epoch, one line per run."""
+def plot_curves(curves: list[tuple[str, int, pd.DataFrame]], results: Path) -> Path:
+    """Returns the path of curves.png: test top-1 and train loss per epoch, one line per run; `curves` holds each
+    run's (model label, seed, metrics.csv rows)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,10 +133,9 @@ def plot_curves(cfgs: list[TrainConfig], results: Path) -> Path:
 
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
     colors = {}
-    for cfg in cfgs:
-        m = pd.read_csv(Path(cfg.out) / "metrics.csv")
-        color = colors.setdefault(cfg.model, f"C{len(colors)}")
-        label = f"{cfg.model} seed {cfg.seed}"
+    for model, seed, m in curves:
+        color = colors.setdefault(model, f"C{len(colors)}")
+        label = f"{model} seed {seed}"
         acc_ax.plot(m["epoch"], m["test_top1"], marker="o", color=color, label=label, alpha=0.8)
         loss_ax.plot(m["epoch"], m["train_loss"], marker="o", color=color, label=label, alpha=0.8)
     acc_ax.set(xlabel="epoch", ylabel="test top-1 (%)", title="Fashion-MNIST test accuracy")
@@ -253,7 +236,7 @@ def main(
     packages = {**versions(), "torchvision": metadata.version("torchvision"), "threads": torch.get_num_threads()}
     atomic_write_text(
         results / "command.txt",
-        command_line(click.get_current_context())
+        command_line(click.get_current_context(), __file__)
         + "\n"
         + f"settings: {json.dumps(settings)}\n"
         + f"versions: {json.dumps(packages)}\n",
@@ -261,7 +244,7 @@ def main(
     rows = pd.DataFrame([summarize_run(cfg, in_chans) for cfg in cfgs])
     atomic_write_text(results / "runs.csv", rows.to_csv(index=False))
     table = write_table(rows, results)
-    plot_curves(cfgs, results)
+    plot_curves([(c.model, c.seed, pd.read_csv(Path(c.out) / "metrics.csv")) for c in cfgs], results)
     print((results / "table.md").read_text())
     if len(table) == 2:
         rex, mob = table.set_index("model").loc[[REXNET, mobilenet], "top1_mean"]

@@ -33,13 +33,17 @@ by side (`--jobs 2`; two 1-thread runs train ~1.7× more images per second in to
 those step timings) take ~3.5 h at the 11-30 speed and ~9 h at the 12-02 one, so the experiment spans
 sittings: rerunning the command resumes it.
 
-Resumable run by run: RUNS/<model>_<table hash>_s<seed>; a finished run (model.pth) is never redone, an
-interrupted one resumes from its last epoch; a changed table (e.g. rebuilt from new findings) gets a new
-folder. Runs are queued seed by seed (every model's seed 0, then seed 1, …), so an interrupted experiment
+Resumable run by run: RUNS/<model>_<table hash>_s<seed> (checkpoints, not committed); an interrupted run
+resumes from its last epoch; a changed table (e.g. rebuilt from new findings) gets a new folder. A finished run
+writes its record, RESULTS/runs/<run>.json (its row, per-epoch metrics and recipe), which is committed with the
+results, so a later sitting on a fresh checkout never redoes it; a record trained with other settings stops the
+command (exit 2). Runs an earlier report listed in RESULTS/runs.csv before records existed, whose run folders
+are gone, are recorded from that row when command.txt's settings are this recipe and RESULTS/runs/ does not
+exist yet (no per-epoch metrics); delete a record to retrain its run. Runs are queued seed by seed (every model's seed 0, then seed 1, …), so an interrupted experiment
 has every model at its first seeds. `--no-train` reports the finished runs only; while runs are missing,
 table.md and command.txt begin with "PARTIAL: k of n runs finished" and list them. Results: RESULTS/table.csv
 and table.md (per model), runs.csv (per run), contrasts.csv, spearman.csv, figure.png (accuracy per model;
-rank vs accuracy per run), curves.png, archs/*.json, command.txt. Usage:
+rank vs accuracy per run), curves.png, archs/*.json, runs/*.json, command.txt. Usage:
 
     python experiments/findings_variants.py --jobs 2           # the full experiment (resumes)
     python experiments/findings_variants.py --no-train         # the tables from the finished runs
@@ -54,6 +58,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -66,12 +71,12 @@ from scipy import stats
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fashion_mnist import command_line, plot_curves, run_one, summarize_run  # noqa: E402
+from fashion_mnist import plot_curves, run_one, summarize_run  # noqa: E402
 
 from rankstudy import stats as rs_stats  # noqa: E402
 from rankstudy.rank import rank_metrics  # noqa: E402
 from rexnet.arch import ArchSpec, arch_to_dict, rexnet_v1_arch, save_arch  # noqa: E402
-from rexnet.io import atomic_path, atomic_write_text, versions  # noqa: E402
+from rexnet.io import atomic_path, atomic_write_text, command_line, versions  # noqa: E402
 from rexnet.model import ReXNet  # noqa: E402
 from rexnet.small_input import small_input_variant  # noqa: E402
 from rexnet.training.data import load_data  # noqa: E402
@@ -222,6 +227,92 @@ def feature_ranks(cfg: TrainConfig) -> dict[str, float]:
     out["rank_chunks"] = n_chunks
     atomic_write_text(cache, json.dumps(out, indent=2) + "\n")
     return out
+
+
+RECIPE_EXCLUDED = ("model", "seed", "out", "progress", "data_root", "workers")
+# The per-run columns of runs.csv that are the run's own (the rest name the model it stands for, or are timed
+# at report time).
+NOT_SUMMARY = ("model", "label", "role", "run", "timed_img_per_s")
+
+
+def recipe(cfg: TrainConfig) -> dict:
+    """Returns the settings that make a run's result, as JSON gives them back: all but its table (in the run's
+    name, as its hash), its seed (also in the name), where its files and data lie, and the loader workers."""
+    return json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k not in RECIPE_EXCLUDED}))
+
+
+def write_record(cfg: TrainConfig, in_chans: int, ledger: Path) -> dict:
+    """Returns the record of a finished run after writing it to LEDGER/<run>.json: its row (summarize_run and
+    feature_ranks), its per-epoch metrics and its recipe. Records are committed with the results and run folders
+    are not, so a later sitting on a fresh checkout still has every finished run."""
+    out = Path(cfg.out)
+    summary = {k: v for k, v in summarize_run(cfg, in_chans).items() if k not in NOT_SUMMARY}
+    record = {
+        "run": out.name,
+        "recipe": recipe(cfg),
+        "summary": {**summary, **feature_ranks(cfg)},
+        "epochs": pd.read_csv(out / "metrics.csv").to_dict("records"),
+        "source": "run folder",
+    }
+    atomic_write_text(ledger / f"{out.name}.json", json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def read_record(path: Path, cfg: TrainConfig) -> dict | None:
+    """Returns the record of `cfg`'s run at `path` (None when there is none); stops on a file that is not a record
+    of this run, or a record trained with another recipe."""
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not {"run", "recipe", "summary", "epochs", "source"} <= set(record):
+            raise ValueError("not a run record")
+        if record["run"] != path.stem:
+            raise ValueError(f"it records run {record['run']!r}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(
+            f"{path} is not a record of this experiment's runs ({exc}); delete it to retrain the run"
+        ) from None
+    changed = [(k, record["recipe"].get(k), v) for k, v in recipe(cfg).items() if record["recipe"].get(k) != v]
+    if changed:
+        shown = ", ".join(f"{k} {old!r} there, {new!r} now" for k, old, new in changed)
+        raise BadInput(
+            f"{path} was trained with other settings ({shown}); pass another --results, or delete it to retrain"
+        )
+    return record
+
+
+def adopt_reported_runs(results: Path, queue: list[TrainConfig], ledger: Path) -> list[str]:
+    """Returns the runs it wrote records for: those an earlier report lists (RESULTS/runs.csv and command.txt of a
+    results folder with no runs/, i.e. written before run records existed) whose run folders are gone, when
+    command.txt's settings are this recipe. Each record holds the row as reported and no per-epoch metrics, and
+    says where it came from. Once LEDGER exists, a run without a record is not finished (deleting a record is how
+    a run is retrained), so nothing is adopted."""
+    table, command = results / "runs.csv", results / "command.txt"
+    if ledger.exists() or not table.is_file() or not command.is_file():  # once records exist, they alone count
+        return []
+    lines = command.read_text().splitlines()
+    settings = next((json.loads(x.removeprefix("settings: ")) for x in lines if x.startswith("settings: ")), {})
+    reported = pd.read_csv(table).drop_duplicates("run").set_index("run")
+    adopted = []
+    for cfg in queue:
+        name = Path(cfg.out).name
+        if name not in reported.index or (ledger / f"{name}.json").is_file() or (Path(cfg.out) / "model.pth").is_file():
+            continue
+        if any(settings.get(k) != v for k, v in recipe(cfg).items()):
+            continue
+        row = reported.loc[name]
+        record = {
+            "run": name,
+            "recipe": recipe(cfg),
+            "summary": {k: row[k].item() for k in reported.columns if k not in NOT_SUMMARY},
+            "epochs": None,
+            "source": f"RESULTS/runs.csv of the report `{lines[0]}`, written before run records existed; "
+            "its run folder was not kept",
+        }
+        atomic_write_text(ledger / f"{name}.json", json.dumps(record, indent=1) + "\n")
+        adopted.append(name)
+    return adopted
 
 
 MARGIN = 0.5  # top-1 points: a difference within ±0.5 is "tied" only when the equivalence test shows it
@@ -534,26 +625,29 @@ def _seeds(text: str) -> tuple[int, ...]:
         raise click.BadParameter(f"{text!r} is not a comma-separated list of integers, e.g. 0,1") from None
 
 
-def _train_in_worker(cfg: TrainConfig, threads: int) -> str:
+def _train_in_worker(cfg: TrainConfig, threads: int) -> tuple[TrainConfig, str]:
     """Trains (or resumes, or skips) one run in a joblib worker with `threads` torch threads."""
     torch.set_num_threads(threads)
-    return f"{Path(cfg.out).name}: {run_one(cfg)}"
+    return cfg, run_one(cfg)
 
 
-def train_runs(cfgs: list[TrainConfig], jobs: int) -> None:
+def train_runs(cfgs: list[TrainConfig], jobs: int) -> Iterator[TrainConfig]:
     """Trains the runs, `jobs` at a time in joblib's loky processes (one thread each when jobs > 1: two 1-thread
-    runs side by side train ~1.3× more images per second than one 2-thread run here), in the order given."""
+    runs side by side train ~1.3× more images per second than one 2-thread run here), in the order given; yields
+    each as it finishes."""
     if jobs == 1:
         for cfg in cfgs:
             print(f"== {Path(cfg.out).name}: {run_one(cfg)}", flush=True)
+            yield cfg
         return
     from joblib import Parallel, delayed
 
     threads = max(1, torch.get_num_threads() // jobs)
-    for done in Parallel(n_jobs=jobs, return_as="generator_unordered")(
+    for cfg, how in Parallel(n_jobs=jobs, return_as="generator_unordered")(
         delayed(_train_in_worker)(cfg, threads) for cfg in cfgs
     ):
-        print(f"== {done}", flush=True)
+        print(f"== {Path(cfg.out).name}: {how}", flush=True)
+        yield cfg
 
 
 @click.command()
@@ -648,11 +742,23 @@ def main(
     distinct = {c.out: c for m in models if not m.same_as for c in cfgs[m.key]}
     # Seed by seed, so that an interrupted experiment has every model at its first seeds.
     queue = sorted(distinct.values(), key=lambda c: c.seed)
+    # A run's record in RESULTS/runs/ (committed) makes it finished; a finished run folder without one gets one.
+    ledger = results / "runs"
+    adopted = adopt_reported_runs(results, queue, ledger)
+    if adopted:
+        print(
+            f"recorded {len(adopted)} runs an earlier report lists (their run folders are gone): {', '.join(adopted)}"
+        )
+    records = {c.out: read_record(ledger / f"{Path(c.out).name}.json", c) for c in queue}
     if train:
-        train_runs(queue, jobs)
-    finished = {c.out for c in queue if (Path(c.out) / "model.pth").is_file()}
+        for cfg in train_runs([c for c in queue if records[c.out] is None], jobs):
+            records[cfg.out] = write_record(cfg, in_chans, ledger)
+    for cfg in queue:
+        if records[cfg.out] is None and (Path(cfg.out) / "model.pth").is_file():
+            records[cfg.out] = write_record(cfg, in_chans, ledger)
+    finished = {out for out, record in records.items() if record is not None}
     if not finished:
-        raise BadInput(f"no finished run in {runs}; run without --no-train to train them")
+        raise BadInput(f"no finished run in {runs} or {ledger}; run without --no-train to train them")
     missing = sorted(Path(c.out).name for c in queue if c.out not in finished)
     status = (
         f"Complete: {len(queue)} of {len(queue)} runs."
@@ -660,6 +766,12 @@ def main(
         else f"**PARTIAL: {len(finished)} of {len(queue)} runs finished**; missing: {', '.join(missing)}. "
         "Rerun the command to train them (finished runs are kept)."
     )
+    no_curve = sorted(Path(out).name for out in finished if records[out]["epochs"] is None)
+    if no_curve:
+        status += (
+            f" curves.png leaves out {len(no_curve)} runs recorded from an earlier report, which kept no per-epoch "
+            f"metrics: {', '.join(no_curve)}."
+        )
     settings = {
         "findings": findings,
         "tau": tau,
@@ -693,15 +805,13 @@ def main(
         for cfg in cfgs[m.key]:
             if cfg.out not in finished:
                 continue
-            row = summarize_run(cfg, in_chans)
             rows.append(
                 {
-                    **row,
                     "model": m.key,
+                    **records[cfg.out]["summary"],
                     "label": m.label,
                     "role": m.role,
                     "run": Path(cfg.out).name,
-                    **feature_ranks(cfg),
                     "timed_img_per_s": speeds.get(m.same_as or m.key, np.nan),
                 }
             )
@@ -711,7 +821,14 @@ def main(
     table, _, _ = write_tables(rows, models, results, status)
     plot_figure(rows, table, target, results)
     plot_curves(
-        [replace(c, model=m.label) for m in shown if not m.same_as for c in cfgs[m.key] if c.out in finished], results
+        [
+            (m.label, c.seed, pd.DataFrame(records[c.out]["epochs"]))
+            for m in shown
+            if not m.same_as
+            for c in cfgs[m.key]
+            if c.out in finished and records[c.out]["epochs"] is not None
+        ],
+        results,
     )
     print((results / "table.md").read_text())
 

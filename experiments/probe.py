@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
 from importlib import metadata
 from pathlib import Path
 
@@ -46,7 +45,7 @@ from rankstudy.probing import load_images, load_model, probe
 from rexnet.activations import ACTIVATIONS
 from rexnet.blocks import LinearBottleneck, SqueezeExcite
 from rexnet.checkpoint import read_checkpoint
-from rexnet.io import atomic_path, atomic_write_text, versions
+from rexnet.io import atomic_path, atomic_write_text, command_line, versions
 from rexnet.model import ReXNet
 from rexnet.registry import checkpoint_network
 
@@ -289,18 +288,6 @@ def plot_depth(layers: pd.DataFrame, path: Path, n_images: int) -> Path:
     return path
 
 
-def command_line(ctx: click.Context) -> str:
-    """Returns the command that reproduces this invocation (options not left at their defaults)."""
-    args = ["python", f"experiments/{Path(__file__).name}"]
-    for param in ctx.command.params:
-        value = ctx.params[param.name]
-        if ctx.get_parameter_source(param.name) is click.core.ParameterSource.DEFAULT:
-            continue
-        for v in value if isinstance(value, tuple) else (value,):
-            args += [param.opts[0], str(v)]
-    return shlex.join(args)
-
-
 def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
@@ -405,7 +392,7 @@ def main(runs_dir, runs, data_root, n_images, max_columns, batch_size, seed, res
     packages = {**versions(), "torchvision": metadata.version("torchvision"), "threads": torch.get_num_threads()}
     atomic_write_text(
         results / "command.txt",
-        command_line(click.get_current_context())
+        command_line(click.get_current_context(), __file__)
         + "\n"
         + f"settings: {json.dumps(settings)}\n"
         + f"versions: {json.dumps(packages)}\n",

@@ -23,26 +23,16 @@ report to RESULTS; while cells are missing, metadata.json says `"partial": true`
 
 from __future__ import annotations
 
-import shlex
 import sys
-from pathlib import Path
 
 import click
 
 from rankstudy import store
 from rankstudy.errors import StudyError
 from rankstudy.proxies import ProxyStudyConfig, run_proxies, write_proxies_report
+from rexnet.io import command_line
 
 COPIED = ("results.parquet", "results.csv", "metadata.json")
-
-
-def command_line(ctx: click.Context) -> str:
-    """Returns the command that reproduces this invocation: the script and every option not left at its default."""
-    args = ["python", f"experiments/{Path(__file__).name}"]
-    for name, value in ctx.params.items():
-        if value is not None and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
-            args += [f"--{name.replace('_', '-')}", str(value)]
-    return shlex.join(args)
 
 
 @click.command()
@@ -60,7 +50,7 @@ def command_line(ctx: click.Context) -> str:
 def main(n, seed, inputs, batch, bench, workers, scheduler, device, max_units, runs, results) -> None:
     """Score (or resume scoring) the sample, then write its table and report to RESULTS."""
     cfg = ProxyStudyConfig(n=n, seed=seed, inputs=inputs, batch=batch, bench=bench)
-    command = command_line(click.get_current_context())
+    command = command_line(click.get_current_context(), __file__)
     try:
         table = run_proxies(
             cfg, runs, device=device, workers=workers, scheduler=scheduler, max_units=max_units, command=command

@@ -1,4 +1,5 @@
-"""Atomic file output: write to a temporary file beside the target, then rename, so a failure leaves no partial file."""
+"""Provenance of written results: atomic file output (write to a temporary file beside the target, then rename,
+so a failure leaves no partial file), the package versions and the command line that made them."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import contextlib
 import importlib.metadata
 import os
 import platform
+import shlex
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import torch
 
 
@@ -66,3 +69,21 @@ def versions(
             return "not installed"
 
     return {"python": platform.python_version(), **{p: v(p) for p in packages}, "platform": platform.platform()}
+
+
+def command_line(ctx: click.Context, script: str | os.PathLike) -> str:
+    """Returns the command that reproduces a click invocation of `script` (an experiment script): every option
+    not left at its default, under its first spelling; a boolean flag as typed (`--no-train`, not `--train
+    False`); a multiple option once per value."""
+    args = ["python", f"experiments/{Path(script).name}"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if value is None or ctx.get_parameter_source(param.name) is click.core.ParameterSource.DEFAULT:
+            continue
+        if isinstance(param, click.Option) and param.is_flag and isinstance(value, bool):
+            if value or param.secondary_opts:  # --train / --no-train; a one-sided flag is only ever typed on
+                args.append(param.opts[0] if value else param.secondary_opts[0])
+            continue
+        for v in value if isinstance(value, tuple) else (value,):
+            args += [param.opts[0], str(v)]
+    return shlex.join(args)

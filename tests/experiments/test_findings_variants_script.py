@@ -1,10 +1,12 @@
 """experiments/findings_variants.py end to end on a tiny fake Fashion-MNIST and synthetic findings: every
 model at the same MACs, the table agrees with each run's files, the factorial cell equal to ReXNet reuses its
-run, a rerun trains nothing, unfinished runs are reported as partial; Spearman over architectures and the
-factorial contrasts on constructed rows."""
+run, a rerun trains nothing, unfinished runs are reported as partial, the committed run records keep finished
+runs on a checkout without run folders (and stop on foreign ones), rows of a report written before records
+existed are adopted; Spearman over architectures and the factorial contrasts on constructed rows."""
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -42,7 +44,9 @@ def script(tmp_path, monkeypatch):
     return module
 
 
-def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script):
+def full_run(tmp_path, script) -> tuple[list[str], Path, Path, pd.DataFrame]:
+    """Runs the whole experiment, checks it, and returns (its arguments, runs, results, runs.csv less the timed
+    column)."""
     runs, results = tmp_path / "runs", tmp_path / "results"
     # Findings whose only rule that differs from ReXNet is the nonlinearity (GELU; cap 8.5 does not bind; linear).
     findings = tmp_path / "findings.json"
@@ -106,8 +110,18 @@ def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script
     assert "experiments/findings_variants.py --findings" in (results / "command.txt").read_text()
     assert (results / "table.md").read_text().startswith("Complete: 6 of 6 runs.")
 
-    # An unfinished run: --no-train reports the others, labelled partial, and trains nothing.
+    # Each finished run has its record beside the results: the row runs.csv holds, and its epochs.
+    records = {p.stem: json.loads(p.read_text()) for p in (results / "runs").glob("*.json")}
+    assert set(records) == set(per_run["run"])
+    for row in per_run.drop_duplicates("run").to_dict("records"):
+        record = records[row["run"]]
+        assert record["source"] == "run folder" and record["recipe"]["epochs"] == 1
+        assert {k: row[k] for k in record["summary"]} == pytest.approx(record["summary"])
+        assert [e["epoch"] for e in record["epochs"]] == [1]
+
+    # An unfinished run (no model.pth, no record): --no-train reports the others, labelled partial, trains nothing.
     (next(runs.glob("relu6_e3_*_s0")) / "model.pth").unlink()
+    next((results / "runs").glob("relu6_e3_*_s0.json")).unlink()
     stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/model.pth")}
     partial = CliRunner().invoke(script.main, [*args, "--no-train"])
     assert partial.exit_code == 0, partial.output
@@ -116,18 +130,84 @@ def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script
     assert "relu6_e3" not in set(pd.read_csv(results / "runs.csv")["model"])
     command = (results / "command.txt").read_text()
     assert "PARTIAL" in command
-    assert command.splitlines()[0].endswith(" --no-train") and "False" not in command  # the flag as typed
+    assert "--no-train" in command.splitlines()[0].split() and "False" not in command  # the flag as typed
 
     # The same command again finishes the missing run only and leaves the finished ones as they were.
     again = CliRunner().invoke(script.main, args)
     assert again.exit_code == 0, again.output
     # model.pth gone, its last-epoch checkpoint kept: the run resumes there and writes model.pth again.
-    assert again.output.count(": skipped") == 5 and again.output.count(": resumed") == 1
+    # The recorded runs are not handed to the trainer at all.
+    assert again.output.count("== ") == 1 and again.output.count(": resumed") == 1
     assert {p: p.stat().st_mtime_ns for p in runs.glob("*/model.pth") if p in stamps} == stamps
     assert (results / "table.md").read_text().startswith("Complete: 6 of 6 runs.")
     timed = ["timed_img_per_s"]  # timed again on every call: a measurement, not a result of the runs
     keep = pd.read_csv(results / "runs.csv").drop(columns=timed)
     assert keep[keep.model != "relu6_e3"].equals(per_run[per_run.model != "relu6_e3"].drop(columns=timed))
+    return args, runs, results, keep
+
+
+def test_experiment_writes_a_consistent_table_and_a_rerun_skips(tmp_path, script):
+    # One experiment (training is the costly part), then what later sittings meet, stage by stage.
+    args, runs, results, before = full_run(tmp_path, script)
+    args = [*args, "--speed-steps", "0"]
+    adopts_runs_reported_before_records_existed(script, args, runs, results, before)
+    records_keep_finished_runs_when_run_folders_are_gone(script, args, runs, results, before)
+
+
+def records_keep_finished_runs_when_run_folders_are_gone(script, args, runs, results, before):
+    timed = ["timed_img_per_s"]
+
+    # A fresh checkout: the records but no run folder. Nothing is retrained and the table is the same.
+    shutil.rmtree(runs)
+    fresh = CliRunner().invoke(script.main, args)
+    assert fresh.exit_code == 0, fresh.output
+    assert "== " not in fresh.output and not runs.exists()
+    assert (results / "table.md").read_text().startswith("Complete: 6 of 6 runs.")
+    assert pd.read_csv(results / "runs.csv").drop(columns=timed).equals(before)
+
+    # A record trained with other settings, or not a record at all: exit 2, one line, nothing rewritten.
+    files = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+    other = CliRunner().invoke(script.main, [*args, "--epochs", "2"])
+    assert other.exit_code == 2 and "other settings (epochs 1 there, 2 now, " in other.output
+    errors = [line for line in other.output.splitlines() if line.startswith("Error:")]
+    assert "Traceback" not in other.output and len(errors) == 1 and "delete it to retrain" in errors[0]
+    record = next((results / "runs").glob("rexnet_*_s0.json"))
+    record.write_text('{"schema": "something else"}')
+    foreign = CliRunner().invoke(script.main, args)
+    assert foreign.exit_code == 2 and f"{record} is not a record of this experiment's runs" in foreign.output
+    record.write_text("{not json")
+    assert CliRunner().invoke(script.main, args).exit_code == 2
+    assert {p: p.read_bytes() for p in files if p != record} == {p: b for p, b in files.items() if p != record}
+    assert sorted(p for p in results.rglob("*") if p.is_file()) == sorted(files)
+
+
+def adopts_runs_reported_before_records_existed(script, args, runs, results, before):
+    args = [*args, "--no-train"]
+    # The state of an earlier report: runs.csv and command.txt, no records; one run's folder is gone.
+    shutil.rmtree(results / "runs")
+    gone = next(runs.glob("silu_e3_*_s0"))
+    shutil.rmtree(gone)
+    command = (results / "command.txt").read_text()
+
+    # Reported under another recipe (2 epochs): not adopted, so the run is missing.
+    (results / "command.txt").write_text(command.replace('"epochs": 1', '"epochs": 2'))
+    other = CliRunner().invoke(script.main, args)
+    assert other.exit_code == 0, other.output
+    assert (results / "table.md").read_text().startswith(f"**PARTIAL: 5 of 6 runs finished**; missing: {gone.name}.")
+
+    # Restore the earlier report (its row of the gone run back in runs.csv, its command.txt): the row is adopted.
+    shutil.rmtree(results / "runs")
+    (results / "command.txt").write_text(command)
+    before.assign(timed_img_per_s=0.0).to_csv(results / "runs.csv", index=False)
+    adopted = CliRunner().invoke(script.main, args)
+    assert adopted.exit_code == 0, adopted.output
+    assert f"recorded 1 runs an earlier report lists (their run folders are gone): {gone.name}" in adopted.output
+    record = json.loads((results / "runs" / f"{gone.name}.json").read_text())
+    assert record["epochs"] is None and "written before run records existed" in record["source"]
+    table_md = (results / "table.md").read_text()
+    assert table_md.startswith("Complete: 6 of 6 runs.") and "curves.png leaves out 1 runs" in table_md
+    after = pd.read_csv(results / "runs.csv").drop(columns=["timed_img_per_s"])
+    assert after.equals(before)  # every row as reported, the adopted one included
 
 
 def test_foreign_findings_stop_before_anything_is_written(tmp_path, script):
