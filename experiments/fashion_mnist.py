@@ -142,7 +142,10 @@ def plot_curves(curves: list[tuple[str, int, pd.DataFrame]], results: Path) -> P
     loss_ax.set(xlabel="epoch", ylabel="train loss (label-smoothed)", title="training loss")
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if curves:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no run with per-epoch metrics", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     with atomic_path(results / "curves.png") as tmp:
         fig.savefig(tmp, format="png", dpi=120)
