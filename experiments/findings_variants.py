@@ -39,8 +39,8 @@ writes its record, RESULTS/runs/<run>.json (its row, per-epoch metrics and recip
 results, so a later sitting on a fresh checkout never redoes it; a record trained with other settings stops the
 command (exit 2). Runs an earlier report listed in RESULTS/runs.csv before records existed, whose run folders
 are gone, are recorded from that row when command.txt's settings are this recipe and RESULTS/runs/ does not
-exist yet (no per-epoch metrics); delete a record to retrain its run. Runs are queued seed by seed (every model's seed 0, then seed 1, …), so an interrupted experiment
-has every model at its first seeds. `--no-train` reports the finished runs only; while runs are missing,
+exist yet (no per-epoch metrics); delete a record to retrain its run. Runs are queued seed by seed (every
+model's seed 0, then seed 1, …), so an interrupted experiment has every model at its first seeds. `--no-train` reports the finished runs only; while runs are missing,
 table.md and command.txt begin with "PARTIAL: k of n runs finished" and list them. Results: RESULTS/table.csv
 and table.md (per model), runs.csv (per run), contrasts.csv, spearman.csv, figure.png (accuracy per model;
 rank vs accuracy per run), curves.png, archs/*.json, runs/*.json, command.txt. Usage:
@@ -245,16 +245,16 @@ def write_record(cfg: TrainConfig, in_chans: int, ledger: Path) -> dict:
     """Returns the record of a finished run after writing it to LEDGER/<run>.json: its row (summarize_run and
     feature_ranks), its per-epoch metrics and its recipe. Records are committed with the results and run folders
     are not, so a later sitting on a fresh checkout still has every finished run."""
-    out = Path(cfg.out)
     summary = {k: v for k, v in summarize_run(cfg, in_chans).items() if k not in NOT_SUMMARY}
-    record = {
-        "run": out.name,
-        "recipe": recipe(cfg),
-        "summary": {**summary, **feature_ranks(cfg)},
-        "epochs": pd.read_csv(out / "metrics.csv").to_dict("records"),
-        "source": "run folder",
-    }
-    atomic_write_text(ledger / f"{out.name}.json", json.dumps(record, indent=1) + "\n")
+    epochs = pd.read_csv(Path(cfg.out) / "metrics.csv").to_dict("records")
+    return save_record(ledger, cfg, {**summary, **feature_ranks(cfg)}, epochs, "run folder")
+
+
+def save_record(ledger: Path, cfg: TrainConfig, summary: dict, epochs: list[dict] | None, source: str) -> dict:
+    """Returns the record of `cfg`'s run after writing it atomically to LEDGER/<run>.json."""
+    name = Path(cfg.out).name
+    record = {"run": name, "recipe": recipe(cfg), "summary": summary, "epochs": epochs, "source": source}
+    atomic_write_text(ledger / f"{name}.json", json.dumps(record, indent=1) + "\n")
     return record
 
 
@@ -297,20 +297,14 @@ def adopt_reported_runs(results: Path, queue: list[TrainConfig], ledger: Path) -
     adopted = []
     for cfg in queue:
         name = Path(cfg.out).name
-        if name not in reported.index or (ledger / f"{name}.json").is_file() or (Path(cfg.out) / "model.pth").is_file():
+        if name not in reported.index or (Path(cfg.out) / "model.pth").is_file():
             continue
         if any(settings.get(k) != v for k, v in recipe(cfg).items()):
             continue
         row = reported.loc[name]
-        record = {
-            "run": name,
-            "recipe": recipe(cfg),
-            "summary": {k: row[k].item() for k in reported.columns if k not in NOT_SUMMARY},
-            "epochs": None,
-            "source": f"RESULTS/runs.csv of the report `{lines[0]}`, written before run records existed; "
-            "its run folder was not kept",
-        }
-        atomic_write_text(ledger / f"{name}.json", json.dumps(record, indent=1) + "\n")
+        summary = {k: row[k].item() for k in reported.columns if k not in NOT_SUMMARY}
+        source = f"RESULTS/runs.csv of the report `{lines[0]}`, written before run records existed; its run folder was not kept"
+        save_record(ledger, cfg, summary, None, source)
         adopted.append(name)
     return adopted
 
