@@ -744,12 +744,10 @@ def main(
             f"recorded {len(adopted)} runs an earlier report lists (their run folders are gone): {', '.join(adopted)}"
         )
     records = {c.out: read_record(ledger / f"{Path(c.out).name}.json", c) for c in queue}
-    if train:
-        for cfg in train_runs([c for c in queue if records[c.out] is None], jobs):
-            records[cfg.out] = write_record(cfg, in_chans, ledger)
-    for cfg in queue:
-        if records[cfg.out] is None and (Path(cfg.out) / "model.pth").is_file():
-            records[cfg.out] = write_record(cfg, in_chans, ledger)
+    pending = [c for c in queue if records[c.out] is None]
+    done = train_runs(pending, jobs) if train else (c for c in pending if (Path(c.out) / "model.pth").is_file())
+    for cfg in done:
+        records[cfg.out] = write_record(cfg, in_chans, ledger)
     finished = {out for out, record in records.items() if record is not None}
     if not finished:
         raise BadInput(f"no finished run in {runs} or {ledger}; run without --no-train to train them")
